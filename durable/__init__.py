@@ -1,0 +1,85 @@
+"""durable: Durable Functions for Python, without Azure.
+
+Write orchestrators, activities and HTTP starters with the ``azure.durable_functions`` model,
+run them on an embedded SQLite file or on PostgreSQL::
+
+    import durable as df
+
+    app = df.DFApp()
+
+    @app.orchestration_trigger(context_name="context")
+    def hello_sequence(context: df.DurableOrchestrationContext):
+        a = yield context.call_activity("say_hello", "Tokyo")
+        return [a]
+
+    @app.activity_trigger(input_name="city")
+    def say_hello(city: str) -> str:
+        return f"Hello {city}!"
+"""
+
+from durable.app import AuthLevel, Blueprint, DFApp
+from durable.client import DurableOrchestrationClient
+from durable.errors import (
+    DurableError,
+    FailureDetails,
+    FunctionNotFoundError,
+    InstanceAlreadyExistsError,
+    InstanceNotFoundError,
+    InstanceNotRunningError,
+    InvalidInputError,
+    InvalidInstanceIdError,
+    LeaseLostError,
+    NonDeterminismError,
+    OrchestrationTimeoutError,
+    SchemaVersionError,
+    SerializationError,
+    StorageError,
+    TaskFailedError,
+)
+from durable.host import Host
+from durable.orchestration.context import DurableOrchestrationContext
+from durable.orchestration.retry import RetryOptions
+from durable.orchestration.tasks import TaskBase, TaskState, TimerTask
+from durable.status import (
+    DurableOrchestrationStatus,
+    OrchestrationRuntimeStatus,
+    OverridableStates,
+    PurgeHistoryResult,
+)
+from durable.worker.worker import WorkerOptions
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthLevel",
+    "Blueprint",
+    "DFApp",
+    "DurableError",
+    "DurableOrchestrationClient",
+    "DurableOrchestrationContext",
+    "DurableOrchestrationStatus",
+    "FailureDetails",
+    "FunctionNotFoundError",
+    "Host",
+    "InstanceAlreadyExistsError",
+    "InstanceNotFoundError",
+    "InstanceNotRunningError",
+    "InvalidInputError",
+    "InvalidInstanceIdError",
+    "LeaseLostError",
+    "NonDeterminismError",
+    "OrchestrationRuntimeStatus",
+    "OrchestrationTimeoutError",
+    "OverridableStates",
+    "PurgeHistoryResult",
+    "RetryOptions",
+    "SchemaVersionError",
+    "SerializationError",
+    "StorageError",
+    "TaskBase",
+    "TaskFailedError",
+    "TaskState",
+    "TimerTask",
+    "WorkerOptions",
+    "__version__",
+]

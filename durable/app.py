@@ -1,0 +1,234 @@
+"""The programming model: ``DFApp``/``Blueprint`` and their decorators.
+
+Decorators stack in any order, as in Azure Functions' v2 Python model: each one records a facet
+of the function (trigger, name, client binding, HTTP route) on a :class:`FunctionInfo` attached to
+the function object, and the app resolves names when it is asked. Decorators return the original
+function, so orchestrators and activities stay plain, directly callable Python.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TypeVar
+
+from durable.errors import FunctionNotFoundError, InvalidInputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AuthLevel(str, Enum):
+    """Who may call an HTTP route (as in ``azure.functions.AuthLevel``)."""
+
+    ANONYMOUS = "anonymous"
+    FUNCTION = "function"
+    ADMIN = "admin"
+
+
+class FunctionKind(str, Enum):
+    ORCHESTRATOR = "orchestrator"
+    ACTIVITY = "activity"
+    HTTP = "http"
+
+
+@dataclass(eq=False)
+class FunctionInfo:
+    """What the decorators recorded about one function."""
+
+    fn: Callable[..., Any]
+    kind: FunctionKind | None = None
+    explicit_name: str | None = None
+    trigger_arg: str | None = None
+    client_arg: str | None = None
+    route: str | None = None
+    methods: list[str] | None = None
+    auth_level: AuthLevel | None = None
+    is_async: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.explicit_name or self.fn.__name__
+
+
+def _info(fn: Callable[..., Any]) -> FunctionInfo:
+    if not callable(fn):
+        raise InvalidInputError(f"Decorators apply to functions, not {type(fn).__name__}.")
+    info = getattr(fn, "__durable_function__", None)
+    if info is None:
+        info = FunctionInfo(fn=fn, is_async=inspect.iscoroutinefunction(fn))
+        fn.__durable_function__ = info  # type: ignore[attr-defined]
+    return info
+
+
+class Blueprint:
+    """A group of functions that an app can register with ``register_functions``."""
+
+    def __init__(self, http_auth_level: AuthLevel | str = AuthLevel.FUNCTION) -> None:
+        self.http_auth_level = AuthLevel(http_auth_level)
+        self._functions: list[FunctionInfo] = []
+
+    def _add(self, fn: Callable[..., Any]) -> FunctionInfo:
+        info = _info(fn)
+        if info not in self._functions:
+            self._functions.append(info)
+        return info
+
+    def _set_kind(self, info: FunctionInfo, kind: FunctionKind) -> None:
+        if info.kind is not None and info.kind is not kind:
+            raise InvalidInputError(
+                f"Function '{info.name}' cannot be both {info.kind.value} and {kind.value}."
+            )
+        info.kind = kind
+
+    def orchestration_trigger(
+        self, context_name: str, orchestration: str | None = None
+    ) -> Callable[[F], F]:
+        """Register a generator function as an orchestrator."""
+
+        def decorate(fn: F) -> F:
+            info = self._add(fn)
+            if inspect.iscoroutinefunction(fn):
+                raise InvalidInputError(
+                    f"Orchestrator '{fn.__name__}' must be a generator function, not async def."
+                )
+            self._set_kind(info, FunctionKind.ORCHESTRATOR)
+            info.trigger_arg = context_name
+            if orchestration:
+                info.explicit_name = orchestration
+            return fn
+
+        return decorate
+
+    def activity_trigger(self, input_name: str, activity: str | None = None) -> Callable[[F], F]:
+        """Register an activity; plain functions run in a thread pool, ``async def`` on the loop."""
+
+        def decorate(fn: F) -> F:
+            info = self._add(fn)
+            self._set_kind(info, FunctionKind.ACTIVITY)
+            info.trigger_arg = input_name
+            if activity:
+                info.explicit_name = activity
+            return fn
+
+        return decorate
+
+    def durable_client_input(
+        self,
+        client_name: str,
+        task_hub: str | None = None,
+        connection_name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Inject a :class:`durable.DurableOrchestrationClient` as argument ``client_name``."""
+
+        def decorate(fn: F) -> F:
+            info = self._add(fn)
+            info.client_arg = client_name
+            return fn
+
+        return decorate
+
+    def function_name(self, name: str) -> Callable[[F], F]:
+        """Override the registered name (defaults to the Python function's name)."""
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError("function_name needs a non-empty name.")
+
+        def decorate(fn: F) -> F:
+            self._add(fn).explicit_name = name
+            return fn
+
+        return decorate
+
+    def route(
+        self,
+        route: str | None = None,
+        trigger_arg_name: str = "req",
+        binding_arg_name: str = "$return",
+        methods: Iterable[str] | None = None,
+        auth_level: AuthLevel | str | None = None,
+    ) -> Callable[[F], F]:
+        """Serve the function at ``/api/<route>`` (see ``durable run``)."""
+
+        def decorate(fn: F) -> F:
+            info = self._add(fn)
+            self._set_kind(info, FunctionKind.HTTP)
+            info.trigger_arg = trigger_arg_name
+            info.route = route
+            info.methods = [m.upper() for m in methods] if methods else None
+            info.auth_level = AuthLevel(auth_level) if auth_level is not None else None
+            return fn
+
+        return decorate
+
+    def functions(self) -> list[FunctionInfo]:
+        return list(self._functions)
+
+
+class DFApp(Blueprint):
+    """A durable app: its orchestrators, activities and HTTP routes."""
+
+    def register_functions(self, blueprint: Blueprint) -> None:
+        for info in blueprint.functions():
+            if info.kind is FunctionKind.HTTP and info.auth_level is None:
+                info.auth_level = blueprint.http_auth_level
+            if info not in self._functions:
+                self._functions.append(info)
+
+    register_blueprint = register_functions
+
+    def _by_kind(self, kind: FunctionKind) -> dict[str, FunctionInfo]:
+        found: dict[str, FunctionInfo] = {}
+        for info in self._functions:
+            if info.kind is kind:
+                if info.name in found:
+                    raise InvalidInputError(f"Two {kind.value} functions are named '{info.name}'.")
+                found[info.name] = info
+        return found
+
+    @property
+    def orchestrators(self) -> dict[str, FunctionInfo]:
+        return self._by_kind(FunctionKind.ORCHESTRATOR)
+
+    @property
+    def activities(self) -> dict[str, FunctionInfo]:
+        return self._by_kind(FunctionKind.ACTIVITY)
+
+    @property
+    def http_functions(self) -> list[FunctionInfo]:
+        return [info for info in self._functions if info.kind is FunctionKind.HTTP]
+
+    def registry(self) -> Registry:
+        """A frozen name lookup for the worker (decorators may not change it afterwards)."""
+        return Registry(self.orchestrators, self.activities)
+
+
+class Registry:
+    """Name -> function lookup used by workers and clients."""
+
+    def __init__(
+        self,
+        orchestrators: dict[str, FunctionInfo],
+        activities: dict[str, FunctionInfo],
+    ) -> None:
+        self.orchestrators = orchestrators
+        self.activities = activities
+
+    def has_activity(self, name: str) -> bool:
+        return name in self.activities
+
+    def has_orchestrator(self, name: str) -> bool:
+        return name in self.orchestrators
+
+    def orchestrator(self, name: str) -> FunctionInfo:
+        info = self.orchestrators.get(name)
+        if info is None:
+            raise FunctionNotFoundError("orchestrator", name)
+        return info
+
+    def activity(self, name: str) -> FunctionInfo:
+        info = self.activities.get(name)
+        if info is None:
+            raise FunctionNotFoundError("activity", name)
+        return info

@@ -1,0 +1,320 @@
+"""``DurableOrchestrationClient``: start, query, signal and manage orchestration instances.
+
+The client talks to storage directly (there is no RPC hop). Method names and signatures follow
+``azure.durable_functions``; the differences (no double-encoded payloads, every page of a query,
+typed errors) are listed in docs/differences.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from durable import serialization
+from durable.app import Registry
+from durable.errors import (
+    FunctionNotFoundError,
+    InstanceNotFoundError,
+    InstanceNotRunningError,
+    InvalidInputError,
+    OrchestrationTimeoutError,
+)
+from durable.history import (
+    EventRaised,
+    ExecutionResumed,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    HistoryEvent,
+    to_datetime,
+    to_timestamp,
+)
+from durable.history_view import render_history
+from durable.ids import new_execution_id, new_instance_id, validate_instance_id
+from durable.orchestration.context import function_name
+from durable.status import (
+    DurableOrchestrationStatus,
+    OrchestrationRuntimeStatus,
+    OverridableStates,
+    PurgeHistoryResult,
+)
+from durable.storage.base import (
+    Backend,
+    InstanceQuery,
+    InstanceRecord,
+    Message,
+    NewInstance,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from durable.worker.worker import Worker
+
+
+def _decode(text: str | None) -> Any:
+    return serialization.loads(text) if text is not None else None
+
+
+def status_from_record(
+    record: InstanceRecord,
+    history: list[HistoryEvent] | None = None,
+    show_history_output: bool = False,
+    show_input: bool = True,
+) -> DurableOrchestrationStatus:
+    return DurableOrchestrationStatus(
+        name=record.name,
+        instance_id=record.instance_id,
+        created_time=to_datetime(record.created_at),
+        last_updated_time=to_datetime(record.updated_at),
+        input_=_decode(record.input) if show_input else None,
+        output=_decode(record.output),
+        runtime_status=record.status,
+        custom_status=_decode(record.custom_status),
+        history=render_history(history, show_history_output) if history is not None else None,
+        failure=record.failure.to_json() if record.failure is not None else None,
+    )
+
+
+def _timestamp(moment: datetime | None) -> float | None:
+    return to_timestamp(moment) if moment is not None else None
+
+
+class DurableOrchestrationClient:
+    """Manage orchestration instances stored in ``backend``.
+
+    ``registry`` (optional) lets ``start_new`` reject unknown orchestrator names up front;
+    ``worker`` (optional, set by :class:`durable.Host`) gets new work handed over directly.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        registry: Registry | None = None,
+        worker: Worker | None = None,
+        *,
+        overridable_states: OverridableStates = OverridableStates.NonRunningStates,
+    ) -> None:
+        self._backend = backend
+        self._registry = registry
+        self._worker = worker
+        self.overridable_states = overridable_states
+        self.task_hub_name = "default"
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    # -- starting -----------------------------------------------------------------------------
+
+    async def start_new(
+        self,
+        orchestration_function_name: str | Callable[..., Any],
+        instance_id: str | None = None,
+        client_input: Any = None,
+        version: str | None = None,
+        *,
+        overridable_states: OverridableStates | None = None,
+    ) -> str:
+        """Start an orchestration; return its instance ID.
+
+        Atomic: if ``instance_id`` names an instance that is Pending, Running or Suspended,
+        :class:`durable.InstanceAlreadyExistsError` is raised and nothing changes (with the
+        default ``NonRunningStates``); a Completed, Failed or Terminated one is replaced.
+        ``overridable_states=OverridableStates.AnyState`` replaces even a running instance.
+        """
+        name = function_name(orchestration_function_name)
+        if self._registry is not None and not self._registry.has_orchestrator(name):
+            raise FunctionNotFoundError("orchestrator", name)
+        if instance_id is None:
+            instance_id = new_instance_id()
+        else:
+            validate_instance_id(instance_id)
+        payload = serialization.dumps(client_input, "orchestration input")
+        return await self._start(name, instance_id, payload, version, overridable_states)
+
+    async def _start(
+        self,
+        name: str,
+        instance_id: str,
+        payload: str | None,
+        version: str | None,
+        overridable_states: OverridableStates | None,
+    ) -> str:
+        new = NewInstance(
+            instance_id=instance_id,
+            name=name,
+            execution_id=new_execution_id(),
+            input=payload,
+            created_at=time.time(),
+            version=version,
+        )
+        worker = self._worker
+        item = await self._backend.create_instance(
+            new,
+            overridable_states or self.overridable_states,
+            lease_owner=worker.id if worker is not None else None,
+            lease_seconds=worker.options.lease_seconds if worker is not None else 30.0,
+        )
+        if worker is not None and item is not None:
+            worker.accept(item)
+        return instance_id
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def get_status(
+        self,
+        instance_id: str,
+        show_history: bool = False,
+        show_history_output: bool = False,
+        show_input: bool = True,
+    ) -> DurableOrchestrationStatus:
+        """The instance's status; for an unknown ID, a *falsy* status (never ``None``)."""
+        record = await self._backend.get_instance(instance_id)
+        if record is None:
+            return DurableOrchestrationStatus()
+        history = await self._backend.get_history(instance_id) if show_history else None
+        return status_from_record(record, history, show_history_output, show_input)
+
+    async def get_status_all(self) -> list[DurableOrchestrationStatus]:
+        """Every instance (all pages)."""
+        return await self.get_status_by()
+
+    async def get_status_by(
+        self,
+        created_time_from: datetime | None = None,
+        created_time_to: datetime | None = None,
+        runtime_status: Sequence[OrchestrationRuntimeStatus] | None = None,
+        instance_id_prefix: str | None = None,
+    ) -> list[DurableOrchestrationStatus]:
+        """Instances matching every given filter (all pages)."""
+        found: list[DurableOrchestrationStatus] = []
+        token: str | None = None
+        while True:
+            page, token = await self.get_status_page(
+                created_time_from, created_time_to, runtime_status, instance_id_prefix,
+                page_size=500, continuation_token=token,
+            )
+            found.extend(page)
+            if token is None:
+                return found
+
+    async def get_status_page(
+        self,
+        created_time_from: datetime | None = None,
+        created_time_to: datetime | None = None,
+        runtime_status: Sequence[OrchestrationRuntimeStatus] | None = None,
+        instance_id_prefix: str | None = None,
+        *,
+        page_size: int = 100,
+        continuation_token: str | None = None,
+        show_input: bool = True,
+    ) -> tuple[list[DurableOrchestrationStatus], str | None]:
+        """One page of matching instances, oldest first, and the token for the next page."""
+        if runtime_status is not None:
+            runtime_status = [OrchestrationRuntimeStatus(s) for s in runtime_status]
+        page = await self._backend.query_instances(
+            InstanceQuery(
+                created_from=_timestamp(created_time_from),
+                created_to=_timestamp(created_time_to),
+                statuses=runtime_status,
+                instance_id_prefix=instance_id_prefix,
+                page_size=page_size,
+                continuation_token=continuation_token,
+            )
+        )
+        statuses = [status_from_record(r, show_input=show_input) for r in page.instances]
+        return statuses, page.continuation_token
+
+    async def wait_for_completion(
+        self, instance_id: str, timeout: float | None = None, poll_interval: float = 0.5
+    ) -> DurableOrchestrationStatus:
+        """Wait until the instance is Completed, Failed or Terminated; return its status.
+
+        Finishing in this process wakes the caller at once; otherwise storage is polled.
+        Raises :class:`durable.OrchestrationTimeoutError` after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            status = await self.get_status(instance_id)
+            if not status:
+                raise InstanceNotFoundError(instance_id)
+            if status.runtime_status is not None and status.runtime_status.is_terminal:
+                return status
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise OrchestrationTimeoutError(
+                    f"Instance '{instance_id}' did not finish within {timeout} seconds "
+                    f"(status {status.runtime_status.value if status.runtime_status else None})."
+                )
+            wait = min(delay, poll_interval) if remaining is None else min(delay, remaining)
+            if self._worker is not None:
+                try:
+                    await self._worker.wait_for_finish(instance_id, wait)
+                except TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(wait)
+            delay = min(delay * 2, poll_interval)
+
+    # -- signalling ---------------------------------------------------------------------------
+
+    async def _send(self, instance_id: str, event: HistoryEvent) -> None:
+        await self._backend.send_message(Message(instance_id, event))
+        if self._worker is not None:
+            self._worker.hint(instance_id)
+
+    async def raise_event(
+        self, instance_id: str, event_name: str, event_data: Any = None
+    ) -> None:
+        """Deliver an event; raises InstanceNotFoundError or InstanceNotRunningError."""
+        if not isinstance(event_name, str) or not event_name:
+            raise InvalidInputError("event_name must be a non-empty string.")
+        payload = serialization.dumps(event_data, "event data")
+        await self._send(
+            instance_id, EventRaised(timestamp=time.time(), name=event_name, input=payload)
+        )
+
+    async def terminate(self, instance_id: str, reason: str | None = None) -> None:
+        """Terminate a running instance. A finished instance is left as it is (as in Azure)."""
+        await self._control(instance_id, ExecutionTerminated(timestamp=time.time(), reason=reason))
+
+    async def suspend(self, instance_id: str, reason: str | None = None) -> None:
+        await self._control(instance_id, ExecutionSuspended(timestamp=time.time(), reason=reason))
+
+    async def resume(self, instance_id: str, reason: str | None = None) -> None:
+        await self._control(instance_id, ExecutionResumed(timestamp=time.time(), reason=reason))
+
+    async def _control(self, instance_id: str, event: HistoryEvent) -> None:
+        try:
+            await self._send(instance_id, event)
+        except InstanceNotRunningError:
+            return
+
+    async def restart(self, instance_id: str, restart_with_new_instance_id: bool = True) -> str:
+        """Start the instance's orchestrator again with its original input; return the ID."""
+        record = await self._backend.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFoundError(instance_id)
+        target = new_instance_id() if restart_with_new_instance_id else instance_id
+        return await self._start(record.name, target, record.input, record.version, None)
+
+    # -- purging ------------------------------------------------------------------------------
+
+    async def purge_instance_history(self, instance_id: str) -> PurgeHistoryResult:
+        return PurgeHistoryResult(await self._backend.purge_instance(instance_id))
+
+    async def purge_instance_history_by(
+        self,
+        created_time_from: datetime | None = None,
+        created_time_to: datetime | None = None,
+        runtime_status: Sequence[OrchestrationRuntimeStatus] | None = None,
+    ) -> PurgeHistoryResult:
+        """Delete finished instances created in the range (running ones are never purged)."""
+        deleted = await self._backend.purge_instances(
+            _timestamp(created_time_from), _timestamp(created_time_to), runtime_status
+        )
+        return PurgeHistoryResult(deleted)

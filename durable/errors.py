@@ -1,0 +1,155 @@
+"""Every error `durable` raises on purpose derives from :class:`DurableError`.
+
+The tree::
+
+    DurableError
+    ├── InvalidInputError (also ValueError)      bad argument from the caller
+    │   ├── InvalidInstanceIdError                empty, too long, '@'-prefixed, / \\ # ? or control chars
+    │   ├── FunctionNotFoundError                 no orchestrator/activity/entity of that name
+    │   └── SerializationError (also TypeError)   a value that is not JSON-serializable
+    ├── InstanceAlreadyExistsError                start_new of an ID in a non-overridable state
+    ├── InstanceNotFoundError                     no instance with that ID
+    ├── InstanceNotRunningError                   the instance already finished (HTTP 410)
+    ├── TaskFailedError                           an activity or sub-orchestration failed
+    ├── NonDeterminismError                       replayed code diverged from history
+    ├── OrchestrationTimeoutError (also TimeoutError)   wait_for_completion gave up
+    ├── LeaseLostError                            a worker's lease was taken over; its work is void
+    └── StorageError                              the backend failed (I/O, connection, schema)
+        └── SchemaVersionError                    the store was written by a newer version
+
+The class docstring's first line is the default message, so ``raise InstanceNotFoundError()``
+still says something useful.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class DurableError(Exception):
+    """A durable error occurred."""
+
+    def __init__(self, message: str | None = None) -> None:
+        if message is None:
+            message = (type(self).__doc__ or "").strip().splitlines()[0]
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputError(DurableError, ValueError):
+    """An argument is not valid."""
+
+
+class InvalidInstanceIdError(InvalidInputError):
+    """The instance ID is not valid."""
+
+
+class FunctionNotFoundError(InvalidInputError):
+    """No function with that name is registered."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"The {kind} function '{name}' doesn't exist.")
+        self.kind = kind
+        self.name = name
+
+
+class SerializationError(InvalidInputError, TypeError):
+    """A value could not be serialized to JSON."""
+
+
+class InstanceAlreadyExistsError(DurableError):
+    """An orchestration instance with that ID already exists in a non-overridable state."""
+
+    def __init__(self, instance_id: str, status: str) -> None:
+        super().__init__(
+            f"An orchestration instance with the ID '{instance_id}' already exists "
+            f"with status {status}."
+        )
+        self.instance_id = instance_id
+        self.status = status
+
+
+class InstanceNotFoundError(DurableError):
+    """No orchestration instance has that ID."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"No orchestration instance with the ID '{instance_id}' was found.")
+        self.instance_id = instance_id
+
+
+class InstanceNotRunningError(DurableError):
+    """The orchestration instance is no longer running."""
+
+    def __init__(self, instance_id: str, status: str) -> None:
+        super().__init__(
+            f"The orchestration instance '{instance_id}' is not running (status {status})."
+        )
+        self.instance_id = instance_id
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class FailureDetails:
+    """What went wrong in a task or an orchestration, in a form that survives storage."""
+
+    error_type: str
+    message: str
+    details: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"errorType": self.error_type, "message": self.message, "details": self.details}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FailureDetails:
+        return cls(data.get("errorType") or "Error", data.get("message") or "", data.get("details"))
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, details: str | None = None) -> FailureDetails:
+        kind = type(exc)
+        name = kind.__qualname__ if kind.__module__ == "builtins" else (
+            f"{kind.__module__}.{kind.__qualname__}"
+        )
+        return cls(name, str(exc), details)
+
+
+class TaskFailedError(DurableError):
+    """A task failed."""
+
+    def __init__(self, message: str, failure: FailureDetails, task_name: str = "") -> None:
+        super().__init__(message)
+        self.failure = failure
+        self.task_name = task_name
+
+    @property
+    def error_type(self) -> str:
+        return self.failure.error_type
+
+    @property
+    def details(self) -> str | None:
+        return self.failure.details
+
+
+class NonDeterminismError(DurableError):
+    """The orchestrator did not replay the same way it ran."""
+
+    def __init__(self, message: str, expected: str | None = None, actual: str | None = None):
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class OrchestrationTimeoutError(DurableError, TimeoutError):
+    """The orchestration did not finish in time."""
+
+
+class LeaseLostError(DurableError):
+    """The work item's lease was lost to another worker; its results were discarded."""
+
+
+class StorageError(DurableError):
+    """The storage backend failed."""
+
+
+class SchemaVersionError(StorageError):
+    """The store's schema is newer than this version of durable understands."""

@@ -1,0 +1,85 @@
+"""``Host``: runs an app in this process (storage, worker) and exposes its client.
+
+    async with durable.Host(app, storage="sqlite:///app.db") as host:
+        instance_id = await host.client.start_new("hello_sequence")
+        status = await host.client.wait_for_completion(instance_id, timeout=10)
+
+``durable run`` and ``durable worker`` are thin command-line wrappers around it.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from durable.app import DFApp
+from durable.client import DurableOrchestrationClient
+from durable.status import OverridableStates
+from durable.storage import open_backend
+from durable.storage.base import Backend
+from durable.worker.worker import Worker, WorkerOptions
+
+
+class Host:
+    """Storage + worker + client for one app, as an async context manager.
+
+    ``storage`` is a URL (``sqlite:///file.db``, ``postgresql://...``), a backend object, or
+    ``None`` for ``$DURABLE_STORAGE`` or ``./durable.db``. With ``run_worker=False`` the host
+    only serves the client (a front end that leaves the work to ``durable worker`` processes).
+    Worker tuning is passed as keyword arguments of :class:`durable.WorkerOptions`.
+    """
+
+    def __init__(
+        self,
+        app: DFApp,
+        storage: str | Backend | None = None,
+        *,
+        run_worker: bool = True,
+        overridable_states: OverridableStates = OverridableStates.NonRunningStates,
+        worker_options: WorkerOptions | None = None,
+        **options: Any,
+    ) -> None:
+        self.app = app
+        self.backend = open_backend(storage)
+        registry = app.registry()
+        self.registry = registry
+        self.worker: Worker | None = None
+        if run_worker:
+            opts = worker_options or WorkerOptions(**options)
+            self.worker = Worker(registry, self.backend, opts)
+        elif options:
+            raise TypeError(f"Worker options given without a worker: {sorted(options)}")
+        self.client = DurableOrchestrationClient(
+            self.backend, registry, self.worker, overridable_states=overridable_states
+        )
+        self._running = False
+
+    async def start(self) -> None:
+        if self._running:
+            return
+        await self.backend.open()
+        if self.worker is not None:
+            await self.worker.start()
+        self._running = True
+
+    async def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        try:
+            if self.worker is not None:
+                await self.worker.stop()
+        finally:
+            await self.backend.close()
+
+    async def __aenter__(self) -> Host:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

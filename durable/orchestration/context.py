@@ -1,0 +1,367 @@
+"""The orchestration context: the API an orchestrator function uses, and its replay state.
+
+Every scheduling call (``call_activity``, ``create_timer``, ...) takes the next sequence number
+at the moment it is called and records a pending action. The replay engine
+(:mod:`durable.orchestration.runtime`) matches pending actions against the scheduling events in
+history and completes tasks from the completion events; what is still pending at the end of an
+episode is new work. All times come from history, never from the wall clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from durable import serialization
+from durable.errors import (
+    FailureDetails,
+    FunctionNotFoundError,
+    InvalidInputError,
+    TaskFailedError,
+)
+from durable.history import (
+    HistoryEvent,
+    SubOrchestrationInstanceCreated,
+    TaskScheduled,
+    TimerCreated,
+    to_datetime,
+    to_timestamp,
+)
+from durable.ids import validate_instance_id
+from durable.orchestration.actions import (
+    Action,
+    ScheduleActivity,
+    ScheduleTimer,
+    StartSubOrchestration,
+)
+from durable.orchestration.retry import RetryOptions
+from durable.orchestration.tasks import (
+    ActivityTask,
+    AtomicTask,
+    ExternalEventTask,
+    RetryableTask,
+    SubOrchestrationTask,
+    TaskBase,
+    TimerTask,
+    WhenAllTask,
+    WhenAnyTask,
+)
+
+# Azure's namespace for replay-safe UUIDs, so new_uuid() gives the values Durable Functions does.
+_UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_OID, "9e952958-5e33-4daf-827f-2fa12937b875")
+
+NameLookup = Callable[[str], bool]
+
+
+def function_name(fn: str | Callable[..., Any]) -> str:
+    """The registered name of an activity/orchestrator given by name or by its function."""
+    if isinstance(fn, str):
+        return fn
+    info = getattr(fn, "__durable_function__", None)
+    if info is not None:
+        return str(info.name)
+    raise InvalidInputError(
+        f"{fn!r} is not a registered durable function; pass its name or the decorated function."
+    )
+
+
+class DurableOrchestrationContext:
+    """Passed to orchestrator functions; names follow ``azure.durable_functions``."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        instance_id: str,
+        execution_id: str,
+        input_: str | None,
+        parent_instance_id: str | None = None,
+        version: str | None = None,
+        activity_exists: NameLookup | None = None,
+        orchestrator_exists: NameLookup | None = None,
+    ) -> None:
+        self._name = name
+        self._instance_id = instance_id
+        self._execution_id = execution_id
+        self._input = input_
+        self._parent_instance_id = parent_instance_id
+        self._version = version
+        self._activity_exists = activity_exists
+        self._orchestrator_exists = orchestrator_exists
+        self._now = 0.0
+        self._now_datetime: datetime | None = None
+        self._is_replaying = False
+        self._sequence = 0
+        self._uuid_counter = 0
+        # Scheduled in code, not yet matched by (or written to) history: id -> (action, event).
+        self._pending: dict[int, tuple[Action, HistoryEvent]] = {}
+        # Scheduled tasks awaiting their completion event: id -> task.
+        self._open_tasks: dict[int, AtomicTask] = {}
+        self._event_waiters: dict[str, deque[ExternalEventTask]] = {}
+        self._event_buffer: dict[str, deque[str | None]] = {}
+        self._buffered_names: dict[str, str] = {}
+        self._custom_status: Any = None
+        self._custom_status_set = False
+        self._continue_as_new: tuple[str, bool] | None = None
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def instance_id(self) -> str:
+        return self._instance_id
+
+    @property
+    def parent_instance_id(self) -> str | None:
+        return self._parent_instance_id
+
+    @property
+    def execution_id(self) -> str:
+        return self._execution_id
+
+    @property
+    def function_name(self) -> str:
+        return self._name
+
+    @property
+    def version(self) -> str | None:
+        return self._version
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while the code re-runs past steps from history (e.g. to skip logging)."""
+        return self._is_replaying
+
+    @property
+    def current_utc_datetime(self) -> datetime:
+        """Replay-safe current time: when the current episode started, tz-aware UTC."""
+        if self._now_datetime is None:
+            self._now_datetime = to_datetime(self._now)
+        return self._now_datetime
+
+    @property
+    def custom_status(self) -> Any:
+        return self._custom_status
+
+    @property
+    def will_continue_as_new(self) -> bool:
+        return self._continue_as_new is not None
+
+    # -- inputs and status --------------------------------------------------------------------
+
+    def get_input(self, expected_type: type | None = None) -> Any:
+        """The orchestration's input, decoded from JSON (``None`` if there was none)."""
+        value = serialization.loads(self._input)
+        if expected_type is not None and isinstance(value, dict) and expected_type is not dict:
+            return expected_type(**value)
+        return value
+
+    def set_custom_status(self, status: Any) -> None:
+        """Publish a JSON-serializable value in the instance status (``customStatus``)."""
+        serialization.dumps(status, "custom status")
+        self._custom_status = status
+        self._custom_status_set = True
+
+    def new_uuid(self) -> str:
+        """A replay-safe UUID string (same algorithm and namespace as Durable Functions)."""
+        stamp = self.current_utc_datetime.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        name = f"{self._instance_id}_{stamp}_{self._uuid_counter}"
+        self._uuid_counter += 1
+        return str(uuid.uuid5(_UUID_NAMESPACE, name))
+
+    def new_guid(self) -> uuid.UUID:
+        return uuid.UUID(self.new_uuid())
+
+    # -- scheduling ---------------------------------------------------------------------------
+
+    def call_activity(self, name: str | Callable[..., Any], input_: Any = None) -> ActivityTask:
+        """Schedule an activity; yield the task to get its result."""
+        activity = function_name(name)
+        if self._activity_exists is not None and not self._activity_exists(activity):
+            raise FunctionNotFoundError("activity", activity)
+        payload = serialization.dumps(input_, f"input of activity '{activity}'")
+        task_id = self._next_id()
+        task = ActivityTask(task_id, f"call_activity('{activity}')")
+        self._schedule(
+            task,
+            ScheduleActivity(task_id, activity, payload),
+            TaskScheduled(timestamp=self._now, event_id=task_id, name=activity, input=payload),
+        )
+        return task
+
+    def call_activity_with_retry(
+        self, name: str | Callable[..., Any], retry_options: RetryOptions, input_: Any = None
+    ) -> TaskBase:
+        _check_retry_options(retry_options)
+        return RetryableTask(self, retry_options, lambda: self.call_activity(name, input_))
+
+    def call_sub_orchestrator(
+        self,
+        name: str | Callable[..., Any],
+        input_: Any = None,
+        instance_id: str | None = None,
+        version: str | None = None,
+    ) -> SubOrchestrationTask:
+        """Start a child orchestration; yield the task to get its output.
+
+        Without ``instance_id`` the child gets ``"{parent execution id}:{task id}"``, as in the
+        Durable Task Framework, which is unique and stable across replays.
+        """
+        orchestrator = function_name(name)
+        if self._orchestrator_exists is not None and not self._orchestrator_exists(orchestrator):
+            raise FunctionNotFoundError("orchestrator", orchestrator)
+        if instance_id is not None:
+            validate_instance_id(instance_id)
+            if instance_id in (self._instance_id, self._parent_instance_id):
+                raise InvalidInputError(
+                    f"A sub-orchestration cannot use its parent's instance ID '{instance_id}'."
+                )
+        payload = serialization.dumps(input_, f"input of sub-orchestration '{orchestrator}'")
+        task_id = self._next_id()
+        child_id = instance_id if instance_id is not None else f"{self._execution_id}:{task_id}"
+        task = SubOrchestrationTask(task_id, f"call_sub_orchestrator('{orchestrator}')")
+        self._schedule(
+            task,
+            StartSubOrchestration(task_id, orchestrator, child_id, payload, version),
+            SubOrchestrationInstanceCreated(
+                timestamp=self._now,
+                event_id=task_id,
+                name=orchestrator,
+                instance_id=child_id,
+                input=payload,
+            ),
+        )
+        return task
+
+    def call_sub_orchestrator_with_retry(
+        self,
+        name: str | Callable[..., Any],
+        retry_options: RetryOptions,
+        input_: Any = None,
+        instance_id: str | None = None,
+        version: str | None = None,
+    ) -> TaskBase:
+        _check_retry_options(retry_options)
+        return RetryableTask(
+            self,
+            retry_options,
+            lambda: self.call_sub_orchestrator(name, input_, instance_id, version),
+        )
+
+    def create_timer(self, fire_at: datetime | timedelta) -> TimerTask:
+        """A durable timer that fires at ``fire_at`` (a datetime, or a delay from now)."""
+        if isinstance(fire_at, timedelta):
+            moment = self._now + fire_at.total_seconds()
+        elif isinstance(fire_at, datetime):
+            moment = to_timestamp(fire_at)
+        else:
+            raise InvalidInputError(
+                f"create_timer takes a datetime or timedelta, not {type(fire_at).__name__}."
+            )
+        return self._schedule_timer(moment)
+
+    def wait_for_external_event(self, name: str) -> ExternalEventTask:
+        """A task completed by the next event raised with this name (case-insensitive).
+
+        Events raised before anyone waits are buffered, first in first out, per name.
+        """
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError("The event name must be a non-empty string.")
+        task = ExternalEventTask(name)
+        key = name.casefold()
+        buffered = self._event_buffer.get(key)
+        if buffered:
+            task._set_value(serialization.loads(buffered.popleft()))
+        else:
+            self._event_waiters.setdefault(key, deque()).append(task)
+        return task
+
+    def task_all(self, activities: Sequence[TaskBase]) -> WhenAllTask:
+        """Completes with all results in order; fails fast with the first failure."""
+        return WhenAllTask(activities)
+
+    def task_any(self, activities: Sequence[TaskBase]) -> WhenAnyTask:
+        """Completes with the first task to complete (the task object, not its value)."""
+        return WhenAnyTask(activities)
+
+    def continue_as_new(self, input_: Any, preserve_unprocessed_events: bool = False) -> None:
+        """Restart this instance with fresh history and a new input once the code yields/returns.
+
+        With ``preserve_unprocessed_events`` the external events that arrived but were not
+        consumed are delivered to the new execution, in order; by default (as in Durable
+        Functions for Python) they are dropped.
+        """
+        payload = serialization.dumps(input_, "continue_as_new input")
+        self._continue_as_new = (payload, preserve_unprocessed_events)
+
+    # -- engine side --------------------------------------------------------------------------
+
+    def _next_id(self) -> int:
+        task_id = self._sequence
+        self._sequence += 1
+        return task_id
+
+    def _schedule(self, task: AtomicTask, action: Action, event: HistoryEvent) -> None:
+        if self._continue_as_new is not None:
+            raise InvalidInputError("No work can be scheduled after continue_as_new.")
+        task_id = cast(int, task.id)
+        self._open_tasks[task_id] = task
+        self._pending[task_id] = (action, event)
+
+    def _schedule_timer(self, fire_at: float) -> TimerTask:
+        timer_id = self._next_id()
+        task = TimerTask(timer_id, fire_at)
+        self._schedule(
+            task,
+            ScheduleTimer(timer_id, fire_at),
+            TimerCreated(timestamp=self._now, event_id=timer_id, fire_at=fire_at),
+        )
+        return task
+
+    def _set_now(self, timestamp: float) -> None:
+        if timestamp > self._now:
+            self._now = timestamp
+            self._now_datetime = None
+
+    def _deliver_event(self, name: str, payload: str | None) -> None:
+        key = name.casefold()
+        waiters = self._event_waiters.get(key)
+        if waiters:
+            waiters.popleft()._set_value(serialization.loads(payload))
+            return
+        self._event_buffer.setdefault(key, deque()).append(payload)
+        self._buffered_names.setdefault(key, name)
+
+    def _unconsumed_events(self) -> list[tuple[str, str | None]]:
+        return [
+            (self._buffered_names[key], payload)
+            for key, queue in self._event_buffer.items()
+            for payload in queue
+        ]
+
+    def _fail_task(self, task_id: int, failure: FailureDetails) -> bool:
+        task = self._open_tasks.pop(task_id, None)
+        if task is None:
+            return False
+        message = f"{task.description} failed: {failure.error_type}: {failure.message}"
+        task._set_exception(TaskFailedError(message, failure, task.description))
+        return True
+
+    def _complete_task(self, task_id: int, payload: str | None) -> bool:
+        """Complete an open task from its completion event; False if no such task is open."""
+        task = self._open_tasks.pop(task_id, None)
+        if task is None:
+            return False
+        if isinstance(task, TimerTask):
+            if not task.is_cancelled:
+                task._set_value(None)
+            return True
+        task._set_value(serialization.loads(payload))
+        return True
+
+
+def _check_retry_options(options: object) -> None:
+    if not isinstance(options, RetryOptions):
+        raise InvalidInputError("retry_options must be a durable.RetryOptions.")

@@ -1,0 +1,453 @@
+"""The replay engine: history + new events -> decision. Pure: no I/O, no clock.
+
+An :class:`OrchestrationRuntime` holds one live orchestration (its generator and its tasks). It
+is built once per instance, fed the stored history with :meth:`~OrchestrationRuntime.replay`
+(cold start), and then fed only *new* events, one episode at a time, with
+:meth:`~OrchestrationRuntime.run_episode`. Workers cache runtimes between episodes, so the cost
+of an episode is proportional to its new events, and a cold replay is one linear pass.
+
+:func:`execute` is the same thing as a single pure function, for tests and tools.
+"""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
+
+from durable import serialization
+from durable.errors import (
+    DurableError,
+    FailureDetails,
+    NonDeterminismError,
+    SerializationError,
+)
+from durable.history import (
+    ContinueAsNew,
+    EventRaised,
+    EventSent,
+    ExecutionCompleted,
+    ExecutionResumed,
+    ExecutionStarted,
+    ExecutionSuspended,
+    ExecutionTerminated,
+    HistoryEvent,
+    OrchestratorCompleted,
+    OrchestratorStarted,
+    SubOrchestrationInstanceCompleted,
+    SubOrchestrationInstanceCreated,
+    SubOrchestrationInstanceFailed,
+    TaskCompleted,
+    TaskFailed,
+    TaskScheduled,
+    TimerCreated,
+    TimerFired,
+)
+from durable.orchestration.actions import (
+    Action,
+    ContinueAsNewRequest,
+    Decision,
+    ScheduleActivity,
+    ScheduleTimer,
+    StartSubOrchestration,
+)
+from durable.orchestration.context import DurableOrchestrationContext, NameLookup
+from durable.orchestration.tasks import TaskBase
+from durable.status import OrchestrationRuntimeStatus as Status
+
+OrchestratorFunction = Callable[[DurableOrchestrationContext], Any]
+
+# Which action a scheduling event in history must match, and how to describe both.
+_SCHEDULING_EVENTS: dict[type[HistoryEvent], type[Action]] = {
+    TaskScheduled: ScheduleActivity,
+    TimerCreated: ScheduleTimer,
+    SubOrchestrationInstanceCreated: StartSubOrchestration,
+}
+
+
+def describe_action(action: Action) -> str:
+    if isinstance(action, ScheduleActivity):
+        return f"call_activity('{action.name}')"
+    if isinstance(action, StartSubOrchestration):
+        return f"call_sub_orchestrator('{action.name}')"
+    return "create_timer"
+
+
+def describe_event(event: HistoryEvent) -> str:
+    if isinstance(event, TaskScheduled):
+        return f"call_activity('{event.name}')"
+    if isinstance(event, SubOrchestrationInstanceCreated):
+        return f"call_sub_orchestrator('{event.name}')"
+    if isinstance(event, TimerCreated):
+        return "create_timer"
+    return type(event).__name__
+
+
+class OrchestrationRuntime:
+    """One live orchestration execution, advanced episode by episode."""
+
+    def __init__(
+        self,
+        orchestrator: OrchestratorFunction,
+        *,
+        activity_exists: NameLookup | None = None,
+        orchestrator_exists: NameLookup | None = None,
+    ) -> None:
+        self._orchestrator = orchestrator
+        self._activity_exists = activity_exists
+        self._orchestrator_exists = orchestrator_exists
+        self.context: DurableOrchestrationContext | None = None
+        self.started: ExecutionStarted | None = None
+        self._generator: Generator[Any, Any, Any] | None = None
+        self._awaited: TaskBase | None = None
+        self._suspended = False
+        self._held: list[HistoryEvent] = []
+        self._outcome: Status | None = None
+        self._output: str | None = None
+        self._failure: FailureDetails | None = None
+        self._continue_as_new: ContinueAsNewRequest | None = None
+        self._preserve_events = False
+        self._first_episode_at = 0.0
+        self.history_length = 0
+
+    @property
+    def is_done(self) -> bool:
+        return self._outcome is not None
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def replay(self, history: Iterable[HistoryEvent]) -> None:
+        """Re-run the orchestrator over stored history (a cold start). No new work results."""
+        for event in history:
+            self.history_length += 1
+            if self._outcome is not None:
+                continue
+            self._apply(event, replaying=True)
+
+    def run_episode(self, new_events: Iterable[HistoryEvent], now: float) -> Decision:
+        """Apply new events at time ``now`` and return what to record and do."""
+        started = OrchestratorStarted(timestamp=now)
+        appended: list[HistoryEvent] = [started]
+        self._apply(started, replaying=False)
+        carried: list[EventRaised] = []
+        for event in new_events:
+            if self._outcome is not None:
+                if isinstance(event, EventRaised):
+                    carried.append(event)
+                continue
+            if self._apply(event, replaying=False):
+                appended.append(event)
+        return self._decide(appended, now, carried)
+
+    # -- event application --------------------------------------------------------------------
+
+    def _apply(self, event: HistoryEvent, replaying: bool) -> bool:
+        """Apply one event; return False if it is a stale duplicate that history should skip."""
+        context = self.context
+        if context is not None:
+            context._is_replaying = replaying
+        try:
+            if self._suspended and not isinstance(
+                event, (ExecutionResumed, ExecutionTerminated, OrchestratorStarted)
+            ) and not type(event) in _SCHEDULING_EVENTS:
+                self._held.append(event)
+                return True
+            handler = _HANDLERS.get(type(event))
+            if handler is None:
+                return True
+            return handler(self, event)
+        except NonDeterminismError as exc:
+            self._fail(exc, with_traceback=False)
+            return True
+
+    def _on_orchestrator_started(self, event: OrchestratorStarted) -> bool:
+        if self.context is not None:
+            self.context._set_now(event.timestamp)
+        else:
+            self._first_episode_at = event.timestamp
+        return True
+
+    def _on_execution_started(self, event: ExecutionStarted) -> bool:
+        if self.started is not None:
+            return False
+        self.started = event
+        context = DurableOrchestrationContext(
+            name=event.name,
+            instance_id=event.instance_id,
+            execution_id=event.execution_id,
+            input_=event.input,
+            parent_instance_id=event.parent_instance_id,
+            version=event.version,
+            activity_exists=self._activity_exists,
+            orchestrator_exists=self._orchestrator_exists,
+        )
+        context._set_now(max(self._first_episode_at, event.timestamp))
+        self.context = context
+        self._start()
+        return True
+
+    def _on_scheduled(self, event: HistoryEvent) -> bool:
+        context = self._require_context()
+        event_id: int = event.event_id  # type: ignore[attr-defined]
+        expected = describe_event(event)
+        entry = context._pending.pop(event_id, None)
+        if entry is None:
+            raise NonDeterminismError(
+                f"Non-deterministic orchestrator: history has {expected} as task #{event_id}, "
+                "but the code no longer schedules it.",
+                expected=expected,
+                actual=None,
+            )
+        action = entry[0]
+        if not isinstance(action, _SCHEDULING_EVENTS[type(event)]) or (
+            getattr(action, "name", None) != getattr(event, "name", None)
+        ):
+            actual = describe_action(action)
+            raise NonDeterminismError(
+                f"Non-deterministic orchestrator: task #{event_id} was {expected} in history, "
+                f"but the code now calls {actual}.",
+                expected=expected,
+                actual=actual,
+            )
+        return True
+
+    def _on_task_completed(self, event: TaskCompleted | SubOrchestrationInstanceCompleted) -> bool:
+        if not self._require_context()._complete_task(event.task_scheduled_id, event.result):
+            return False
+        self._resume()
+        return True
+
+    def _on_task_failed(self, event: TaskFailed | SubOrchestrationInstanceFailed) -> bool:
+        if not self._require_context()._fail_task(event.task_scheduled_id, event.failure):
+            return False
+        self._resume()
+        return True
+
+    def _on_timer_fired(self, event: TimerFired) -> bool:
+        if not self._require_context()._complete_task(event.timer_id, None):
+            return False
+        self._resume()
+        return True
+
+    def _on_event_raised(self, event: EventRaised) -> bool:
+        self._require_context()._deliver_event(event.name, event.input)
+        self._resume()
+        return True
+
+    def _on_terminated(self, event: ExecutionTerminated) -> bool:
+        self._close_generator()
+        self._outcome = Status.Terminated
+        self._output = serialization.dumps(event.reason)
+        return True
+
+    def _on_suspended(self, event: ExecutionSuspended) -> bool:
+        self._suspended = True
+        return True
+
+    def _on_resumed(self, event: ExecutionResumed) -> bool:
+        if not self._suspended:
+            return True
+        self._suspended = False
+        held, self._held = self._held, []
+        for queued in held:
+            if self._outcome is not None:
+                break
+            self._apply(queued, replaying=self._require_context()._is_replaying)
+        return True
+
+    def _on_execution_completed(self, event: ExecutionCompleted) -> bool:
+        self._outcome = Status(event.status)
+        return True
+
+    # -- running user code --------------------------------------------------------------------
+
+    def _start(self) -> None:
+        context = self._require_context()
+        try:
+            result = self._orchestrator(context)
+        except Exception as exc:  # user code failed before its first yield
+            self._fail(exc)
+            return
+        if inspect.isgenerator(result):
+            self._generator = result
+            self._step(lambda: next(result))
+        elif inspect.iscoroutine(result):
+            result.close()
+            self._fail(
+                TypeError("Orchestrator functions must be generators (use yield, not async def).")
+            )
+        else:
+            self._finish(result)
+
+    def _resume(self) -> None:
+        while self._outcome is None:
+            task = self._awaited
+            if task is None or not task.is_completed:
+                return
+            generator = self._generator
+            if generator is None:
+                return
+            if task.is_faulted:
+                self._step(lambda: generator.throw(task.result))
+            else:
+                self._step(lambda: generator.send(task.result))
+
+    def _step(self, advance: Callable[[], Any]) -> None:
+        """Advance the generator one yield, handling completion, failure and continue-as-new."""
+        try:
+            yielded = advance()
+        except StopIteration as stop:
+            self._finish(stop.value)
+            return
+        except Exception as exc:
+            self._fail(exc)
+            return
+        if self._require_context()._continue_as_new is not None:
+            self._finish_continue_as_new()
+            return
+        if not isinstance(yielded, TaskBase):
+            self._fail(
+                TypeError(
+                    "Orchestrators must yield durable tasks (call_activity, create_timer, "
+                    f"task_all, ...), not {type(yielded).__name__}."
+                )
+            )
+            return
+        self._awaited = yielded
+
+    def _finish(self, value: Any) -> None:
+        if self._require_context()._continue_as_new is not None:
+            self._finish_continue_as_new()
+            return
+        try:
+            self._output = serialization.dumps(value, "orchestration output")
+        except SerializationError as exc:
+            self._fail(exc, with_traceback=False)
+            return
+        self._outcome = Status.Completed
+
+    def _finish_continue_as_new(self) -> None:
+        context = self._require_context()
+        assert context._continue_as_new is not None
+        payload, preserve = context._continue_as_new
+        carried = (
+            [EventRaised(timestamp=context._now, name=name, input=data)
+             for name, data in context._unconsumed_events()]
+            if preserve
+            else []
+        )
+        self._continue_as_new = ContinueAsNewRequest(payload, carried)
+        self._preserve_events = preserve
+        self._outcome = Status.ContinuedAsNew
+        self._close_generator()
+
+    def _fail(self, exc: BaseException, with_traceback: bool = True) -> None:
+        details = (
+            "".join(traceback.format_exception(exc)) if with_traceback else None
+        )
+        self._failure = FailureDetails.from_exception(exc, details)
+        name = self.started.name if self.started else "?"
+        self._output = serialization.dumps(f"Orchestrator function '{name}' failed: {exc}")
+        self._outcome = Status.Failed
+        self._close_generator()
+
+    def _close_generator(self) -> None:
+        generator, self._generator = self._generator, None
+        if generator is not None:
+            try:
+                generator.close()
+            except Exception:  # noqa: S110 - a finally block misbehaving must not mask the outcome
+                pass
+
+    def _require_context(self) -> DurableOrchestrationContext:
+        if self.context is None:
+            raise NonDeterminismError(
+                "History does not start with ExecutionStarted; the instance's history is corrupt."
+            )
+        return self.context
+
+    # -- decision -----------------------------------------------------------------------------
+
+    def _decide(
+        self, appended: list[HistoryEvent], now: float, late_events: list[EventRaised]
+    ) -> Decision:
+        context = self._require_context()
+        actions: list[Action] = []
+        if self._outcome is None:
+            for action, event in context._pending.values():
+                event.timestamp = now
+                appended.append(event)
+                actions.append(action)
+        context._pending.clear()
+        custom = (
+            serialization.dumps(context._custom_status) if context._custom_status_set else None
+        )
+        outcome = self._outcome
+        if outcome is None:
+            status = Status.Suspended if self._suspended else Status.Running
+            decision = Decision(appended, actions, status, custom_status=custom)
+        elif outcome is Status.ContinuedAsNew:
+            request = self._continue_as_new
+            assert request is not None
+            if self._preserve_events:
+                request.carried_events.extend(late_events)
+            appended.append(ContinueAsNew(timestamp=now, input=request.input))
+            decision = Decision(
+                appended, [], outcome, custom_status=custom, continue_as_new=request
+            )
+        else:
+            appended.append(
+                ExecutionCompleted(
+                    timestamp=now, status=outcome.value, result=self._output,
+                    failure=self._failure,
+                )
+            )
+            decision = Decision(
+                appended, [], outcome, output=self._output, failure=self._failure,
+                custom_status=custom,
+            )
+        self.history_length += len(appended)
+        return decision
+
+
+_HANDLERS: dict[type[HistoryEvent], Callable[[OrchestrationRuntime, Any], bool]] = {
+    OrchestratorStarted: OrchestrationRuntime._on_orchestrator_started,
+    OrchestratorCompleted: lambda runtime, event: True,
+    ExecutionStarted: OrchestrationRuntime._on_execution_started,
+    TaskScheduled: OrchestrationRuntime._on_scheduled,
+    TimerCreated: OrchestrationRuntime._on_scheduled,
+    SubOrchestrationInstanceCreated: OrchestrationRuntime._on_scheduled,
+    EventSent: lambda runtime, event: True,
+    TaskCompleted: OrchestrationRuntime._on_task_completed,
+    SubOrchestrationInstanceCompleted: OrchestrationRuntime._on_task_completed,
+    TaskFailed: OrchestrationRuntime._on_task_failed,
+    SubOrchestrationInstanceFailed: OrchestrationRuntime._on_task_failed,
+    TimerFired: OrchestrationRuntime._on_timer_fired,
+    EventRaised: OrchestrationRuntime._on_event_raised,
+    ExecutionTerminated: OrchestrationRuntime._on_terminated,
+    ExecutionSuspended: OrchestrationRuntime._on_suspended,
+    ExecutionResumed: OrchestrationRuntime._on_resumed,
+    ExecutionCompleted: OrchestrationRuntime._on_execution_completed,
+    ContinueAsNew: lambda runtime, event: True,
+}
+
+
+def execute(
+    orchestrator: OrchestratorFunction,
+    history: Iterable[HistoryEvent],
+    new_events: Iterable[HistoryEvent],
+    now: float,
+    *,
+    activity_exists: NameLookup | None = None,
+    orchestrator_exists: NameLookup | None = None,
+) -> Decision:
+    """Pure replay: run ``orchestrator`` over ``history``, then apply ``new_events`` at ``now``."""
+    runtime = OrchestrationRuntime(
+        orchestrator, activity_exists=activity_exists, orchestrator_exists=orchestrator_exists
+    )
+    runtime.replay(history)
+    return runtime.run_episode(new_events, now)
+
+
+__all__ = ["DurableError", "OrchestrationRuntime", "describe_action", "execute"]

@@ -1,0 +1,319 @@
+"""The storage contract every backend implements, and the records that cross it.
+
+Vocabulary:
+
+- An **instance** row holds an orchestration's metadata and status. Its ``revision`` grows by one
+  with every committed change, and a commit names the revision it started from: that is the
+  fence that makes a stale worker's commit fail instead of overwriting newer state.
+- The **inbox** holds messages for an instance (ExecutionStarted, TaskCompleted, EventRaised,
+  TimerFired with a future ``visible_at``, ExecutionTerminated, ...). An instance is *ready* when
+  it has a visible message.
+- A **lease** on an instance (``lease_owner``, ``lease_expires_at``) gives one worker the right to
+  run its episodes. Workers keep leases while they cache the instance and renew them in bulk; a
+  lease that expires (a crashed or stalled worker) can be taken by anyone.
+- **Tasks** are activity work items keyed by (instance, execution, task id), leased the same way.
+- **History** is stored in chunks, one per committed episode.
+
+Completing an orchestration work item is ONE transaction (:meth:`Backend.commit_orchestrations`),
+fenced by revision and lease owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from durable.errors import FailureDetails
+from durable.history import ExecutionStarted, HistoryEvent
+from durable.status import OrchestrationRuntimeStatus, OverridableStates
+
+DEFAULT_LEASE_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class InstanceRecord:
+    """An instance row, as the client and the HTTP API see it."""
+
+    instance_id: str
+    name: str
+    execution_id: str
+    status: OrchestrationRuntimeStatus
+    created_at: float
+    updated_at: float
+    input: str | None = None
+    output: str | None = None
+    custom_status: str | None = None
+    failure: FailureDetails | None = None
+    version: str | None = None
+    parent_instance_id: str | None = None
+    completed_at: float | None = None
+    revision: int = 0
+
+
+@dataclass(slots=True)
+class NewInstance:
+    """A request to create (or replace) an instance; becomes its ExecutionStarted message."""
+
+    instance_id: str
+    name: str
+    execution_id: str
+    input: str | None
+    created_at: float
+    version: str | None = None
+    parent_instance_id: str | None = None
+    parent_execution_id: str | None = None
+    parent_task_id: int | None = None
+
+    def started_event(self) -> ExecutionStarted:
+        return ExecutionStarted(
+            timestamp=self.created_at,
+            name=self.name,
+            instance_id=self.instance_id,
+            execution_id=self.execution_id,
+            input=self.input,
+            version=self.version,
+            parent_instance_id=self.parent_instance_id,
+            parent_execution_id=self.parent_execution_id,
+            parent_task_id=self.parent_task_id,
+        )
+
+
+@dataclass(slots=True)
+class Message:
+    """An inbox message for ``instance_id``.
+
+    ``execution_id`` pins the message to one execution (results of activities, timers and
+    sub-orchestrations); messages for an older execution are discarded on delivery. ``None``
+    means "whichever execution is current" (external events, terminate, suspend, resume).
+    ``visible_at`` delays delivery (durable timers).
+    """
+
+    instance_id: str
+    event: HistoryEvent
+    execution_id: str | None = None
+    visible_at: float | None = None
+
+
+@dataclass(slots=True)
+class InboxEntry:
+    """A message as leased: its row id (to delete on commit) and content."""
+
+    message_id: int
+    event: HistoryEvent
+    execution_id: str | None
+
+
+@dataclass(slots=True)
+class OrchestrationWorkItem:
+    """A leased instance with its ready messages (and history if the worker had no copy)."""
+
+    instance_id: str
+    name: str
+    execution_id: str
+    status: OrchestrationRuntimeStatus
+    revision: int
+    messages: list[InboxEntry]
+    history: list[HistoryEvent] | None = None
+
+
+@dataclass(slots=True)
+class TaskKey:
+    instance_id: str
+    execution_id: str
+    task_id: int
+
+
+@dataclass(slots=True)
+class NewTask:
+    """An activity to run; ``claimed`` leases it to the committing worker at once."""
+
+    task_id: int
+    name: str
+    input: str | None
+    claimed: bool = True
+
+
+@dataclass(slots=True)
+class ActivityWorkItem:
+    instance_id: str
+    execution_id: str
+    task_id: int
+    name: str
+    input: str | None
+    attempt: int = 1
+
+    @property
+    def key(self) -> TaskKey:
+        return TaskKey(self.instance_id, self.execution_id, self.task_id)
+
+
+@dataclass(slots=True)
+class ActivityResult:
+    """An activity's outcome, to deliver to its orchestration's inbox."""
+
+    task: ActivityWorkItem
+    event: HistoryEvent  # TaskCompleted or TaskFailed
+
+
+@dataclass(slots=True)
+class ContinueAsNewPlan:
+    execution_id: str
+    input: str | None
+    carried_events: list[HistoryEvent] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class OrchestrationCommit:
+    """Everything one episode changes, committed atomically.
+
+    - ``history``: events appended as one chunk.
+    - ``consumed_messages``: inbox rows to delete.
+    - ``delivered_tasks``: activity results the worker delivered straight from memory; their task
+      rows are deleted, and the whole commit fails if this worker no longer leases any of them.
+    - ``new_tasks``, ``messages`` (to this or other instances, timers included) and
+      ``new_instances`` (sub-orchestrations; a conflict answers the parent with a failure).
+    - instance row: ``status``, ``output``, ``custom_status``, ``failure``.
+    - ``continue_as_new``: reset history and start a new execution in the same transaction.
+    - ``release``: give the lease up (the instance finished, or the worker evicts it).
+    """
+
+    instance_id: str
+    execution_id: str
+    revision: int
+    lease_owner: str
+    history: list[HistoryEvent]
+    status: OrchestrationRuntimeStatus
+    consumed_messages: list[int] = field(default_factory=list)
+    delivered_tasks: list[int] = field(default_factory=list)
+    new_tasks: list[NewTask] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    new_instances: list[NewInstance] = field(default_factory=list)
+    output: str | None = None
+    custom_status: str | None = None
+    failure: FailureDetails | None = None
+    continue_as_new: ContinueAsNewPlan | None = None
+    release: bool = False
+
+
+@dataclass(slots=True)
+class CommitOutcome:
+    """Per commit: ``ok`` is False when the fence failed (the lease or revision moved on)."""
+
+    ok: bool
+    revision: int = 0
+
+
+@dataclass(slots=True)
+class InstanceQuery:
+    created_from: float | None = None
+    created_to: float | None = None
+    statuses: Sequence[OrchestrationRuntimeStatus] | None = None
+    instance_id_prefix: str | None = None
+    page_size: int = 100
+    continuation_token: str | None = None
+
+
+@dataclass(slots=True)
+class InstancePage:
+    instances: list[InstanceRecord]
+    continuation_token: str | None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the worker and the client need from storage. All methods are coroutines."""
+
+    async def open(self) -> None:
+        """Connect and apply schema migrations."""
+
+    async def close(self) -> None: ...
+
+    # -- client side --------------------------------------------------------------------------
+
+    async def create_instance(
+        self,
+        new: NewInstance,
+        policy: OverridableStates = OverridableStates.NonRunningStates,
+        *,
+        lease_owner: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> OrchestrationWorkItem | None:
+        """Create (or, as ``policy`` allows, replace) an instance in one atomic step.
+
+        Raises :class:`~durable.errors.InstanceAlreadyExistsError` when an instance with that ID
+        exists in a state the policy does not override. With ``lease_owner`` the new instance is
+        leased to that worker and returned as a work item, saving a round trip.
+        """
+
+    async def send_message(self, message: Message) -> None:
+        """Append a message to a running instance's inbox (events, terminate, suspend, resume).
+
+        Raises InstanceNotFoundError, or InstanceNotRunningError if the instance finished.
+        """
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
+
+    async def get_history(self, instance_id: str) -> list[HistoryEvent]: ...
+
+    async def query_instances(self, query: InstanceQuery) -> InstancePage: ...
+
+    async def purge_instance(self, instance_id: str) -> int: ...
+
+    async def purge_instances(
+        self,
+        created_from: float | None,
+        created_to: float | None,
+        statuses: Sequence[OrchestrationRuntimeStatus] | None,
+    ) -> int:
+        """Delete finished instances created in the range (only terminal statuses are purged)."""
+
+    # -- worker side --------------------------------------------------------------------------
+
+    async def lease_orchestrations(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        instance_ids: Sequence[str] | None = None,
+        cached_revisions: Mapping[str, int] | None = None,
+    ) -> list[OrchestrationWorkItem]:
+        """Lease ready instances (only ``instance_ids`` if given) and read their messages.
+
+        An instance is leasable if unleased, leased by ``owner``, or its lease expired. History
+        is included unless ``cached_revisions`` says the worker already holds this revision.
+        """
+
+    async def commit_orchestrations(
+        self,
+        commits: Sequence[OrchestrationCommit],
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> list[CommitOutcome]:
+        """Apply each commit atomically and independently; a failed fence skips only that one.
+        Kept leases are extended by ``lease_seconds``."""
+
+    async def release_orchestrations(self, owner: str, instance_ids: Sequence[str]) -> None: ...
+
+    async def lease_activities(
+        self, owner: str, *, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> list[ActivityWorkItem]: ...
+
+    async def complete_activities(
+        self, owner: str, results: Sequence[ActivityResult]
+    ) -> list[bool]:
+        """Delete each task (if still leased by ``owner``) and deliver its result; False = lost."""
+
+    async def abandon_activities(
+        self, owner: str, tasks: Sequence[ActivityWorkItem], retry_after: float = 0.0
+    ) -> None: ...
+
+    async def renew_leases(self, owner: str, lease_seconds: float) -> None:
+        """Extend every instance and task lease ``owner`` holds."""
+
+    async def release_all(self, owner: str) -> None:
+        """Give back every lease ``owner`` holds (graceful shutdown)."""
+
+    async def next_wakeup(self) -> float | None:
+        """The earliest ``visible_at`` of a message not yet visible (for timer polling)."""

@@ -1,0 +1,577 @@
+"""Storage logic written once for every SQL backend.
+
+Each storage operation is a generator ("sans-I/O"): it yields :class:`Op` requests naming a query
+from the backend's ``queries.sql`` and receives the rows back. A backend only supplies the query
+text and a driver that executes ops: SQLite runs them synchronously on its writer thread,
+PostgreSQL awaits them on an async connection. The transaction rules live here:
+
+- Every expected conflict is found by a read or a row count *before* the operation writes, so
+  an operation either raises a typed error having written nothing, or completes.
+- Commits are fenced: the instance's revision and lease owner must still be what the worker
+  leased, else nothing of that commit is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from durable.errors import (
+    FailureDetails,
+    InstanceAlreadyExistsError,
+    InstanceNotFoundError,
+    InstanceNotRunningError,
+    InvalidInputError,
+    SchemaVersionError,
+)
+from durable.history import (
+    HistoryEvent,
+    SubOrchestrationInstanceFailed,
+    decode_event,
+    decode_events,
+    encode_event,
+    encode_events,
+)
+from durable.status import (
+    RUNNING_STATUSES,
+    TERMINAL_STATUSES,
+    OrchestrationRuntimeStatus,
+    OverridableStates,
+)
+from durable.storage.base import (
+    ActivityResult,
+    ActivityWorkItem,
+    CommitOutcome,
+    InboxEntry,
+    InstancePage,
+    InstanceQuery,
+    InstanceRecord,
+    Message,
+    NewInstance,
+    OrchestrationCommit,
+    OrchestrationWorkItem,
+)
+
+Status = OrchestrationRuntimeStatus
+TERMINAL_NAMES = sorted(s.value for s in TERMINAL_STATUSES)
+
+
+# -- query files --------------------------------------------------------------------------------
+
+_NAME_LINE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+def load_queries(package: str, filename: str = "queries.sql") -> dict[str, str]:
+    """Parse ``-- name: x`` blocks of a backend's query file into ``{name: sql}``."""
+    text = resources.files(package).joinpath(filename).read_text(encoding="utf-8")
+    parts = _NAME_LINE.split(text)
+    queries: dict[str, str] = {}
+    for index in range(1, len(parts), 2):
+        body = "\n".join(
+            line for line in parts[index + 1].strip().splitlines() if not line.startswith("--")
+        ).strip().rstrip(";")
+        queries[parts[index]] = body
+    return queries
+
+
+def load_migrations(package: str) -> list[tuple[int, str]]:
+    """``[(version, sql)]`` from ``<package>/migrations/NNNN_name.sql``, in order."""
+    folder = resources.files(package).joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = re.match(r"^(\d{4})_\w+\.sql$", entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def check_schema_version(current: int, migrations: Sequence[tuple[int, str]]) -> None:
+    latest = migrations[-1][0] if migrations else 0
+    if current > latest:
+        raise SchemaVersionError(
+            f"The store has schema version {current}, but this version of durable knows only "
+            f"up to {latest}. Upgrade durable."
+        )
+
+
+# -- ops ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Op:
+    """One query to run. ``mode``: 'one' (first row or None), 'all' (rows), 'count' (rows
+    affected), 'many' (executemany over ``params``, a list)."""
+
+    query: str
+    params: Any
+    mode: str
+
+
+def one(query: str, **params: Any) -> Op:
+    return Op(query, params, "one")
+
+
+def rows(query: str, **params: Any) -> Op:
+    return Op(query, params, "all")
+
+
+def count(query: str, **params: Any) -> Op:
+    return Op(query, params, "count")
+
+
+def many(query: str, params: list[dict[str, Any]]) -> Op:
+    return Op(query, params, "many")
+
+
+Txn = Generator[Op, Any, Any]
+
+
+def run_sync(execute: Callable[[Op], Any], txn: Txn) -> Any:
+    """Drive a storage operation with a synchronous executor."""
+    try:
+        op = next(txn)
+        while True:
+            op = txn.send(execute(op))
+    except StopIteration as stop:
+        return stop.value
+
+
+async def run_async(execute: Callable[[Op], Any], txn: Txn) -> Any:
+    """Drive a storage operation with an async executor (``execute`` returns an awaitable)."""
+    try:
+        op = next(txn)
+        while True:
+            op = txn.send(await execute(op))
+    except StopIteration as stop:
+        return stop.value
+
+
+# -- rows ---------------------------------------------------------------------------------------
+
+INSTANCE_COLUMNS = (
+    "instance_id, name, execution_id, status, created_at, updated_at, input, output, "
+    "custom_status, failure, version, parent_instance_id, completed_at, revision"
+)
+
+
+def instance_from_row(row: Sequence[Any]) -> InstanceRecord:
+    failure = row[9]
+    return InstanceRecord(
+        instance_id=row[0],
+        name=row[1],
+        execution_id=row[2],
+        status=Status(row[3]),
+        created_at=row[4],
+        updated_at=row[5],
+        input=row[6],
+        output=row[7],
+        custom_status=row[8],
+        failure=FailureDetails.from_json(json.loads(failure)) if failure else None,
+        version=row[10],
+        parent_instance_id=row[11],
+        completed_at=row[12],
+        revision=row[13],
+    )
+
+
+def _failure_text(failure: FailureDetails | None) -> str | None:
+    return json.dumps(failure.to_json()) if failure is not None else None
+
+
+def encode_token(created_at: float, instance_id: str) -> str:
+    raw = json.dumps([created_at, instance_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str) -> tuple[float, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        created_at, instance_id = json.loads(base64.urlsafe_b64decode(padded))
+        return float(created_at), str(instance_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError("The continuation token is not valid.") from exc
+
+
+# -- client operations --------------------------------------------------------------------------
+
+
+def _insert_or_replace(
+    new: NewInstance,
+    policy: OverridableStates,
+    lease_owner: str | None,
+    lease_expires_at: float | None,
+) -> Generator[Op, Any, int | Status]:
+    """Create the instance row (or replace a replaceable one); return its revision, or the
+    status of the existing instance that blocks it."""
+    params = {
+        "instance_id": new.instance_id,
+        "name": new.name,
+        "execution_id": new.execution_id,
+        "created_at": new.created_at,
+        "input": new.input,
+        "version": new.version,
+        "parent_instance_id": new.parent_instance_id,
+        "lease_owner": lease_owner,
+        "lease_expires_at": lease_expires_at,
+    }
+    inserted = yield count("insert_instance", **params)
+    if inserted:
+        return 1
+    existing = yield one("lock_instance", instance_id=new.instance_id)
+    status = Status(existing[0])
+    if policy is OverridableStates.NonRunningStates and status in RUNNING_STATUSES:
+        return status
+    for table in ("delete_history", "delete_inbox", "delete_tasks"):
+        yield count(table, instance_id=new.instance_id)
+    row = yield one("reset_instance", **params)
+    return int(row[0])
+
+
+def _insert_message(message: Message, now: float, guarded: bool) -> Op:
+    params = {
+        "instance_id": message.instance_id,
+        "execution_id": message.execution_id,
+        "visible_at": message.visible_at if message.visible_at is not None else now,
+        "event": encode_event(message.event),
+    }
+    if guarded:
+        return count("insert_message_if_running", **params)
+    return one("insert_message", **params)
+
+
+def create_instance(
+    new: NewInstance,
+    policy: OverridableStates,
+    lease_owner: str | None,
+    lease_seconds: float,
+    now: float,
+) -> Txn:
+    expires = now + lease_seconds if lease_owner else None
+    outcome = yield from _insert_or_replace(new, policy, lease_owner, expires)
+    if isinstance(outcome, Status):
+        raise InstanceAlreadyExistsError(new.instance_id, outcome.value)
+    started = new.started_event()
+    row = yield _insert_message(Message(new.instance_id, started, new.execution_id), now, False)
+    if lease_owner is None:
+        return None
+    return OrchestrationWorkItem(
+        instance_id=new.instance_id,
+        name=new.name,
+        execution_id=new.execution_id,
+        status=Status.Pending,
+        revision=outcome,
+        messages=[InboxEntry(int(row[0]), started, new.execution_id)],
+        history=[],
+    )
+
+
+def send_message(message: Message, now: float) -> Txn:
+    row = yield one("lock_instance", instance_id=message.instance_id)
+    if row is None:
+        raise InstanceNotFoundError(message.instance_id)
+    status = Status(row[0])
+    if status in TERMINAL_STATUSES:
+        raise InstanceNotRunningError(message.instance_id, status.value)
+    yield _insert_message(message, now, False)
+
+
+def get_instance(instance_id: str) -> Txn:
+    row = yield one("get_instance", instance_id=instance_id)
+    return instance_from_row(row) if row is not None else None
+
+
+def get_history(instance_id: str) -> Txn:
+    chunks = yield rows("select_history", instance_id=instance_id)
+    events: list[HistoryEvent] = []
+    for (chunk,) in chunks:
+        events.extend(decode_events(chunk))
+    return events
+
+
+def query_instances(query: InstanceQuery) -> Txn:
+    if query.page_size < 1:
+        raise InvalidInputError("The page size must be at least 1.")
+    after_created: float | None = None
+    after_id: str | None = None
+    if query.continuation_token:
+        after_created, after_id = decode_token(query.continuation_token)
+    found = yield rows(
+        "query_instances",
+        created_from=query.created_from,
+        created_to=query.created_to,
+        statuses=[s.value for s in query.statuses] if query.statuses else None,
+        prefix=query.instance_id_prefix or None,
+        after_created=after_created,
+        after_id=after_id,
+        limit=query.page_size + 1,
+    )
+    records = [instance_from_row(row) for row in found[: query.page_size]]
+    token = None
+    if len(found) > query.page_size and records:
+        token = encode_token(records[-1].created_at, records[-1].instance_id)
+    return InstancePage(records, token)
+
+
+def _delete_instance(instance_id: str) -> Txn:
+    for table in ("delete_history", "delete_inbox", "delete_tasks"):
+        yield count(table, instance_id=instance_id)
+    deleted = yield count("delete_instance", instance_id=instance_id)
+    return int(deleted)
+
+
+def purge_instance(instance_id: str) -> Txn:
+    return (yield from _delete_instance(instance_id))
+
+
+def purge_instances(
+    created_from: float | None,
+    created_to: float | None,
+    statuses: Sequence[Status] | None,
+) -> Txn:
+    wanted = [s.value for s in statuses if s in TERMINAL_STATUSES] if statuses else TERMINAL_NAMES
+    if not wanted:
+        return 0
+    ids = yield rows(
+        "select_purgeable", statuses=wanted, created_from=created_from, created_to=created_to
+    )
+    deleted = 0
+    for (instance_id,) in ids:
+        deleted += yield from _delete_instance(instance_id)
+    return deleted
+
+
+# -- worker operations --------------------------------------------------------------------------
+
+
+def lease_orchestrations(
+    owner: str,
+    limit: int,
+    lease_seconds: float,
+    instance_ids: Sequence[str] | None,
+    cached_revisions: Mapping[str, int] | None,
+    now: float,
+) -> Txn:
+    common = {"owner": owner, "lease_expires_at": now + lease_seconds, "now": now}
+    if instance_ids is None:
+        leased = yield rows("lease_ready_instances", limit=limit, **common)
+    else:
+        leased = []
+        for instance_id in instance_ids[:limit]:
+            row = yield one("lease_instance", instance_id=instance_id, **common)
+            if row is not None:
+                leased.append(row)
+    items = []
+    cached = cached_revisions or {}
+    for instance_id, name, execution_id, status, revision in leased:
+        if Status(status) in TERMINAL_STATUSES:
+            # Stray messages for a finished instance (e.g. a late timer): drop them.
+            yield count("delete_inbox", instance_id=instance_id)
+            yield count("release_instance", instance_id=instance_id, owner=owner)
+            continue
+        found = yield rows("select_messages", instance_id=instance_id, now=now)
+        messages = [InboxEntry(mid, decode_event(event), exe) for mid, exe, event in found]
+        history = None
+        if cached.get(instance_id) != revision:
+            history = yield from get_history(instance_id)
+        items.append(
+            OrchestrationWorkItem(
+                instance_id, name, execution_id, Status(status), revision, messages, history
+            )
+        )
+    return items
+
+
+def commit_orchestrations(
+    commits: Sequence[OrchestrationCommit], lease_seconds: float, now: float
+) -> Txn:
+    outcomes = []
+    for commit in commits:
+        outcome = yield from _commit_one(commit, lease_seconds, now)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _commit_one(commit: OrchestrationCommit, lease_seconds: float, now: float) -> Txn:
+    instance_id = commit.instance_id
+    fence = yield one("lock_instance", instance_id=instance_id)
+    if fence is None or fence[1] != commit.revision or fence[2] != commit.lease_owner:
+        return CommitOutcome(False)
+    if commit.delivered_tasks:
+        held = yield one(
+            "count_leased_tasks",
+            instance_id=instance_id,
+            execution_id=commit.execution_id,
+            owner=commit.lease_owner,
+            task_ids=commit.delivered_tasks,
+        )
+        if held[0] != len(set(commit.delivered_tasks)):
+            return CommitOutcome(False)
+        yield many(
+            "delete_leased_task",
+            [
+                {"instance_id": instance_id, "execution_id": commit.execution_id,
+                 "task_id": task_id, "owner": commit.lease_owner}
+                for task_id in commit.delivered_tasks
+            ],
+        )
+    if commit.consumed_messages:
+        yield many("delete_message", [{"id": mid} for mid in commit.consumed_messages])
+
+    keep_lease = not commit.release
+    lease_owner = commit.lease_owner if keep_lease else None
+    lease_expires_at = now + lease_seconds if keep_lease else None
+    terminal = commit.status in TERMINAL_STATUSES
+    plan = commit.continue_as_new
+    if plan is not None:
+        yield count("delete_history", instance_id=instance_id)
+        yield count("delete_unclaimed_tasks", instance_id=instance_id)
+        yield count(
+            "continue_instance",
+            instance_id=instance_id,
+            execution_id=plan.execution_id,
+            input=plan.input,
+            custom_status=commit.custom_status,
+            now=now,
+            lease_owner=lease_owner,
+            lease_expires_at=lease_expires_at,
+        )
+    else:
+        if commit.history:
+            yield count(
+                "insert_history",
+                instance_id=instance_id,
+                chunk=commit.revision,
+                events=encode_events(commit.history),
+            )
+        if terminal:
+            yield count("delete_inbox", instance_id=instance_id)
+            yield count("delete_unclaimed_tasks", instance_id=instance_id)
+        yield count(
+            "update_instance",
+            instance_id=instance_id,
+            status=commit.status.value,
+            output=commit.output,
+            failure=_failure_text(commit.failure),
+            custom_status=commit.custom_status,
+            now=now,
+            completed_at=now if terminal else None,
+            lease_owner=lease_owner,
+            lease_expires_at=lease_expires_at,
+        )
+    if commit.new_tasks:
+        yield many(
+            "insert_task",
+            [
+                {
+                    "instance_id": instance_id,
+                    "execution_id": commit.execution_id,
+                    "task_id": task.task_id,
+                    "name": task.name,
+                    "input": task.input,
+                    "now": now,
+                    "attempt": 1 if task.claimed else 0,
+                    "lease_owner": commit.lease_owner if task.claimed else None,
+                    "lease_expires_at": now + lease_seconds if task.claimed else None,
+                }
+                for task in commit.new_tasks
+            ],
+        )
+    for message in commit.messages:
+        yield _insert_message(message, now, message.instance_id != instance_id)
+    for child in commit.new_instances:
+        yield from _create_child(child, commit, now)
+    return CommitOutcome(True, commit.revision + 1)
+
+
+def _create_child(child: NewInstance, parent: OrchestrationCommit, now: float) -> Txn:
+    outcome = yield from _insert_or_replace(child, OverridableStates.NonRunningStates, None, None)
+    if isinstance(outcome, Status):
+        error = InstanceAlreadyExistsError(child.instance_id, outcome.value)
+        failed = SubOrchestrationInstanceFailed(
+            timestamp=now,
+            task_scheduled_id=child.parent_task_id if child.parent_task_id is not None else -1,
+            failure=FailureDetails.from_exception(error),
+        )
+        yield _insert_message(Message(parent.instance_id, failed, parent.execution_id), now, False)
+        return
+    started = child.started_event()
+    yield _insert_message(Message(child.instance_id, started, child.execution_id), now, False)
+
+
+def release_orchestrations(owner: str, instance_ids: Sequence[str]) -> Txn:
+    if instance_ids:
+        yield many(
+            "release_instance",
+            [{"instance_id": instance_id, "owner": owner} for instance_id in instance_ids],
+        )
+
+
+def lease_activities(owner: str, limit: int, lease_seconds: float, now: float) -> Txn:
+    found = yield rows(
+        "lease_tasks", owner=owner, lease_expires_at=now + lease_seconds, now=now, limit=limit
+    )
+    return [ActivityWorkItem(*row) for row in found]
+
+
+def complete_activities(owner: str, results: Sequence[ActivityResult], now: float) -> Txn:
+    delivered = []
+    for result in results:
+        task = result.task
+        deleted = yield count(
+            "delete_leased_task",
+            instance_id=task.instance_id,
+            execution_id=task.execution_id,
+            task_id=task.task_id,
+            owner=owner,
+        )
+        if deleted:
+            message = Message(task.instance_id, result.event, task.execution_id)
+            yield _insert_message(message, now, True)
+        delivered.append(bool(deleted))
+    return delivered
+
+
+def abandon_activities(
+    owner: str, tasks: Sequence[ActivityWorkItem], retry_after: float, now: float
+) -> Txn:
+    if tasks:
+        yield many(
+            "abandon_task",
+            [
+                {"instance_id": t.instance_id, "execution_id": t.execution_id,
+                 "task_id": t.task_id, "owner": owner, "visible_at": now + retry_after}
+                for t in tasks
+            ],
+        )
+
+
+def renew_leases(owner: str, lease_seconds: float, now: float) -> Txn:
+    expires = now + lease_seconds
+    yield count("renew_instance_leases", owner=owner, lease_expires_at=expires)
+    yield count("renew_task_leases", owner=owner, lease_expires_at=expires)
+
+
+def release_all(owner: str) -> Txn:
+    yield count("release_all_instances", owner=owner)
+    yield count("release_all_tasks", owner=owner)
+
+
+def next_wakeup(now: float) -> Txn:
+    row = yield one("next_wakeup", now=now)
+    return row[0] if row is not None else None
+
+
+def get_setting(key: str) -> Txn:
+    row = yield one("get_setting", key=key)
+    return row[0] if row is not None else None
+
+
+def put_setting_if_absent(key: str, value: str) -> Txn:
+    yield count("put_setting", key=key, value=value)
+    row = yield one("get_setting", key=key)
+    return row[0]

@@ -1,0 +1,423 @@
+"""The embedded SQLite backend: one file, WAL, durable commits, group commit.
+
+All writes go through one writer thread with its own connection. The thread drains every
+operation queued since its last commit and runs them in ONE transaction (``BEGIN IMMEDIATE``),
+each inside a savepoint so one operation's error cannot undo another's work; the fsync of that
+commit is then shared by all of them. Reads run on a separate connection and thread, which WAL
+lets proceed while a write is in progress. Several processes may open the same file: SQLite's
+write lock serializes them, and leases and revisions fence their work.
+
+``synchronous=FULL`` (the default) makes every commit survive power loss; ``NORMAL`` survives an
+application crash but may lose the last commits on an OS crash (see docs/storage.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from durable.errors import DurableError, StorageError
+from durable.history import HistoryEvent
+from durable.status import OrchestrationRuntimeStatus, OverridableStates
+from durable.storage import sql
+from durable.storage.base import (
+    DEFAULT_LEASE_SECONDS,
+    ActivityResult,
+    ActivityWorkItem,
+    CommitOutcome,
+    InstancePage,
+    InstanceQuery,
+    InstanceRecord,
+    Message,
+    NewInstance,
+    OrchestrationCommit,
+    OrchestrationWorkItem,
+)
+
+log = logging.getLogger("durable.storage.sqlite")
+
+_QUERIES = sql.load_queries("durable.storage.sqlite")
+_MIGRATIONS = sql.load_migrations("durable.storage.sqlite")
+_MAX_BATCH = 512
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+TxnFactory = Callable[[float], sql.Txn]
+
+
+@dataclass(slots=True)
+class _Job:
+    factory: TxnFactory
+    future: asyncio.Future[Any]
+
+
+def _connect(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+    )
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    return conn
+
+
+def _adapt(params: Any) -> Any:
+    """SQLite takes lists as JSON text (queries read them with json_each)."""
+    if isinstance(params, dict):
+        for key, value in params.items():
+            if isinstance(value, (list, tuple)):
+                params[key] = json.dumps(list(value))
+    return params
+
+
+def _executor(conn: sqlite3.Connection) -> Callable[[sql.Op], Any]:
+    def execute(op: sql.Op) -> Any:
+        text = _QUERIES[op.query]
+        if op.mode == "many":
+            conn.executemany(text, [_adapt(p) for p in op.params])
+            return None
+        cursor = conn.execute(text, _adapt(op.params))
+        if op.mode == "one":
+            row = cursor.fetchone()
+            cursor.fetchall()  # finish the statement (RETURNING runs to completion)
+            return row
+        if op.mode == "all":
+            return cursor.fetchall()
+        return cursor.rowcount
+
+    return execute
+
+
+class _Worker(threading.Thread):
+    """A thread owning one connection; runs queued jobs, batching writes into one commit."""
+
+    def __init__(self, name: str, connect: Callable[[], sqlite3.Connection], write: bool):
+        super().__init__(name=name, daemon=True)
+        self._connect = connect
+        self._write = write
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.ready = threading.Event()
+        self.startup_error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:
+            self.startup_error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        execute = _executor(conn)
+        try:
+            while True:
+                job = self.jobs.get()
+                if job is None:
+                    return
+                batch = [job]
+                while len(batch) < _MAX_BATCH:
+                    try:
+                        nxt = self.jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        self.jobs.put(None)
+                        break
+                    batch.append(nxt)
+                if self._write:
+                    self._run_writes(conn, execute, batch)
+                else:
+                    self._run_reads(execute, batch)
+        finally:
+            conn.close()
+
+    def _run_reads(self, execute: Callable[[sql.Op], Any], batch: list[_Job]) -> None:
+        results = []
+        now = time.time()
+        for job in batch:
+            try:
+                results.append((job, sql.run_sync(execute, job.factory(now)), None))
+            except BaseException as exc:
+                results.append((job, None, _wrap(exc)))
+        _deliver(results)
+
+    def _run_writes(
+        self, conn: sqlite3.Connection, execute: Callable[[sql.Op], Any], batch: list[_Job]
+    ) -> None:
+        results: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            _deliver([(job, None, StorageError(f"SQLite is unavailable: {exc}")) for job in batch])
+            return
+        now = time.time()
+        try:
+            for job in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = sql.run_sync(execute, job.factory(now))
+                except BaseException as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    results.append((job, None, _wrap(exc)))
+                else:
+                    conn.execute("RELEASE job")
+                    results.append((job, value, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            error = StorageError(f"SQLite commit failed: {exc}")
+            _deliver([(job, None, error) for job in batch])
+            return
+        _deliver(results)
+
+
+def _wrap(exc: BaseException) -> BaseException:
+    if isinstance(exc, DurableError) or not isinstance(exc, sqlite3.Error):
+        return exc
+    return StorageError(f"SQLite error: {exc}")
+
+
+def _deliver(results: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
+    for item in results:
+        by_loop.setdefault(item[0].future.get_loop(), []).append(item)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, items)
+        except RuntimeError:
+            pass  # the loop closed; nobody is waiting any more
+
+
+def _resolve(items: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    for job, value, error in items:
+        if job.future.done():
+            continue
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(value)
+
+
+class SQLiteBackend:
+    """Storage in one SQLite file (created if missing)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 30.0,
+    ) -> None:
+        mode = synchronous.upper()
+        if mode not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+        self.path = str(path)
+        self.synchronous = mode
+        self.busy_timeout = busy_timeout
+        self._writer: _Worker | None = None
+        self._reader: _Worker | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteBackend({self.path!r}, synchronous={self.synchronous})"
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._migrate)
+
+        def connect() -> sqlite3.Connection:
+            return _connect(self.path, self.synchronous, self.busy_timeout)
+
+        self._writer = _Worker("durable-sqlite-writer", connect, write=True)
+        self._reader = _Worker("durable-sqlite-reader", connect, write=False)
+        for thread in (self._writer, self._reader):
+            thread.start()
+            thread.ready.wait()
+            if thread.startup_error is not None:
+                raise StorageError(f"Cannot open {self.path}: {thread.startup_error}")
+
+    def _migrate(self) -> None:
+        try:
+            conn = _connect(self.path, self.synchronous, self.busy_timeout)
+        except sqlite3.Error as exc:
+            raise StorageError(f"Cannot open SQLite database {self.path}: {exc}") from exc
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS durable_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            current = conn.execute("SELECT MAX(version) FROM durable_migrations").fetchone()[0]
+            current = current or 0
+            sql.check_schema_version(current, _MIGRATIONS)
+            for version, script in _MIGRATIONS:
+                if version > current:
+                    for statement in _split_statements(script):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO durable_migrations VALUES (?, ?)", (version, time.time())
+                    )
+                    log.info("applied SQLite migration %04d to %s", version, self.path)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StorageError(f"Cannot migrate SQLite database {self.path}: {exc}") from exc
+        finally:
+            conn.close()
+
+    async def close(self) -> None:
+        for thread in (self._writer, self._reader):
+            if thread is not None:
+                thread.jobs.put(None)
+        for thread in (self._writer, self._reader):
+            if thread is not None:
+                await asyncio.to_thread(thread.join)
+        self._writer = self._reader = None
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _submit(self, worker: _Worker | None, factory: TxnFactory) -> asyncio.Future[Any]:
+        if worker is None:
+            raise StorageError("The SQLite backend is not open.")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        worker.jobs.put(_Job(factory, future))
+        return future
+
+    def _write(self, factory: TxnFactory) -> asyncio.Future[Any]:
+        return self._submit(self._writer, factory)
+
+    def _read(self, factory: TxnFactory) -> asyncio.Future[Any]:
+        return self._submit(self._reader, factory)
+
+    # -- client side --------------------------------------------------------------------------
+
+    async def create_instance(
+        self,
+        new: NewInstance,
+        policy: OverridableStates = OverridableStates.NonRunningStates,
+        *,
+        lease_owner: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> OrchestrationWorkItem | None:
+        return await self._write(
+            lambda now: sql.create_instance(new, policy, lease_owner, lease_seconds, now)
+        )
+
+    async def send_message(self, message: Message) -> None:
+        await self._write(lambda now: sql.send_message(message, now))
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        return await self._read(lambda now: sql.get_instance(instance_id))
+
+    async def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        return await self._read(lambda now: sql.get_history(instance_id))
+
+    async def query_instances(self, query: InstanceQuery) -> InstancePage:
+        return await self._read(lambda now: sql.query_instances(query))
+
+    async def purge_instance(self, instance_id: str) -> int:
+        return await self._write(lambda now: sql.purge_instance(instance_id))
+
+    async def purge_instances(
+        self,
+        created_from: float | None,
+        created_to: float | None,
+        statuses: Sequence[OrchestrationRuntimeStatus] | None,
+    ) -> int:
+        return await self._write(
+            lambda now: sql.purge_instances(created_from, created_to, statuses)
+        )
+
+    async def get_setting(self, key: str) -> str | None:
+        return await self._read(lambda now: sql.get_setting(key))
+
+    async def put_setting_if_absent(self, key: str, value: str) -> str:
+        return await self._write(lambda now: sql.put_setting_if_absent(key, value))
+
+    # -- worker side --------------------------------------------------------------------------
+
+    async def lease_orchestrations(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        instance_ids: Sequence[str] | None = None,
+        cached_revisions: Mapping[str, int] | None = None,
+    ) -> list[OrchestrationWorkItem]:
+        return await self._write(
+            lambda now: sql.lease_orchestrations(
+                owner, limit, lease_seconds, instance_ids, cached_revisions, now
+            )
+        )
+
+    async def commit_orchestrations(
+        self,
+        commits: Sequence[OrchestrationCommit],
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> list[CommitOutcome]:
+        return await self._write(
+            lambda now: sql.commit_orchestrations(commits, lease_seconds, now)
+        )
+
+    async def release_orchestrations(self, owner: str, instance_ids: Sequence[str]) -> None:
+        await self._write(lambda now: sql.release_orchestrations(owner, instance_ids))
+
+    async def lease_activities(
+        self, owner: str, *, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> list[ActivityWorkItem]:
+        return await self._write(
+            lambda now: sql.lease_activities(owner, limit, lease_seconds, now)
+        )
+
+    async def complete_activities(
+        self, owner: str, results: Sequence[ActivityResult]
+    ) -> list[bool]:
+        return await self._write(lambda now: sql.complete_activities(owner, results, now))
+
+    async def abandon_activities(
+        self, owner: str, tasks: Sequence[ActivityWorkItem], retry_after: float = 0.0
+    ) -> None:
+        await self._write(lambda now: sql.abandon_activities(owner, tasks, retry_after, now))
+
+    async def renew_leases(self, owner: str, lease_seconds: float) -> None:
+        await self._write(lambda now: sql.renew_leases(owner, lease_seconds, now))
+
+    async def release_all(self, owner: str) -> None:
+        await self._write(lambda now: sql.release_all(owner))
+
+    async def next_wakeup(self) -> float | None:
+        return await self._read(sql.next_wakeup)
+
+
+def _split_statements(script: str) -> list[str]:
+    """Split a migration script on ';' at line ends (our migrations have no triggers)."""
+    statements = []
+    for chunk in script.split(";\n"):
+        body = "\n".join(
+            line for line in chunk.splitlines() if not line.strip().startswith("--")
+        ).strip()
+        if body:
+            statements.append(body.rstrip(";"))
+    return statements

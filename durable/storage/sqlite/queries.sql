@@ -1,0 +1,180 @@
+-- Queries for the SQLite backend. Each block starts with "-- name: <query name>"; the
+-- PostgreSQL backend defines the same names. Named parameters use :name.
+-- Instance rows are always selected with the columns of INSTANCE_COLUMNS in durable/storage/sql.py.
+
+-- name: get_instance
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances WHERE instance_id = :instance_id;
+
+-- name: lock_instance
+SELECT status, revision, lease_owner FROM instances WHERE instance_id = :instance_id;
+
+-- name: insert_instance
+INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at, input,
+                       version, parent_instance_id, revision, lease_owner, lease_expires_at)
+VALUES (:instance_id, :name, :execution_id, 'Pending', :created_at, :created_at, :input,
+        :version, :parent_instance_id, 1, :lease_owner, :lease_expires_at)
+ON CONFLICT (instance_id) DO NOTHING;
+
+-- name: reset_instance
+UPDATE instances
+SET name = :name, execution_id = :execution_id, status = 'Pending', created_at = :created_at,
+    updated_at = :created_at, completed_at = NULL, input = :input, output = NULL,
+    custom_status = NULL, failure = NULL, version = :version,
+    parent_instance_id = :parent_instance_id, revision = revision + 1,
+    lease_owner = :lease_owner, lease_expires_at = :lease_expires_at
+WHERE instance_id = :instance_id
+RETURNING revision;
+
+-- name: delete_instance
+DELETE FROM instances WHERE instance_id = :instance_id;
+
+-- name: delete_history
+DELETE FROM history WHERE instance_id = :instance_id;
+
+-- name: delete_inbox
+DELETE FROM inbox WHERE instance_id = :instance_id;
+
+-- name: delete_tasks
+DELETE FROM tasks WHERE instance_id = :instance_id;
+
+-- name: delete_unclaimed_tasks
+DELETE FROM tasks WHERE instance_id = :instance_id AND lease_owner IS NULL;
+
+-- name: insert_message
+INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+VALUES (:instance_id, :execution_id, :visible_at, :event)
+RETURNING id;
+
+-- name: insert_message_if_running
+INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+SELECT :instance_id, :execution_id, :visible_at, :event
+WHERE EXISTS (SELECT 1 FROM instances
+              WHERE instance_id = :instance_id
+                AND status NOT IN ('Completed', 'Failed', 'Terminated', 'Canceled'));
+
+-- name: lease_ready_instances
+UPDATE instances
+SET lease_owner = :owner, lease_expires_at = :lease_expires_at
+WHERE instance_id IN (
+    SELECT DISTINCT m.instance_id
+    FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
+    WHERE m.visible_at <= :now
+      AND (i.lease_owner IS NULL OR i.lease_owner = :owner OR i.lease_expires_at < :now)
+    LIMIT :limit)
+RETURNING instance_id, name, execution_id, status, revision;
+
+-- name: lease_instance
+UPDATE instances
+SET lease_owner = :owner, lease_expires_at = :lease_expires_at
+WHERE instance_id = :instance_id
+  AND (lease_owner IS NULL OR lease_owner = :owner OR lease_expires_at < :now)
+  AND EXISTS (SELECT 1 FROM inbox WHERE instance_id = :instance_id AND visible_at <= :now)
+RETURNING instance_id, name, execution_id, status, revision;
+
+-- name: select_messages
+SELECT id, execution_id, event FROM inbox
+WHERE instance_id = :instance_id AND visible_at <= :now
+ORDER BY id;
+
+-- name: delete_message
+DELETE FROM inbox WHERE id = :id;
+
+-- name: select_history
+SELECT events FROM history WHERE instance_id = :instance_id ORDER BY chunk;
+
+-- name: insert_history
+INSERT INTO history (instance_id, chunk, events) VALUES (:instance_id, :chunk, :events);
+
+-- name: update_instance
+UPDATE instances
+SET status = :status, output = :output, failure = :failure,
+    custom_status = COALESCE(:custom_status, custom_status),
+    updated_at = :now, completed_at = :completed_at, revision = revision + 1,
+    lease_owner = :lease_owner, lease_expires_at = :lease_expires_at
+WHERE instance_id = :instance_id;
+
+-- name: continue_instance
+UPDATE instances
+SET status = 'ContinuedAsNew', execution_id = :execution_id, input = :input, output = NULL,
+    failure = NULL, custom_status = COALESCE(:custom_status, custom_status), updated_at = :now,
+    revision = revision + 1, lease_owner = :lease_owner, lease_expires_at = :lease_expires_at
+WHERE instance_id = :instance_id;
+
+-- name: count_leased_tasks
+SELECT COUNT(*) FROM tasks
+WHERE instance_id = :instance_id AND execution_id = :execution_id AND lease_owner = :owner
+  AND task_id IN (SELECT value FROM json_each(:task_ids));
+
+-- name: delete_leased_task
+DELETE FROM tasks
+WHERE instance_id = :instance_id AND execution_id = :execution_id AND task_id = :task_id
+  AND lease_owner = :owner;
+
+-- name: insert_task
+INSERT INTO tasks (instance_id, execution_id, task_id, name, input, visible_at, attempt,
+                   lease_owner, lease_expires_at)
+VALUES (:instance_id, :execution_id, :task_id, :name, :input, :now, :attempt,
+        :lease_owner, :lease_expires_at)
+ON CONFLICT (instance_id, execution_id, task_id) DO NOTHING;
+
+-- name: lease_tasks
+UPDATE tasks
+SET lease_owner = :owner, lease_expires_at = :lease_expires_at, attempt = attempt + 1
+WHERE id IN (
+    SELECT id FROM tasks
+    WHERE (lease_owner IS NULL AND visible_at <= :now) OR lease_expires_at < :now
+    ORDER BY id
+    LIMIT :limit)
+RETURNING instance_id, execution_id, task_id, name, input, attempt;
+
+-- name: abandon_task
+UPDATE tasks
+SET lease_owner = NULL, lease_expires_at = NULL, visible_at = :visible_at
+WHERE instance_id = :instance_id AND execution_id = :execution_id AND task_id = :task_id
+  AND lease_owner = :owner;
+
+-- name: renew_instance_leases
+UPDATE instances SET lease_expires_at = :lease_expires_at WHERE lease_owner = :owner;
+
+-- name: renew_task_leases
+UPDATE tasks SET lease_expires_at = :lease_expires_at WHERE lease_owner = :owner;
+
+-- name: release_instance
+UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL
+WHERE instance_id = :instance_id AND lease_owner = :owner;
+
+-- name: release_all_instances
+UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = :owner;
+
+-- name: release_all_tasks
+UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = :owner;
+
+-- name: next_wakeup
+SELECT MIN(visible_at) FROM inbox WHERE visible_at > :now;
+
+-- name: query_instances
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE (:created_from IS NULL OR created_at >= :created_from)
+  AND (:created_to IS NULL OR created_at <= :created_to)
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (:after_created IS NULL OR (created_at, instance_id) > (:after_created, :after_id))
+ORDER BY created_at, instance_id
+LIMIT :limit;
+
+-- name: select_purgeable
+SELECT instance_id FROM instances
+WHERE status IN (SELECT value FROM json_each(:statuses))
+  AND (:created_from IS NULL OR created_at >= :created_from)
+  AND (:created_to IS NULL OR created_at <= :created_to);
+
+-- name: get_setting
+SELECT value FROM durable_settings WHERE key = :key;
+
+-- name: put_setting
+INSERT INTO durable_settings (key, value) VALUES (:key, :value)
+ON CONFLICT (key) DO NOTHING;
