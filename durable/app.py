@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from durable.errors import FunctionNotFoundError, InvalidInputError
@@ -19,7 +19,7 @@ from durable.errors import FunctionNotFoundError, InvalidInputError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class AuthLevel(str, Enum):
+class AuthLevel(StrEnum):
     """Who may call an HTTP route (as in ``azure.functions.AuthLevel``)."""
 
     ANONYMOUS = "anonymous"
@@ -27,7 +27,7 @@ class AuthLevel(str, Enum):
     ADMIN = "admin"
 
 
-class FunctionKind(str, Enum):
+class FunctionKind(StrEnum):
     ORCHESTRATOR = "orchestrator"
     ACTIVITY = "activity"
     HTTP = "http"

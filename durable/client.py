@@ -8,6 +8,7 @@ typed errors) are listed in docs/differences.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -252,10 +253,8 @@ class DurableOrchestrationClient:
                 )
             wait = min(delay, poll_interval) if remaining is None else min(delay, remaining)
             if self._worker is not None:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await self._worker.wait_for_finish(instance_id, wait)
-                except TimeoutError:
-                    pass
             else:
                 await asyncio.sleep(wait)
             delay = min(delay * 2, poll_interval)

@@ -4,7 +4,7 @@ The tree::
 
     DurableError
     ├── InvalidInputError (also ValueError)      bad argument from the caller
-    │   ├── InvalidInstanceIdError                empty, too long, '@'-prefixed, / \\ # ? or control chars
+    │   ├── InvalidInstanceIdError                empty, > 256 chars, '@'-prefixed, / \\ # ?
     │   ├── FunctionNotFoundError                 no orchestrator/activity/entity of that name
     │   └── SerializationError (also TypeError)   a value that is not JSON-serializable
     ├── InstanceAlreadyExistsError                start_new of an ID in a non-overridable state

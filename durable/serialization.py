@@ -22,7 +22,8 @@ def _default(value: Any) -> Any:
     to_json = getattr(type(value), "to_json", None)
     if callable(to_json):
         kind = type(value)
-        return {"__class__": kind.__name__, "__module__": kind.__module__, "__data__": to_json(value)}
+        data = to_json(value)
+        return {"__class__": kind.__name__, "__module__": kind.__module__, "__data__": data}
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 

@@ -61,8 +61,17 @@ class DurableOrchestrationStatus:
     """
 
     __slots__ = (
-        "_name", "_instance_id", "_created_time", "_last_updated_time", "_input",
-        "_output", "_runtime_status", "_custom_status", "_history", "_failure", "message",
+        "_created_time",
+        "_custom_status",
+        "_failure",
+        "_history",
+        "_input",
+        "_instance_id",
+        "_last_updated_time",
+        "_name",
+        "_output",
+        "_runtime_status",
+        "message",
     )
 
     def __init__(
@@ -139,7 +148,7 @@ class DurableOrchestrationStatus:
         return self._history
 
     @property
-    def historyEvents(self) -> list[dict[str, Any]] | None:  # noqa: N802 - Azure SDK spelling
+    def historyEvents(self) -> list[dict[str, Any]] | None:
         return self._history
 
     @property

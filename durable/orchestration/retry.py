@@ -44,7 +44,8 @@ class RetryOptions:
             raise ValueError("max_number_of_attempts must be at least 1.")
         if backoff_coefficient < 1:
             raise ValueError("backoff_coefficient must be at least 1.")
-        if max_retry_interval_in_milliseconds is not None and max_retry_interval_in_milliseconds <= 0:
+        max_interval = max_retry_interval_in_milliseconds
+        if max_interval is not None and max_interval <= 0:
             raise ValueError("max_retry_interval_in_milliseconds must be greater than 0.")
         self.first_retry_interval_in_milliseconds = first_retry_interval_in_milliseconds
         self.max_number_of_attempts = max_number_of_attempts

@@ -11,6 +11,7 @@ of an episode is proportional to its new events, and a cold replay is one linear
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import traceback
 from collections.abc import Callable, Generator, Iterable
@@ -150,7 +151,7 @@ class OrchestrationRuntime:
         try:
             if self._suspended and not isinstance(
                 event, (ExecutionResumed, ExecutionTerminated, OrchestratorStarted)
-            ) and not type(event) in _SCHEDULING_EVENTS:
+            ) and type(event) not in _SCHEDULING_EVENTS:
                 self._held.append(event)
                 return True
             handler = _HANDLERS.get(type(event))
@@ -271,7 +272,7 @@ class OrchestrationRuntime:
             return
         if inspect.isgenerator(result):
             self._generator = result
-            self._step(lambda: next(result))
+            self._step(result, None, None)
         elif inspect.iscoroutine(result):
             result.close()
             self._fail(
@@ -289,14 +290,16 @@ class OrchestrationRuntime:
             if generator is None:
                 return
             if task.is_faulted:
-                self._step(lambda: generator.throw(task.result))
+                self._step(generator, None, task.result)
             else:
-                self._step(lambda: generator.send(task.result))
+                self._step(generator, task.result, None)
 
-    def _step(self, advance: Callable[[], Any]) -> None:
+    def _step(
+        self, generator: Generator[Any, Any, Any], value: Any, error: BaseException | None
+    ) -> None:
         """Advance the generator one yield, handling completion, failure and continue-as-new."""
         try:
-            yielded = advance()
+            yielded = generator.throw(error) if error is not None else generator.send(value)
         except StopIteration as stop:
             self._finish(stop.value)
             return
@@ -355,10 +358,8 @@ class OrchestrationRuntime:
     def _close_generator(self) -> None:
         generator, self._generator = self._generator, None
         if generator is not None:
-            try:
+            with contextlib.suppress(Exception):
                 generator.close()
-            except Exception:  # noqa: S110 - a finally block misbehaving must not mask the outcome
-                pass
 
     def _require_context(self) -> DurableOrchestrationContext:
         if self.context is None:

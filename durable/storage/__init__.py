@@ -40,11 +40,11 @@ def open_backend(url: str | Backend | None = None) -> Backend:
     if parts.scheme == "sqlite":
         from durable.storage.sqlite.backend import SQLiteBackend
 
-        # sqlite:///rel.db -> path "/rel.db" -> relative; sqlite:////abs.db -> "//abs.db".
+        # sqlite:///rel.db has path "/rel.db" (relative); sqlite:////abs.db has "//abs.db".
         raw = parts.path
         if not raw or raw == "/":
             raise InvalidInputError(f"The SQLite URL {url!r} names no file.")
-        path = raw[1:] if not raw.startswith("//") else raw[1:]
+        path = raw[1:]
         return SQLiteBackend(path, synchronous=options.get("synchronous", "FULL"))
     if parts.scheme in ("postgres", "postgresql"):
         try:

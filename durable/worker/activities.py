@@ -9,6 +9,7 @@ coroutines.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import queue
@@ -175,10 +176,9 @@ class ActivityExecutor:
             self._flush_scheduled = True
         loop = self._loop
         if loop is not None:
-            try:
+            # If the loop is closed the lease expires and another worker retries the task.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._flush)
-            except RuntimeError:
-                pass  # the loop is closed; the lease will expire and another worker retries
 
     def _flush(self) -> None:
         with self._done_lock:

@@ -14,6 +14,7 @@ application crash but may lose the last commits on an OS crash (see docs/storage
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
@@ -173,10 +174,8 @@ class _Worker(threading.Thread):
                     results.append((job, value, None))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             error = StorageError(f"SQLite commit failed: {exc}")
             _deliver([(job, None, error) for job in batch])
             return
@@ -194,10 +193,9 @@ def _deliver(results: list[tuple[_Job, Any, BaseException | None]]) -> None:
     for item in results:
         by_loop.setdefault(item[0].future.get_loop(), []).append(item)
     for loop, items in by_loop.items():
-        try:
+        # A closed loop means nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(_resolve, items)
-        except RuntimeError:
-            pass  # the loop closed; nobody is waiting any more
 
 
 def _resolve(items: list[tuple[_Job, Any, BaseException | None]]) -> None:

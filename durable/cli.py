@@ -1,0 +1,119 @@
+"""The ``durable`` command: ``durable worker``, ``durable db migrate`` (and ``durable run``).
+
+Every option can also come from the environment (``DURABLE_STORAGE`` for ``--storage``, and
+``DURABLE_<OPTION>`` for the others, as each option's help says).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+import click
+
+from durable.host import Host
+from durable.loader import load_app
+from durable.storage import default_url, open_backend
+from durable.worker.worker import WorkerOptions
+
+log = logging.getLogger("durable.cli")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+async def wait_for_shutdown_signal() -> None:
+    """Return on SIGINT or SIGTERM (the caller then shuts down gracefully)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@click.group(context_settings={"auto_envvar_prefix": "DURABLE"})
+@click.version_option(package_name="durable-py")
+def main() -> None:
+    """Durable Functions for Python, without Azure."""
+
+
+def storage_option(func):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--storage",
+        envvar="DURABLE_STORAGE",
+        default=None,
+        help="Storage URL: sqlite:///file.db or postgresql://... "
+        "[env DURABLE_STORAGE; default: durable.db beside the app]",
+    )(func)
+
+
+@main.command()
+@click.argument("app_spec", metavar="APP")
+@storage_option
+@click.option("--activities", "max_activities", type=int, default=16, show_default=True,
+              help="Sync activities run at once (threads). [env DURABLE_WORKER_ACTIVITIES]")
+@click.option("--lease-seconds", type=float, default=30.0, show_default=True,
+              help="Lease length; a dead worker's work moves on after this. "
+                   "[env DURABLE_WORKER_LEASE_SECONDS]")
+@click.option("--poll-interval", type=float, default=1.0, show_default=True,
+              help="Seconds between storage polls for work from other processes. "
+                   "[env DURABLE_WORKER_POLL_INTERVAL]")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def worker(
+    app_spec: str,
+    storage: str | None,
+    max_activities: int,
+    lease_seconds: float,
+    poll_interval: float,
+    verbose: bool,
+) -> None:
+    """Run a worker for APP (module:attribute or path/app.py), without an HTTP server."""
+    _configure_logging(verbose)
+    app, folder = load_app(app_spec)
+    url = storage or default_url(folder)
+    options = WorkerOptions(
+        max_concurrent_activities=max_activities,
+        lease_seconds=lease_seconds,
+        poll_interval=poll_interval,
+    )
+
+    async def serve() -> None:
+        async with Host(app, url, worker_options=options) as host:
+            assert host.worker is not None
+            log.info("worker %s serving %s on %s", host.worker.id, app_spec, url)
+            await wait_for_shutdown_signal()
+            log.info("shutting down: finishing in-flight work and releasing leases")
+
+    asyncio.run(serve())
+
+
+@main.group()
+def db() -> None:
+    """Storage maintenance."""
+
+
+@db.command()
+@storage_option
+def migrate(storage: str | None) -> None:
+    """Create or upgrade the schema (workers also do this when they start)."""
+    url = storage or default_url(Path.cwd())
+
+    async def run() -> None:
+        backend = open_backend(url)
+        await backend.open()
+        await backend.close()
+
+    asyncio.run(run())
+    click.echo(f"schema is up to date: {url}")
+
+
+if __name__ == "__main__":
+    main()
