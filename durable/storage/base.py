@@ -317,3 +317,18 @@ class Backend(Protocol):
 
     async def next_wakeup(self) -> float | None:
         """The earliest ``visible_at`` of a message not yet visible (for timer polling)."""
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when new work may have arrived from another process, or after ``timeout``.
+
+        Backends that can be told (PostgreSQL LISTEN/NOTIFY) return early; others just wait.
+        Polling after this returns is what actually finds the work.
+        """
+
+    # -- settings -----------------------------------------------------------------------------
+
+    async def get_setting(self, key: str) -> str | None:
+        """A task-hub-wide setting (e.g. the generated HTTP API key)."""
+
+    async def put_setting_if_absent(self, key: str, value: str) -> str:
+        """Store ``value`` unless the key exists; return the stored value either way."""

@@ -295,7 +295,7 @@ class Worker:
             except Exception:
                 log.exception("polling storage failed; retrying in %.1fs", interval)
             if not found:
-                await asyncio.sleep(interval)
+                await self.backend.wait_for_work(interval)
             else:
                 await asyncio.sleep(0)
 

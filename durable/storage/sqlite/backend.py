@@ -408,6 +408,10 @@ class SQLiteBackend:
     async def next_wakeup(self) -> float | None:
         return await self._read(sql.next_wakeup)
 
+    async def wait_for_work(self, timeout: float) -> None:
+        # SQLite cannot signal other processes; in-process work is handed over directly.
+        await asyncio.sleep(timeout)
+
 
 def _split_statements(script: str) -> list[str]:
     """Split a migration script on ';' at line ends (our migrations have no triggers)."""
