@@ -109,6 +109,7 @@ class OrchestrationRuntime:
         self._failure: FailureDetails | None = None
         self._continue_as_new: ContinueAsNewRequest | None = None
         self._preserve_events = False
+        self._replaying = False
         self._first_episode_at = 0.0
         self.history_length = 0
 
@@ -122,9 +123,18 @@ class OrchestrationRuntime:
         """Re-run the orchestrator over stored history (a cold start). No new work results."""
         for event in history:
             self.history_length += 1
-            if self._outcome is not None:
-                continue
-            self._apply(event, replaying=True)
+            if self._outcome is None:
+                self._apply(event, replaying=True)
+            elif type(event) in _SCHEDULING_EVENTS and self._outcome is not Status.Failed:
+                # The code finished, but history says it went on to schedule more work.
+                self._fail(
+                    NonDeterminismError(
+                        "Non-deterministic orchestrator: history has "
+                        f"{describe_event(event)} after the point where the code now returns.",
+                        expected=describe_event(event),
+                    ),
+                    with_traceback=False,
+                )
 
     def run_episode(self, new_events: Iterable[HistoryEvent], now: float) -> Decision:
         """Apply new events at time ``now`` and return what to record and do."""
@@ -145,6 +155,7 @@ class OrchestrationRuntime:
 
     def _apply(self, event: HistoryEvent, replaying: bool) -> bool:
         """Apply one event; return False if it is a stale duplicate that history should skip."""
+        self._replaying = replaying
         context = self.context
         if context is not None:
             context._is_replaying = replaying
@@ -184,6 +195,7 @@ class OrchestrationRuntime:
             orchestrator_exists=self._orchestrator_exists,
         )
         context._set_now(max(self._first_episode_at, event.timestamp))
+        context._is_replaying = self._replaying
         self.context = context
         self._start()
         return True
@@ -273,6 +285,7 @@ class OrchestrationRuntime:
         if inspect.isgenerator(result):
             self._generator = result
             self._step(result, None, None)
+            self._resume()  # the first task yielded may already be complete
         elif inspect.iscoroutine(result):
             result.close()
             self._fail(
