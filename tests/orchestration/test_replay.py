@@ -345,7 +345,7 @@ def test_retry_respects_the_handle_predicate_and_the_timeout() -> None:
     short = RetryOptions(10, 5, retry_timeout_in_milliseconds=1500)
 
     def orchestrator(context: DurableOrchestrationContext) -> Any:
-        yield context.call_activity_with_retry("flaky", context.get_input() and short or never)
+        yield context.call_activity_with_retry("flaky", short if context.get_input() else never)
 
     driver = Driver(orchestrator)
     driver.step(started("false"))
