@@ -8,7 +8,6 @@ typed errors) are listed in docs/differences.md.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -238,26 +237,34 @@ class DurableOrchestrationClient:
         Raises :class:`durable.OrchestrationTimeoutError` after ``timeout`` seconds.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
+        delay = 0.01
+        worker = self._worker
         while True:
-            status = await self.get_status(instance_id)
-            if not status:
-                raise InstanceNotFoundError(instance_id)
-            if status.runtime_status is not None and status.runtime_status.is_terminal:
-                return status
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise OrchestrationTimeoutError(
-                    f"Instance '{instance_id}' did not finish within {timeout} seconds "
-                    f"(status {status.runtime_status.value if status.runtime_status else None})."
-                )
-            wait = min(delay, poll_interval) if remaining is None else min(delay, remaining)
-            if self._worker is not None:
-                with contextlib.suppress(TimeoutError):
-                    await self._worker.wait_for_finish(instance_id, wait)
-            else:
-                await asyncio.sleep(wait)
-            delay = min(delay * 2, poll_interval)
+            finished = worker.watch(instance_id) if worker is not None else None
+            try:
+                status = await self.get_status(instance_id)
+                if not status:
+                    raise InstanceNotFoundError(instance_id)
+                if status.runtime_status is not None and status.runtime_status.is_terminal:
+                    return status
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    current = status.runtime_status.value if status.runtime_status else None
+                    raise OrchestrationTimeoutError(
+                        f"Instance '{instance_id}' did not finish within {timeout} seconds "
+                        f"(status {current})."
+                    )
+                if finished is not None:
+                    # Finishing here resolves the future at once; polling covers other processes.
+                    wait = poll_interval if remaining is None else min(poll_interval, remaining)
+                    await asyncio.wait([finished], timeout=wait)
+                else:
+                    wait = delay if remaining is None else min(delay, remaining)
+                    await asyncio.sleep(wait)
+                    delay = min(delay * 2, poll_interval)
+            finally:
+                if finished is not None and worker is not None:
+                    worker.unwatch(instance_id, finished)
 
     # -- signalling ---------------------------------------------------------------------------
 

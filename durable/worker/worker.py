@@ -199,18 +199,22 @@ class Worker:
         self._hinted.add(instance_id)
         self._wake.set()
 
-    async def wait_for_finish(self, instance_id: str, timeout: float | None) -> None:
-        """Resolve when this worker commits a terminal state for ``instance_id`` (or timeout)."""
+    def watch(self, instance_id: str) -> asyncio.Future[None]:
+        """A future resolved when this worker commits a terminal state for ``instance_id``.
+
+        Register it *before* reading the status, so a finish in between is not missed; call
+        :meth:`unwatch` when done waiting.
+        """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(instance_id, []).append(future)
-        try:
-            await asyncio.wait_for(future, timeout)
-        finally:
-            waiters = self._waiters.get(instance_id)
-            if waiters and future in waiters:
-                waiters.remove(future)
-                if not waiters:
-                    del self._waiters[instance_id]
+        return future
+
+    def unwatch(self, instance_id: str, future: asyncio.Future[None]) -> None:
+        waiters = self._waiters.get(instance_id)
+        if waiters and future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._waiters[instance_id]
 
     # -- background loops ---------------------------------------------------------------------
 

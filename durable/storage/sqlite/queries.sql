@@ -103,14 +103,16 @@ SET status = 'ContinuedAsNew', execution_id = :execution_id, input = :input, out
 WHERE instance_id = :instance_id;
 
 -- name: count_leased_tasks
+-- "+lease_owner" keeps the planner on the (instance, execution, task) key instead of scanning
+-- every task this worker owns through tasks_by_owner.
 SELECT COUNT(*) FROM tasks
-WHERE instance_id = :instance_id AND execution_id = :execution_id AND lease_owner = :owner
+WHERE instance_id = :instance_id AND execution_id = :execution_id AND +lease_owner = :owner
   AND task_id IN (SELECT value FROM json_each(:task_ids));
 
 -- name: delete_leased_task
 DELETE FROM tasks
 WHERE instance_id = :instance_id AND execution_id = :execution_id AND task_id = :task_id
-  AND lease_owner = :owner;
+  AND +lease_owner = :owner;
 
 -- name: insert_task
 INSERT INTO tasks (instance_id, execution_id, task_id, name, input, visible_at, attempt,
@@ -133,7 +135,7 @@ RETURNING instance_id, execution_id, task_id, name, input, attempt;
 UPDATE tasks
 SET lease_owner = NULL, lease_expires_at = NULL, visible_at = :visible_at
 WHERE instance_id = :instance_id AND execution_id = :execution_id AND task_id = :task_id
-  AND lease_owner = :owner;
+  AND +lease_owner = :owner;
 
 -- name: renew_instance_leases
 UPDATE instances SET lease_expires_at = :lease_expires_at WHERE lease_owner = :owner;
