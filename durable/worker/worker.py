@@ -255,7 +255,7 @@ class Worker:
                 if owned is not None and owned.busy:
                     self._accepted.append(item)  # wait for the episode in flight
                     continue
-                episode = self._episode_from_item(item)
+                episode = self._guarded(item.instance_id, self._episode_from_item, item)
                 if episode is not None:
                     episodes.append(episode)
         if self._with_local:
@@ -265,11 +265,26 @@ class Worker:
                 owned = self._cache.get(instance_id)
                 if owned is None or not owned.local:
                     continue
-                episode = self._run(owned, [], [])
+                episode = self._guarded(instance_id, self._run, owned, [], [])
                 if episode is not None:
                     episodes.append(episode)
         if episodes:
             self._spawn(self._commit(episodes))
+
+    def _guarded(self, instance_id: str, step: Callable[..., _Episode | None], *args: Any
+                 ) -> _Episode | None:
+        """Run one instance's episode; a bug there must not stop the others."""
+        try:
+            return step(*args)
+        except Exception:
+            log.exception("episode of %s failed inside durable; it will be retried from storage",
+                          instance_id)
+            owned = self._cache.get(instance_id)
+            if owned is not None:
+                self._to_inbox.extend(owned.local)
+                owned.local = []
+            self._forget(instance_id)
+            return None
 
     def _is_busy(self, instance_id: str) -> bool:
         owned = self._cache.get(instance_id)
@@ -598,9 +613,14 @@ class Worker:
     async def _deliver_to_inbox(self, results: list[ActivityResult]) -> None:
         try:
             await self.backend.complete_activities(self.id, results)
-        except Exception:
-            log.exception("delivering %d activity results failed; their tasks will be retried "
-                          "when the leases expire", len(results))
+        except Exception as exc:
+            # Keep them: this worker still leases the tasks (and renews those leases), so
+            # nobody else would ever run them again.
+            log.warning("delivering %d activity results failed (%s); retrying in %.1fs",
+                        len(results), exc, self.options.poll_interval)
+            await asyncio.sleep(self.options.poll_interval)
+            self._to_inbox.extend(results)
+            self._wake.set()
             return
         for result in results:
             self.hint(result.task.instance_id)

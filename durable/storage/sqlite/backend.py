@@ -49,6 +49,7 @@ log = logging.getLogger("durable.storage.sqlite")
 _QUERIES = sql.load_queries("durable.storage.sqlite")
 _MIGRATIONS = sql.load_migrations("durable.storage.sqlite")
 _MAX_BATCH = 512
+_PROBE_INTERVAL = 0.05
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 TxnFactory = Callable[[float], sql.Txn]
@@ -56,7 +57,7 @@ TxnFactory = Callable[[float], sql.Txn]
 
 @dataclass(slots=True)
 class _Job:
-    factory: TxnFactory
+    factory: TxnFactory | None  # None: read PRAGMA data_version outside any transaction
     future: asyncio.Future[Any]
 
 
@@ -133,6 +134,13 @@ class _Worker(threading.Thread):
                         self.jobs.put(None)
                         break
                     batch.append(nxt)
+                probes = [j for j in batch if j.factory is None]
+                if probes:
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    _deliver([(j, version, None) for j in probes])
+                    batch = [j for j in batch if j.factory is not None]
+                    if not batch:
+                        continue
                 if self._write:
                     self._run_writes(conn, execute, batch)
                 else:
@@ -144,6 +152,7 @@ class _Worker(threading.Thread):
         results = []
         now = time.time()
         for job in batch:
+            assert job.factory is not None
             try:
                 results.append((job, sql.run_sync(execute, job.factory(now)), None))
             except BaseException as exc:
@@ -162,6 +171,7 @@ class _Worker(threading.Thread):
         now = time.time()
         try:
             for job in batch:
+                assert job.factory is not None
                 conn.execute("SAVEPOINT job")
                 try:
                     value = sql.run_sync(execute, job.factory(now))
@@ -294,7 +304,9 @@ class SQLiteBackend:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _submit(self, worker: _Worker | None, factory: TxnFactory) -> asyncio.Future[Any]:
+    def _submit(
+        self, worker: _Worker | None, factory: TxnFactory | None
+    ) -> asyncio.Future[Any]:
         if worker is None:
             raise StorageError("The SQLite backend is not open.")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -409,8 +421,19 @@ class SQLiteBackend:
         return await self._read(sql.next_wakeup)
 
     async def wait_for_work(self, timeout: float) -> None:
-        # SQLite cannot signal other processes; in-process work is handed over directly.
-        await asyncio.sleep(timeout)
+        """Return early when another process commits to the file.
+
+        SQLite cannot notify, but ``PRAGMA data_version`` on the writer connection changes
+        exactly when *another* connection committed, so checking it every 50 ms is a cheap
+        stand-in for LISTEN/NOTIFY (work from this process is handed over directly anyway).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        baseline = await self._submit(self._writer, None)
+        while (remaining := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(_PROBE_INTERVAL, remaining))
+            if await self._submit(self._writer, None) != baseline:
+                return
 
 
 def _split_statements(script: str) -> list[str]:
