@@ -315,6 +315,9 @@ class Backend(Protocol):
     async def release_all(self, owner: str) -> None:
         """Give back every lease ``owner`` holds (graceful shutdown)."""
 
+    async def lease_owners(self) -> list[str]:
+        """Every worker ID that holds a lease now (to spot owners known to be dead)."""
+
     async def next_wakeup(self) -> float | None:
         """The earliest ``visible_at`` of a message not yet visible (for timer polling)."""
 

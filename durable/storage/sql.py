@@ -561,6 +561,11 @@ def release_all(owner: str) -> Txn:
     yield count("release_all_tasks", owner=owner)
 
 
+def lease_owners() -> Txn:
+    found = yield rows("lease_owners")
+    return sorted(owner for (owner,) in found)
+
+
 def next_wakeup(now: float) -> Txn:
     row = yield one("next_wakeup", now=now)
     return row[0] if row is not None else None

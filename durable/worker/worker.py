@@ -158,8 +158,27 @@ class Worker:
             return
         self._started = True
         self.executor.start()
+        await self._reclaim_dead_owners()
         for body in (self._dispatch_loop, self._poll_loop, self._renew_loop, self._timer_loop):
             self._loops.append(asyncio.get_running_loop().create_task(body()))
+
+    async def _reclaim_dead_owners(self) -> None:
+        """Release leases of crashed workers of this machine at once instead of waiting for
+        them to expire, so a restarted single-machine app resumes immediately.
+
+        Only for single-host backends (SQLite): there a worker ID's host part is this machine
+        and a missing process ID proves its owner dead. Elsewhere leases simply expire.
+        """
+        if not getattr(self.backend, "single_host", False):
+            return
+        host = socket.gethostname()
+        for owner in await self.backend.lease_owners():
+            owner_host, _, rest = owner.partition(":")
+            pid_text = rest.partition(":")[0]
+            if owner_host != host or not pid_text.isdigit() or _process_alive(int(pid_text)):
+                continue
+            log.info("releasing the leases of %s: its process is gone", owner)
+            await self.backend.release_all(owner)
 
     async def stop(self) -> None:
         """Finish in-flight work (up to ``shutdown_timeout``), then hand every lease back."""
@@ -660,6 +679,16 @@ class Worker:
     @property
     def cached_instances(self) -> int:
         return len(self._cache)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _copy_event(event: EventRaised) -> EventRaised:

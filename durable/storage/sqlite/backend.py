@@ -221,6 +221,10 @@ def _resolve(items: list[tuple[_Job, Any, BaseException | None]]) -> None:
 class SQLiteBackend:
     """Storage in one SQLite file (created if missing)."""
 
+    # Every process using the file runs on this machine (WAL needs shared memory), so a
+    # lease owner whose process is gone is certainly dead (see Worker._reclaim_dead_owners).
+    single_host = True
+
     def __init__(
         self,
         path: str | Path,
@@ -416,6 +420,9 @@ class SQLiteBackend:
 
     async def release_all(self, owner: str) -> None:
         await self._write(lambda now: sql.release_all(owner))
+
+    async def lease_owners(self) -> list[str]:
+        return await self._read(lambda now: sql.lease_owners())
 
     async def next_wakeup(self) -> float | None:
         return await self._read(sql.next_wakeup)

@@ -153,6 +153,11 @@ UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_own
 -- name: release_all_tasks
 UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = :owner;
 
+-- name: lease_owners
+SELECT lease_owner FROM instances WHERE lease_owner IS NOT NULL
+UNION
+SELECT lease_owner FROM tasks WHERE lease_owner IS NOT NULL;
+
 -- name: next_wakeup
 SELECT MIN(visible_at) FROM inbox WHERE visible_at > :now;
 
