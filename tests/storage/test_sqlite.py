@@ -1,0 +1,60 @@
+"""SQLite-specific behaviour: URLs, durability settings, schema versions."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from durable.errors import InvalidInputError, SchemaVersionError
+from durable.storage import open_backend
+from durable.storage.sqlite.backend import SQLiteBackend
+
+
+def test_urls_name_relative_and_absolute_files() -> None:
+    relative = open_backend("sqlite:///data/app.db")
+    assert isinstance(relative, SQLiteBackend) and relative.path == "data/app.db"
+    absolute = open_backend("sqlite:////tmp/x/app.db?synchronous=normal")
+    assert isinstance(absolute, SQLiteBackend)
+    assert (absolute.path, absolute.synchronous) == ("/tmp/x/app.db", "NORMAL")
+    with pytest.raises(InvalidInputError):
+        open_backend("sqlite:///")
+    with pytest.raises(InvalidInputError):
+        open_backend("mysql://localhost/db")
+    with pytest.raises(ValueError):
+        open_backend("sqlite:///a.db?synchronous=sometimes")
+
+
+async def test_files_are_created_with_wal_and_full_sync(tmp_path: Path) -> None:
+    backend = open_backend(f"sqlite:///{tmp_path / 'new' / 'app.db'}")
+    await backend.open()
+    await backend.close()
+    conn = sqlite3.connect(tmp_path / "new" / "app.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT MAX(version) FROM durable_migrations").fetchone()[0] == 1
+
+
+async def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    backend = open_backend(f"sqlite:///{path}")
+    await backend.open()
+    await backend.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO durable_migrations VALUES (99, 0)")
+    with pytest.raises(SchemaVersionError, match="schema version 99"):
+        await open_backend(f"sqlite:///{path}").open()
+
+
+async def test_reopening_keeps_the_data(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    backend = open_backend(url)
+    await backend.open()
+    await backend.put_setting_if_absent("key", "first")
+    assert await backend.put_setting_if_absent("key", "second") == "first"
+    await backend.close()
+    again = open_backend(url)
+    await again.open()
+    assert await again.get_setting("key") == "first"
+    assert await again.get_setting("missing") is None
+    await again.close()
