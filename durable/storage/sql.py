@@ -375,6 +375,10 @@ def lease_orchestrations(
             continue
         found = yield rows("select_messages", instance_id=instance_id, now=now)
         messages = [InboxEntry(mid, decode_event(event), exe) for mid, exe, event in found]
+        if not messages:
+            # Under READ COMMITTED (PostgreSQL) the owner's own commit can consume the messages
+            # between the lease statement and this read; an empty episode would only add noise.
+            continue
         history = None
         if cached.get(instance_id) != revision:
             history = yield from get_history(instance_id)

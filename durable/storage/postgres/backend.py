@@ -1,0 +1,563 @@
+"""The PostgreSQL backend: psycopg 3 (async), a connection pool, LISTEN/NOTIFY, one schema per hub.
+
+Every storage operation is one of the sans-I/O generators of :mod:`durable.storage.sql`; this
+module only runs their queries (``queries.sql``) on a pooled connection:
+
+- **Transactions.** Each write operation is one transaction on one pooled connection, at READ
+  COMMITTED. The shared logic locks the instance row (``lock_instance ... FOR UPDATE``) before
+  it checks a fence or a conflict, and leasing uses ``FOR UPDATE SKIP LOCKED``, so workers never
+  wait for each other and a worker whose lease moved on cannot commit. Batches are applied in
+  instance-ID order so two transactions always take row locks in the same order; a deadlock or
+  serialization failure that still happens is retried with the whole transaction, which wrote
+  nothing.
+- **Waking workers.** A transaction that makes work visible to *other* processes (a message,
+  an unclaimed task, a released lease) ends with ``pg_notify`` on the hub's channel, so it is
+  delivered exactly when the work commits. :meth:`PostgresBackend.wait_for_work` listens on a
+  dedicated connection; polling remains the fallback when that connection is down. Work a
+  worker leases to itself (its own activities, a start through a co-located client) notifies
+  nobody, because the global lock PostgreSQL takes for NOTIFY at commit serializes committers.
+- **Task hubs.** Each hub is a PostgreSQL schema (URL option ``hub=``, default ``durable``):
+  the same SQL runs with ``search_path`` set, and hubs in one database never see each other.
+- **Migrations** (``migrations/NNNN_*.sql``) are tracked per schema and applied by
+  :meth:`PostgresBackend.open` inside one transaction holding an advisory lock, so workers that
+  start together do not race.
+- **Outages.** Connection errors become :class:`~durable.errors.StorageError` with the server's
+  address in the message. A transaction that failed before its COMMIT was sent wrote nothing
+  and is retried once on fresh connections (a server restart leaves every pooled connection
+  dead); the pool reconnects in the background with backoff.
+
+URL: ``postgresql://user:password@host:port/dbname?hub=name&pool_max=10`` -- the options below
+are ours and removed before connecting; every other query option goes to libpq unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql as pg_sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from durable.errors import DurableError, InvalidInputError, StorageError
+from durable.history import HistoryEvent
+from durable.status import OrchestrationRuntimeStatus, OverridableStates
+from durable.storage import sql
+from durable.storage.base import (
+    DEFAULT_LEASE_SECONDS,
+    ActivityResult,
+    ActivityWorkItem,
+    CommitOutcome,
+    InstancePage,
+    InstanceQuery,
+    InstanceRecord,
+    Message,
+    NewInstance,
+    OrchestrationCommit,
+    OrchestrationWorkItem,
+)
+
+log = logging.getLogger("durable.storage.postgres")
+
+_QUERIES = sql.load_queries("durable.storage.postgres")
+_MIGRATIONS = sql.load_migrations("durable.storage.postgres")
+
+DEFAULT_HUB = "durable"
+DEFAULT_POOL_MIN = 1
+DEFAULT_POOL_MAX = 10
+DEFAULT_POOL_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 5
+_HUB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+_OUR_OPTIONS = ("hub", "pool_min", "pool_max", "pool_timeout")
+_RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_MAX_ATTEMPTS = 4
+_LISTEN_MAX_BACKOFF = 10.0
+
+TxnFactory = Callable[[float], sql.Txn]
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def _int_option(options: Mapping[str, str], key: str, default: int, minimum: int) -> int:
+    raw = options.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInputError(f"The storage URL option {key}={raw!r} is not a number.") from None
+    if value < minimum:
+        raise InvalidInputError(f"The storage URL option {key} must be at least {minimum}.")
+    return value
+
+
+class PostgresSettings:
+    """What a ``postgresql://`` URL says: the libpq connection string, the hub, pool sizes."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise InvalidInputError(f"Not a PostgreSQL URL: {url!r}")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        ours = {key: value for key, value in query if key in _OUR_OPTIONS}
+        libpq = [(key, value) for key, value in query if key not in _OUR_OPTIONS]
+        self.hub = ours.get("hub", DEFAULT_HUB)
+        if not _HUB_NAME.match(self.hub):
+            raise InvalidInputError(
+                f"The task hub name {self.hub!r} is not valid: use 1-48 lowercase letters, "
+                "digits and underscores, not starting with a digit."
+            )
+        self.pool_min = _int_option(ours, "pool_min", DEFAULT_POOL_MIN, 0)
+        self.pool_max = _int_option(ours, "pool_max", max(DEFAULT_POOL_MAX, self.pool_min), 1)
+        if self.pool_max < self.pool_min:
+            raise InvalidInputError("pool_max must not be smaller than pool_min.")
+        timeout = ours.get("pool_timeout")
+        try:
+            self.pool_timeout = float(timeout) if timeout is not None else DEFAULT_POOL_TIMEOUT
+        except ValueError:
+            raise InvalidInputError(f"pool_timeout={timeout!r} is not a number.") from None
+        if not any(key == "connect_timeout" for key, _ in libpq):
+            libpq.append(("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT)))
+        self.conninfo = urlunsplit(
+            (parts.scheme, parts.netloc, parts.path, urlencode(libpq), parts.fragment)
+        )
+        self.channel = f"durable_work_{self.hub}"
+        params = conninfo_to_dict(self.conninfo)
+        host = params.get("host") or "localhost"
+        port = params.get("port") or "5432"
+        self.where = f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+        netloc = parts.netloc
+        if "@" in netloc:
+            credentials, _, address = netloc.rpartition("@")
+            user = credentials.split(":", 1)[0]
+            netloc = f"{user}:***@{address}" if ":" in credentials else f"{user}@{address}"
+        self.display_url = urlunsplit(
+            (parts.scheme, netloc, parts.path, parts.query, parts.fragment)
+        )
+
+
+# -- transactions -------------------------------------------------------------------------------
+
+
+class _Run:
+    """One attempt at one operation: runs its queries and notes whether it must wake workers.
+
+    A transaction wakes other processes when it makes work visible that the committing process
+    will not pick up itself: a message now due for an instance it did not just lease to itself,
+    an activity result delivered through the inbox, an unclaimed task, a task due again, a lease
+    given back.
+    """
+
+    __slots__ = ("conn", "leased_here", "now", "wake")
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], now: float) -> None:
+        self.conn = conn
+        self.now = now
+        self.wake = False
+        self.leased_here: set[str] = set()
+
+    async def execute(self, op: sql.Op) -> Any:
+        text = _QUERIES[op.query]
+        if op.mode == "many":
+            if op.params:
+                async with self.conn.cursor() as cursor:
+                    await cursor.executemany(text, op.params)
+                self._note(op.query, op.params, None)
+            return None
+        cursor = await self.conn.execute(text, op.params)
+        result: Any
+        if op.mode == "one":
+            result = await cursor.fetchone()
+        elif op.mode == "all":
+            result = await cursor.fetchall()
+        else:
+            result = cursor.rowcount
+        self._note(op.query, [op.params], result)
+        return result
+
+    def _note(self, query: str, batch: Sequence[Mapping[str, Any]], result: Any) -> None:
+        if query in ("insert_instance", "reset_instance", "update_instance",
+                     "continue_instance"):
+            for params in batch:
+                if params.get("lease_owner") is not None:
+                    self.leased_here.add(params["instance_id"])
+                else:
+                    self.leased_here.discard(params["instance_id"])
+        elif query == "insert_message":
+            for params in batch:
+                if params["visible_at"] <= self.now and (
+                    params["instance_id"] not in self.leased_here
+                ):
+                    self.wake = True
+        elif query == "insert_message_if_running":
+            self.wake = self.wake or bool(result)
+        elif query == "insert_task":
+            self.wake = self.wake or any(p["lease_owner"] is None for p in batch)
+        elif query == "abandon_task":
+            self.wake = self.wake or any(p["visible_at"] <= self.now for p in batch)
+        elif query in ("release_instance", "release_all_instances", "release_all_tasks"):
+            self.wake = self.wake or result is None or bool(result)
+
+
+class PostgresBackend:
+    """Storage in a PostgreSQL database, shared by any number of worker processes."""
+
+    def __init__(self, url: str) -> None:
+        self.settings = PostgresSettings(url)
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._last_drain = 0.0
+
+    def __repr__(self) -> str:
+        return f"PostgresBackend({self.settings.display_url!r}, hub={self.settings.hub!r})"
+
+    @property
+    def url(self) -> str:
+        """The storage URL, with any password masked."""
+        return self.settings.display_url
+
+    @property
+    def hub(self) -> str:
+        return self.settings.hub
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Apply migrations, then open the pool. Raises StorageError if unreachable."""
+        if self._pool is not None:
+            return
+        await self.migrate()
+        schema = pg_sql.Identifier(self.settings.hub)
+
+        async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(pg_sql.SQL("SET search_path TO {}").format(schema))
+
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            self.settings.conninfo,
+            min_size=self.settings.pool_min,
+            max_size=self.settings.pool_max,
+            kwargs={"autocommit": True},
+            configure=configure,
+            timeout=self.settings.pool_timeout,
+            # Keep trying to reconnect for as long as the process lives: an outage must not
+            # leave a worker with an empty pool it has given up on.
+            reconnect_timeout=365 * 24 * 3600.0,
+            name=f"durable-{self.settings.hub}",
+            open=False,
+        )
+        try:
+            await pool.open(wait=self.settings.pool_min > 0, timeout=DEFAULT_CONNECT_TIMEOUT * 2)
+        except (PoolTimeout, psycopg.Error) as exc:
+            await pool.close()
+            raise StorageError(
+                f"Cannot reach PostgreSQL at {self.settings.where}: {exc}"
+            ) from exc
+        self._pool = pool
+
+    async def migrate(self) -> int:
+        """Create the hub's schema or bring it up to date; return the schema version."""
+        hub = self.settings.hub
+        schema = pg_sql.Identifier(hub)
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                self.settings.conninfo, autocommit=True
+            ) as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    [f"durable-migrate:{hub}"],
+                )
+                await conn.execute(
+                    pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema)
+                )
+                await conn.execute(pg_sql.SQL("SET LOCAL search_path TO {}").format(schema))
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS durable_migrations "
+                    "(version integer PRIMARY KEY, applied_at double precision NOT NULL)"
+                )
+                cursor = await conn.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM durable_migrations"
+                )
+                row = await cursor.fetchone()
+                current = int(row[0]) if row else 0
+                sql.check_schema_version(current, _MIGRATIONS)
+                for version, script in _MIGRATIONS:
+                    if version <= current:
+                        continue
+                    await conn.execute(script.encode())  # several statements: no parameters
+                    await conn.execute(
+                        "INSERT INTO durable_migrations VALUES (%s, %s)", [version, time.time()]
+                    )
+                    log.info("applied PostgreSQL migration %04d to hub %s at %s",
+                             version, hub, self.settings.where)
+                    current = version
+                return current
+        except psycopg.OperationalError as exc:
+            raise StorageError(
+                f"Cannot reach PostgreSQL at {self.settings.where}: {_one_line(exc)}"
+            ) from exc
+        except psycopg.Error as exc:
+            raise StorageError(
+                f"Cannot migrate hub {hub} at {self.settings.where}: {_one_line(exc)}"
+            ) from exc
+
+    async def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _run(self, factory: TxnFactory, *, write: bool = True) -> Any:
+        """Run one operation as one transaction (or, for reads, one autocommit statement)."""
+        pool = self._pool
+        if pool is None:
+            raise StorageError("The PostgreSQL backend is not open.")
+        attempt = 0
+        while True:
+            attempt += 1
+            committing = False
+            try:
+                async with pool.connection() as conn:
+                    run = _Run(conn, time.time())
+                    if not write:
+                        return await sql.run_async(run.execute, factory(run.now))
+                    async with conn.transaction():
+                        value = await sql.run_async(run.execute, factory(run.now))
+                        if run.wake:
+                            await conn.execute("SELECT pg_notify(%s, '')",
+                                               [self.settings.channel])
+                        committing = True
+                    return value
+            except DurableError:
+                raise
+            except _RETRYABLE as exc:
+                if attempt >= _MAX_ATTEMPTS:
+                    raise StorageError(f"PostgreSQL: {_one_line(exc)}") from exc
+                await asyncio.sleep(0.01 * attempt)
+            except PoolTimeout as exc:
+                raise StorageError(
+                    f"No PostgreSQL connection to {self.settings.where} within "
+                    f"{self.settings.pool_timeout:g}s (server unreachable, or all "
+                    f"{self.settings.pool_max} pooled connections busy)"
+                ) from exc
+            except psycopg.OperationalError as exc:
+                if committing:
+                    raise StorageError(
+                        f"The connection to PostgreSQL at {self.settings.where} failed during "
+                        f"COMMIT; the outcome is unknown: {_one_line(exc)}"
+                    ) from exc
+                # Nothing was committed. After a server restart every pooled connection is
+                # dead: replace them all, then try once more.
+                await self._drain(pool)
+                if attempt >= 2:
+                    raise StorageError(
+                        f"PostgreSQL at {self.settings.where} is unreachable: {_one_line(exc)}"
+                    ) from exc
+            except psycopg.Error as exc:
+                raise StorageError(f"PostgreSQL error: {_one_line(exc)}") from exc
+
+    async def _drain(self, pool: AsyncConnectionPool[Any]) -> None:
+        now = time.monotonic()
+        if now - self._last_drain < 1.0:
+            return
+        self._last_drain = now
+        log.warning("lost connections to PostgreSQL at %s; reconnecting", self.settings.where)
+        with contextlib.suppress(Exception):
+            await pool.drain()
+
+    # -- client side --------------------------------------------------------------------------
+
+    async def create_instance(
+        self,
+        new: NewInstance,
+        policy: OverridableStates = OverridableStates.NonRunningStates,
+        *,
+        lease_owner: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> OrchestrationWorkItem | None:
+        return await self._run(
+            lambda now: sql.create_instance(new, policy, lease_owner, lease_seconds, now)
+        )
+
+    async def send_message(self, message: Message) -> None:
+        await self._run(lambda now: sql.send_message(message, now))
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        return await self._run(lambda now: sql.get_instance(instance_id), write=False)
+
+    async def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        return await self._run(lambda now: sql.get_history(instance_id), write=False)
+
+    async def query_instances(self, query: InstanceQuery) -> InstancePage:
+        return await self._run(lambda now: sql.query_instances(query), write=False)
+
+    async def purge_instance(self, instance_id: str) -> int:
+        return await self._run(lambda now: sql.purge_instance(instance_id))
+
+    async def purge_instances(
+        self,
+        created_from: float | None,
+        created_to: float | None,
+        statuses: Sequence[OrchestrationRuntimeStatus] | None,
+    ) -> int:
+        return await self._run(
+            lambda now: sql.purge_instances(created_from, created_to, statuses)
+        )
+
+    async def get_setting(self, key: str) -> str | None:
+        return await self._run(lambda now: sql.get_setting(key), write=False)
+
+    async def put_setting_if_absent(self, key: str, value: str) -> str:
+        return await self._run(lambda now: sql.put_setting_if_absent(key, value))
+
+    # -- worker side --------------------------------------------------------------------------
+
+    async def lease_orchestrations(
+        self,
+        owner: str,
+        *,
+        limit: int,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        instance_ids: Sequence[str] | None = None,
+        cached_revisions: Mapping[str, int] | None = None,
+    ) -> list[OrchestrationWorkItem]:
+        cached = dict(cached_revisions) if cached_revisions else None
+        ids = sorted(set(instance_ids)) if instance_ids is not None else None
+        return await self._run(
+            lambda now: sql.lease_orchestrations(owner, limit, lease_seconds, ids, cached, now)
+        )
+
+    async def commit_orchestrations(
+        self,
+        commits: Sequence[OrchestrationCommit],
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> list[CommitOutcome]:
+        # Lock instances in one global order, so concurrent batches cannot deadlock.
+        order = sorted(range(len(commits)), key=lambda index: commits[index].instance_id)
+        ordered = [commits[index] for index in order]
+        outcomes = await self._run(
+            lambda now: sql.commit_orchestrations(ordered, lease_seconds, now)
+        )
+        result: list[CommitOutcome] = [CommitOutcome(False)] * len(commits)
+        for position, index in enumerate(order):
+            result[index] = outcomes[position]
+        return result
+
+    async def release_orchestrations(self, owner: str, instance_ids: Sequence[str]) -> None:
+        ids = sorted(set(instance_ids))
+        await self._run(lambda now: sql.release_orchestrations(owner, ids))
+
+    async def lease_activities(
+        self, owner: str, *, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> list[ActivityWorkItem]:
+        return await self._run(lambda now: sql.lease_activities(owner, limit, lease_seconds, now))
+
+    async def complete_activities(
+        self, owner: str, results: Sequence[ActivityResult]
+    ) -> list[bool]:
+        def key(index: int) -> tuple[str, str, int]:
+            task = results[index].task
+            return (task.instance_id, task.execution_id, task.task_id)
+
+        order = sorted(range(len(results)), key=key)
+        ordered = [results[index] for index in order]
+        delivered = await self._run(lambda now: sql.complete_activities(owner, ordered, now))
+        answer = [False] * len(results)
+        for position, index in enumerate(order):
+            answer[index] = delivered[position]
+        return answer
+
+    async def abandon_activities(
+        self, owner: str, tasks: Sequence[ActivityWorkItem], retry_after: float = 0.0
+    ) -> None:
+        ordered = sorted(tasks, key=lambda t: (t.instance_id, t.execution_id, t.task_id))
+        await self._run(lambda now: sql.abandon_activities(owner, ordered, retry_after, now))
+
+    async def renew_leases(self, owner: str, lease_seconds: float) -> None:
+        await self._run(lambda now: sql.renew_leases(owner, lease_seconds, now))
+
+    async def release_all(self, owner: str) -> None:
+        await self._run(lambda now: sql.release_all(owner))
+
+    async def lease_owners(self) -> list[str]:
+        return await self._run(lambda now: sql.lease_owners(), write=False)
+
+    async def next_wakeup(self) -> float | None:
+        return await self._run(sql.next_wakeup, write=False)
+
+    # -- LISTEN/NOTIFY ------------------------------------------------------------------------
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return on a notification for this hub (or one that came since the last call), else
+        after ``timeout``. The first call starts the listening connection."""
+        if self._pool is None:
+            await asyncio.sleep(timeout)
+            return
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(
+                self._listen(), name=f"durable-listen-{self.settings.hub}"
+            )
+        if not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    async def _listen(self) -> None:
+        """Hold a LISTEN connection; reconnect with backoff whenever it drops."""
+        assert self._wake is not None
+        channel = pg_sql.Identifier(self.settings.channel)
+        delay = 0.5
+        failing = False
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.settings.conninfo,
+                    autocommit=True,
+                    keepalives=1,
+                    keepalives_idle=10,
+                    keepalives_interval=5,
+                    keepalives_count=3,
+                ) as conn:
+                    await conn.execute(pg_sql.SQL("LISTEN {}").format(channel))
+                    if failing:
+                        log.info("listening for work on %s again", self.settings.where)
+                    failing = False
+                    delay = 0.5
+                    self._wake.set()  # anything sent while we were not listening
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, OSError) as exc:
+                if not failing:
+                    log.warning(
+                        "LISTEN connection to PostgreSQL at %s failed (%s); polling until it "
+                        "is back, reconnecting with backoff", self.settings.where,
+                        _one_line(exc),
+                    )
+                failing = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _LISTEN_MAX_BACKOFF)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())

@@ -1,0 +1,233 @@
+-- Queries for the PostgreSQL backend. Each block starts with "-- name: <query name>" and the set
+-- of names is exactly the SQLite backend's (tests/storage/test_query_files.py checks it); the
+-- logic that strings them together is durable/storage/sql.py, shared by both backends.
+-- Named parameters use %(name)s; lists arrive as arrays (= ANY(...)). Tables are unqualified:
+-- each task hub is a schema, chosen by the connection's search_path.
+-- Parameters that may be NULL in an "IS NULL OR ..." test carry casts, because PostgreSQL cannot
+-- infer the type of a bare NULL parameter.
+--
+-- Concurrency (READ COMMITTED, many workers):
+-- - lock_instance takes the row lock; create, send and commit go through it, so they serialize
+--   per instance and the fence (revision + lease owner) is read from the latest committed row.
+-- - Leasing picks candidates with FOR UPDATE SKIP LOCKED: a worker never waits for another;
+--   PostgreSQL re-checks the lease condition on the locked row before the UPDATE applies.
+-- - Bulk lease renewal also skips locked rows: a row is only locked by a commit (which extends
+--   the lease itself) or briefly by a worker that will find the lease still valid.
+
+-- name: get_instance
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances WHERE instance_id = %(instance_id)s;
+
+-- name: lock_instance
+SELECT status, revision, lease_owner FROM instances WHERE instance_id = %(instance_id)s
+FOR UPDATE;
+
+-- name: insert_instance
+INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at, input,
+                       version, parent_instance_id, revision, lease_owner, lease_expires_at)
+VALUES (%(instance_id)s, %(name)s, %(execution_id)s, 'Pending', %(created_at)s, %(created_at)s,
+        %(input)s, %(version)s, %(parent_instance_id)s, 1, %(lease_owner)s,
+        %(lease_expires_at)s)
+ON CONFLICT (instance_id) DO NOTHING;
+
+-- name: reset_instance
+UPDATE instances
+SET name = %(name)s, execution_id = %(execution_id)s, status = 'Pending',
+    created_at = %(created_at)s, updated_at = %(created_at)s, completed_at = NULL,
+    input = %(input)s, output = NULL, custom_status = NULL, failure = NULL,
+    version = %(version)s, parent_instance_id = %(parent_instance_id)s,
+    revision = revision + 1, lease_owner = %(lease_owner)s,
+    lease_expires_at = %(lease_expires_at)s
+WHERE instance_id = %(instance_id)s
+RETURNING revision;
+
+-- name: delete_instance
+DELETE FROM instances WHERE instance_id = %(instance_id)s;
+
+-- name: delete_history
+DELETE FROM history WHERE instance_id = %(instance_id)s;
+
+-- name: delete_inbox
+DELETE FROM inbox WHERE instance_id = %(instance_id)s;
+
+-- name: delete_tasks
+DELETE FROM tasks WHERE instance_id = %(instance_id)s;
+
+-- name: delete_unclaimed_tasks
+DELETE FROM tasks WHERE instance_id = %(instance_id)s AND lease_owner IS NULL;
+
+-- name: insert_message
+INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+VALUES (%(instance_id)s, %(execution_id)s, %(visible_at)s, %(event)s)
+RETURNING id;
+
+-- name: insert_message_if_running
+INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+SELECT %(instance_id)s::text, %(execution_id)s::text, %(visible_at)s::float8, %(event)s::text
+WHERE EXISTS (SELECT 1 FROM instances
+              WHERE instance_id = %(instance_id)s::text
+                AND status NOT IN ('Completed', 'Failed', 'Terminated', 'Canceled'));
+
+-- name: lease_ready_instances
+-- Driven from the inbox (small) rather than the instances table (grows without bound).
+UPDATE instances AS i
+SET lease_owner = %(owner)s, lease_expires_at = %(lease_expires_at)s
+FROM (
+    SELECT c.instance_id
+    FROM instances c
+    WHERE c.instance_id IN (SELECT m.instance_id FROM inbox m
+                            WHERE m.visible_at <= %(now)s::float8)
+      AND (c.lease_owner IS NULL OR c.lease_owner = %(owner)s
+           OR c.lease_expires_at < %(now)s::float8)
+    LIMIT %(limit)s
+    FOR UPDATE OF c SKIP LOCKED
+) AS ready
+WHERE i.instance_id = ready.instance_id
+RETURNING i.instance_id, i.name, i.execution_id, i.status, i.revision;
+
+-- name: lease_instance
+UPDATE instances AS i
+SET lease_owner = %(owner)s, lease_expires_at = %(lease_expires_at)s
+FROM (
+    SELECT c.instance_id
+    FROM instances c
+    WHERE c.instance_id = %(instance_id)s
+      AND (c.lease_owner IS NULL OR c.lease_owner = %(owner)s
+           OR c.lease_expires_at < %(now)s::float8)
+      AND EXISTS (SELECT 1 FROM inbox m
+                  WHERE m.instance_id = c.instance_id AND m.visible_at <= %(now)s::float8)
+    FOR UPDATE OF c SKIP LOCKED
+) AS ready
+WHERE i.instance_id = ready.instance_id
+RETURNING i.instance_id, i.name, i.execution_id, i.status, i.revision;
+
+-- name: select_messages
+SELECT id, execution_id, event FROM inbox
+WHERE instance_id = %(instance_id)s AND visible_at <= %(now)s
+ORDER BY id;
+
+-- name: delete_message
+DELETE FROM inbox WHERE id = %(id)s;
+
+-- name: select_history
+SELECT events FROM history WHERE instance_id = %(instance_id)s ORDER BY chunk;
+
+-- name: insert_history
+INSERT INTO history (instance_id, chunk, events)
+VALUES (%(instance_id)s, %(chunk)s, %(events)s);
+
+-- name: update_instance
+UPDATE instances
+SET status = %(status)s, output = %(output)s, failure = %(failure)s,
+    custom_status = COALESCE(%(custom_status)s::text, custom_status),
+    updated_at = %(now)s, completed_at = %(completed_at)s, revision = revision + 1,
+    lease_owner = %(lease_owner)s, lease_expires_at = %(lease_expires_at)s
+WHERE instance_id = %(instance_id)s;
+
+-- name: continue_instance
+UPDATE instances
+SET status = 'ContinuedAsNew', execution_id = %(execution_id)s, input = %(input)s,
+    output = NULL, failure = NULL,
+    custom_status = COALESCE(%(custom_status)s::text, custom_status), updated_at = %(now)s,
+    revision = revision + 1, lease_owner = %(lease_owner)s,
+    lease_expires_at = %(lease_expires_at)s
+WHERE instance_id = %(instance_id)s;
+
+-- name: count_leased_tasks
+-- Locks the rows it counts: a concurrent lease_tasks that takes an expired task over either
+-- skips them or, if it got there first, makes the re-checked lease_owner fail here.
+SELECT COUNT(*) FROM (
+    SELECT 1 FROM tasks
+    WHERE instance_id = %(instance_id)s AND execution_id = %(execution_id)s
+      AND lease_owner = %(owner)s AND task_id = ANY(%(task_ids)s::integer[])
+    FOR UPDATE
+) AS held;
+
+-- name: delete_leased_task
+DELETE FROM tasks
+WHERE instance_id = %(instance_id)s AND execution_id = %(execution_id)s
+  AND task_id = %(task_id)s AND lease_owner = %(owner)s;
+
+-- name: insert_task
+INSERT INTO tasks (instance_id, execution_id, task_id, name, input, visible_at, attempt,
+                   lease_owner, lease_expires_at)
+VALUES (%(instance_id)s, %(execution_id)s, %(task_id)s, %(name)s, %(input)s, %(now)s,
+        %(attempt)s, %(lease_owner)s, %(lease_expires_at)s)
+ON CONFLICT (instance_id, execution_id, task_id) DO NOTHING;
+
+-- name: lease_tasks
+UPDATE tasks AS t
+SET lease_owner = %(owner)s, lease_expires_at = %(lease_expires_at)s, attempt = t.attempt + 1
+FROM (
+    SELECT id FROM tasks
+    WHERE (lease_owner IS NULL AND visible_at <= %(now)s::float8)
+       OR (lease_owner IS NOT NULL AND lease_expires_at < %(now)s::float8)
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) AS picked
+WHERE t.id = picked.id
+RETURNING t.instance_id, t.execution_id, t.task_id, t.name, t.input, t.attempt;
+
+-- name: abandon_task
+UPDATE tasks
+SET lease_owner = NULL, lease_expires_at = NULL, visible_at = %(visible_at)s
+WHERE instance_id = %(instance_id)s AND execution_id = %(execution_id)s
+  AND task_id = %(task_id)s AND lease_owner = %(owner)s;
+
+-- name: renew_instance_leases
+UPDATE instances AS i SET lease_expires_at = %(lease_expires_at)s
+FROM (SELECT instance_id FROM instances WHERE lease_owner = %(owner)s
+      FOR UPDATE SKIP LOCKED) AS mine
+WHERE i.instance_id = mine.instance_id;
+
+-- name: renew_task_leases
+UPDATE tasks AS t SET lease_expires_at = %(lease_expires_at)s
+FROM (SELECT id FROM tasks WHERE lease_owner = %(owner)s FOR UPDATE SKIP LOCKED) AS mine
+WHERE t.id = mine.id;
+
+-- name: release_instance
+UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL
+WHERE instance_id = %(instance_id)s AND lease_owner = %(owner)s;
+
+-- name: release_all_instances
+UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL
+WHERE lease_owner = %(owner)s;
+
+-- name: release_all_tasks
+UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = %(owner)s;
+
+-- name: lease_owners
+SELECT lease_owner FROM instances WHERE lease_owner IS NOT NULL
+UNION
+SELECT lease_owner FROM tasks WHERE lease_owner IS NOT NULL;
+
+-- name: next_wakeup
+SELECT MIN(visible_at) FROM inbox WHERE visible_at > %(now)s;
+
+-- name: query_instances
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE (%(created_from)s::float8 IS NULL OR created_at >= %(created_from)s::float8)
+  AND (%(created_to)s::float8 IS NULL OR created_at <= %(created_to)s::float8)
+  AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND (%(after_created)s::float8 IS NULL
+       OR (created_at, instance_id) > (%(after_created)s::float8, %(after_id)s::text))
+ORDER BY created_at, instance_id
+LIMIT %(limit)s;
+
+-- name: select_purgeable
+SELECT instance_id FROM instances
+WHERE status = ANY(%(statuses)s::text[])
+  AND (%(created_from)s::float8 IS NULL OR created_at >= %(created_from)s::float8)
+  AND (%(created_to)s::float8 IS NULL OR created_at <= %(created_to)s::float8);
+
+-- name: get_setting
+SELECT value FROM durable_settings WHERE key = %(key)s;
+
+-- name: put_setting
+INSERT INTO durable_settings (key, value) VALUES (%(key)s, %(value)s)
+ON CONFLICT (key) DO NOTHING;
