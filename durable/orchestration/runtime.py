@@ -161,7 +161,8 @@ class OrchestrationRuntime:
             context._is_replaying = replaying
         try:
             if self._suspended and not isinstance(
-                event, (ExecutionResumed, ExecutionTerminated, OrchestratorStarted)
+                event,
+                (ExecutionResumed, ExecutionSuspended, ExecutionTerminated, OrchestratorStarted),
             ) and type(event) not in _SCHEDULING_EVENTS:
                 self._held.append(event)
                 return True

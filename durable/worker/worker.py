@@ -97,6 +97,7 @@ class _Owned:
     runtime: OrchestrationRuntime
     busy: bool = False
     local: list[ActivityResult] = field(default_factory=list)
+    previous_execution_id: str | None = None  # before the last continue_as_new
 
 
 @dataclass(slots=True)
@@ -408,8 +409,11 @@ class Worker:
     def _episode_from_item(self, item: OrchestrationWorkItem) -> _Episode | None:
         owned = self._cache.get(item.instance_id)
         if owned is not None:
-            if item.revision < owned.revision:
-                # Read before our own last commit landed: look again.
+            if item.revision < owned.revision and item.execution_id in (
+                owned.execution_id, owned.previous_execution_id
+            ):
+                # Read before our own last commit landed: look again. (Another execution ID
+                # with a lower revision is a new instance under a purged instance's ID.)
                 self.hint(item.instance_id)
                 return None
             if item.revision > owned.revision or item.execution_id != owned.execution_id:
@@ -599,6 +603,7 @@ class Worker:
                 self._forget(owned.instance_id)
             else:
                 owned.runtime = fresh
+                owned.previous_execution_id = owned.execution_id
                 owned.execution_id = commit.continue_as_new.execution_id
             self.hint(owned.instance_id)
         elif decision.status.is_terminal:
