@@ -1,0 +1,1 @@
+"""Benchmarks for durable, side by side with DBOS Transact (see docs/benchmarks.md)."""

@@ -1,0 +1,215 @@
+"""Profile the durable side of one workload and summarise where the CPU time goes.
+
+    .venv/bin/python benchmarks/profiling.py W8            # py-spy on the worker processes
+    .venv/bin/python benchmarks/profiling.py W1 --quick    # py-spy on the benchmark process
+    .venv/bin/python benchmarks/profiling.py W1 --tool pyinstrument   # main thread only
+
+py-spy (``--tool py-spy``, the default) samples every thread at 1 kHz and records on-CPU
+samples only (``record`` without ``--idle``), so the percentages are shares of the time the
+process actually ran Python or native code; it needs ptrace permission. For SQLite workloads
+it wraps the whole benchmark child (start-up included, a small share); for W8 it attaches to
+each ``durable worker`` process once it is serving and stops when the clock stops.
+pyinstrument profiles only the event-loop thread, in-process.
+
+The summary has three views: self time by package/file (where the CPU is spent), self time by
+function, and inclusive time of durable's own functions (which engine call sites cost most).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import workloads
+from benchmarks.harness import PG_BASE, REPO, new_data_dir, remove_tree, run_child
+
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+
+
+def _split(frame: str) -> tuple[str, str]:
+    m = _FRAME.match(frame.strip())
+    if not m:
+        return frame.strip(), "?"
+    return m.group("func"), m.group("file")
+
+
+def _package(file: str) -> str:
+    """A readable owner for a source file: durable's own module path, else the top package."""
+    if file.startswith("durable/"):
+        return file
+    if file.startswith("<frozen"):
+        return "python (frozen)"
+    top = file.split("/", 1)[0]
+    return top.removesuffix(".py")
+
+
+def summarize(paths: list[Path], top: int = 15) -> dict[str, Any]:
+    """Aggregate py-spy ``--format raw --threads`` files (one stack and count per line)."""
+    total = 0
+    by_thread: Counter[str] = Counter()
+    self_pkg: Counter[str] = Counter()
+    self_func: Counter[str] = Counter()
+    incl_durable: Counter[str] = Counter()
+    for path in paths:
+        for raw in path.read_text(errors="replace").splitlines():
+            stack, _, count_text = raw.rpartition(" ")
+            if not stack or not count_text.isdigit():
+                continue
+            count = int(count_text)
+            frames = stack.split(";")
+            thread = frames[0]
+            frames = frames[1:]
+            total += count
+            by_thread[re.sub(r"\(\d+\): ", "", thread)] += count
+            if not frames:
+                continue
+            func, file = _split(frames[-1])
+            self_pkg[_package(file)] += count
+            self_func[f"{func} ({file})"] += count
+            seen: set[str] = set()
+            for frame in frames:
+                f_func, f_file = _split(frame)
+                if f_file.startswith("durable/"):
+                    key = f"{f_func} ({f_file})"
+                    if key not in seen:
+                        seen.add(key)
+                        incl_durable[key] += count
+
+    def pct(counter: Counter[str]) -> list[tuple[str, float]]:
+        if not total:
+            return []
+        return [(k, round(100 * v / total, 1)) for k, v in counter.most_common(top)]
+
+    return {
+        "samples": total,
+        "threads": pct(by_thread),
+        "self_by_package": pct(self_pkg),
+        "self_by_function": pct(self_func),
+        "inclusive_durable": pct(incl_durable),
+    }
+
+
+def render(summary: dict[str, Any], title: str) -> str:
+    out = [f"### {title}", "", f"{summary['samples']} on-CPU samples (1 kHz, all threads)", ""]
+    for key, heading in (("threads", "by thread"),
+                         ("self_by_package", "self time by package / durable module"),
+                         ("self_by_function", "self time by function"),
+                         ("inclusive_durable", "inclusive time, durable functions")):
+        out += [f"{heading}:", ""]
+        out += [f"    {share:5.1f}%  {name}" for name, share in summary[key]]
+        out.append("")
+    return "\n".join(out)
+
+
+def profile_py_spy(
+    wid: str, params: dict[str, Any], out_dir: Path, native: bool = False
+) -> list[Path]:
+    spy = Path(sys.executable).with_name("py-spy")
+    if wid == "W8":
+        params = dict(params, py_spy_dir=str(out_dir), py_spy_native=native)
+        res = run_child([sys.executable, "-m", "benchmarks.child", wid, "--url", PG_BASE,
+                         "--params", json.dumps(params)], cwd=REPO, timeout=900)
+        print(json.dumps(res.record), file=sys.stderr)
+        return sorted(out_dir.glob("w8-*.txt"))
+    data = new_data_dir(None)
+    target = out_dir / f"{wid.lower()}.txt"
+    try:
+        argv = [str(spy), "record", "--rate", "1000", "--format", "raw", "--threads",
+                *(["--native"] if native else []),
+                "--output", str(target), "--", sys.executable, "-m", "benchmarks.child", wid,
+                "--url", "sqlite:///" + str(data / "profile.db"), "--params", json.dumps(params)]
+        res = run_child(argv, cwd=REPO, timeout=900)
+        print(json.dumps(res.record), file=sys.stderr)
+    finally:
+        remove_tree(data)
+    return [target]
+
+
+def profile_pyinstrument(wid: str, params: dict[str, Any], out_dir: Path) -> str:
+    data = new_data_dir(None)
+    session = out_dir / f"{wid.lower()}.pyisession"
+    try:
+        res = run_child([sys.executable, "-m", "benchmarks.child", wid, "--url",
+                         "sqlite:///" + str(data / "profile.db"), "--params", json.dumps(params),
+                         "--profile", str(session)], cwd=REPO, timeout=900)
+        print(json.dumps(res.record), file=sys.stderr)
+    finally:
+        remove_tree(data)
+    from pyinstrument.renderers import ConsoleRenderer
+    from pyinstrument.session import Session
+
+    loaded = Session.load(str(session))
+    return ConsoleRenderer(unicode=False, color=False, show_all=False).render(loaded)
+
+
+def count_statements(params: dict[str, Any]) -> str:
+    """W8 with psycopg calls counted in each worker: round trips per orchestration."""
+    params = dict(params, count_statements=True)
+    res = run_child([sys.executable, "-m", "benchmarks.child", "W8", "--url", PG_BASE,
+                     "--params", json.dumps(params)], cwd=REPO, timeout=900)
+    record = res.record or {}
+    if not record.get("available"):
+        return f"W8 not run: {record.get('reason', res.stderr_tail[-500:])}"
+    out = []
+    for run in record["runs"]:
+        total: Counter[str] = Counter()
+        for counts in run.get("worker_statements", []):
+            total.update(counts)
+        n = run["n"]
+        trips = total["statements"] + total["executemany_calls"]
+        out += [f"### W8, {run['workers']} worker(s): {run['orch_per_s']} orch/s", "",
+                f"round trips per orchestration: {trips / n:.1f} "
+                f"({total['statements'] / n:.1f} execute + {total['executemany_calls'] / n:.1f} "
+                f"executemany); transactions: {total['transactions']} "
+                f"({n / max(1, total['transactions']):.1f} orchestrations per transaction)", ""]
+        rows = [(k, v) for k, v in total.items() if k.startswith(("stmt:", "many:"))]
+        rows.sort(key=lambda kv: -kv[1])
+        out += [f"    {v / n:6.2f}  {k}" for k, v in rows[:20]]
+        out.append("")
+    return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("wid", choices=workloads.ORDER)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--tool", choices=["py-spy", "pyinstrument"], default="py-spy")
+    parser.add_argument("--out", default=None, help="keep raw profiles in this directory")
+    parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--statements", action="store_true",
+                        help="W8 only: count psycopg statements per orchestration instead")
+    parser.add_argument("--native", action="store_true",
+                        help="py-spy --native: show C frames (libpq, sqlite3) too")
+    args = parser.parse_args()
+    params = workloads.load(args.wid).PARAMS["quick" if args.quick else "full"]
+    out_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="durable-profile-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if args.statements:
+        print(count_statements(params))
+        return 0
+    if args.tool == "pyinstrument":
+        print(profile_pyinstrument(args.wid, params, out_dir))
+        return 0
+    paths = profile_py_spy(args.wid, params, out_dir, args.native)
+    if args.wid == "W8":
+        for workers in params["workers"]:
+            group = [p for p in paths if p.name.startswith(f"w8-{workers}w-")]
+            if group:
+                print(render(summarize(group, args.top), f"W8, {workers} worker(s)"))
+    else:
+        print(render(summarize(paths, args.top), args.wid))
+    print(f"raw profiles in {out_dir}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
