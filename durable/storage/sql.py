@@ -403,7 +403,14 @@ def commit_orchestrations(
 def _commit_one(commit: OrchestrationCommit, lease_seconds: float, now: float) -> Txn:
     instance_id = commit.instance_id
     fence = yield one("lock_instance", instance_id=instance_id)
-    if fence is None or fence[1] != commit.revision or fence[2] != commit.lease_owner:
+    # Revision and owner catch a worker that lost its lease; the execution ID catches a late
+    # commit for an instance that was purged and re-created (its revision starts again at 1).
+    if (
+        fence is None
+        or fence[1] != commit.revision
+        or fence[2] != commit.lease_owner
+        or fence[3] != commit.execution_id
+    ):
         return CommitOutcome(False)
     if commit.delivered_tasks:
         held = yield one(

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from durable.history import ExecutionStarted, OrchestratorStarted
 from durable.status import OrchestrationRuntimeStatus as Status
 from durable.storage import open_backend
 from durable.storage.base import NewInstance, OrchestrationCommit
 
 
-@pytest.mark.xfail(
-    reason="The commit fence compares revision and lease owner only. After a purge, the "
-    "re-created instance starts again at revision 1, and in one process it is leased to the "
-    "same worker, so a late commit of the purged execution passes the fence and writes the "
-    "old execution's history and status into the new instance. Fix: fence on execution_id "
-    "too (lock_instance returns it; _commit_one compares it with commit.execution_id).",
-    strict=True,
-)
 async def test_a_late_commit_of_a_purged_execution_is_refused(db_url: str) -> None:
     backend = open_backend(db_url)
     await backend.open()

@@ -20,7 +20,8 @@ SELECT instance_id, name, execution_id, status, created_at, updated_at, input, o
 FROM instances WHERE instance_id = %(instance_id)s;
 
 -- name: lock_instance
-SELECT status, revision, lease_owner FROM instances WHERE instance_id = %(instance_id)s
+SELECT status, revision, lease_owner, execution_id FROM instances
+WHERE instance_id = %(instance_id)s
 FOR UPDATE;
 
 -- name: insert_instance

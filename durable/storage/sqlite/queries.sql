@@ -8,7 +8,8 @@ SELECT instance_id, name, execution_id, status, created_at, updated_at, input, o
 FROM instances WHERE instance_id = :instance_id;
 
 -- name: lock_instance
-SELECT status, revision, lease_owner FROM instances WHERE instance_id = :instance_id;
+SELECT status, revision, lease_owner, execution_id FROM instances
+WHERE instance_id = :instance_id;
 
 -- name: insert_instance
 INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at, input,
