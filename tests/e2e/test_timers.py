@@ -91,6 +91,25 @@ async def test_a_cancelled_timer_does_not_hold_the_orchestration(db_url: str) ->
     assert events_of(history, "TimerFired") == []
 
 
+async def test_an_orchestration_may_finish_with_timers_it_did_not_cancel(db_url: str) -> None:
+    app = df.DFApp()
+
+    @app.orchestration_trigger(context_name="context")
+    def leaves_a_timer(context: df.DurableOrchestrationContext):
+        forgotten = context.create_timer(timedelta(hours=1))
+        event = context.wait_for_external_event("go")
+        winner = yield context.task_any([forgotten, event])
+        return winner is event
+
+    async with running(app, db_url) as host:
+        iid = await host.client.start_new(leaves_a_timer)
+        await host.client.raise_event(iid, "go")
+        status = await host.client.wait_for_completion(iid, timeout=10)
+
+    assert status.runtime_status is Status.Completed
+    assert status.output is True
+
+
 async def test_cancelling_a_fired_timer_is_an_error(db_url: str) -> None:
     app = df.DFApp()
 
