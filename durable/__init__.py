@@ -37,6 +37,7 @@ from durable.errors import (
     TaskFailedError,
 )
 from durable.host import Host
+from durable.http.types import HttpRequest, HttpResponse
 from durable.orchestration.context import DurableOrchestrationContext
 from durable.orchestration.retry import RetryOptions
 from durable.orchestration.tasks import TaskBase, TaskState, TimerTask
@@ -61,6 +62,8 @@ __all__ = [
     "FailureDetails",
     "FunctionNotFoundError",
     "Host",
+    "HttpRequest",
+    "HttpResponse",
     "InstanceAlreadyExistsError",
     "InstanceNotFoundError",
     "InstanceNotRunningError",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from durable.errors import DurableError
 from durable.host import Host
 from durable.loader import load_app
 from durable.storage import default_url, open_backend
@@ -93,6 +94,75 @@ def worker(
             log.info("shutting down: finishing in-flight work and releasing leases")
 
     asyncio.run(serve())
+
+
+@main.command()
+@click.argument("app_spec", metavar="APP")
+@storage_option
+@click.option("--host", "listen_host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Beyond loopback (e.g. 0.0.0.0) the management API "
+                   "and non-anonymous routes require a key. [env DURABLE_RUN_HOST]")
+@click.option("--port", type=click.IntRange(0, 65535), default=7071, show_default=True,
+              help="Port; 0 picks a free one. [env DURABLE_RUN_PORT]")
+@click.option("--route-prefix", default="api", show_default=True,
+              help="Path prefix of the app's HTTP routes. [env DURABLE_RUN_ROUTE_PREFIX]")
+@click.option("--max-request-body", type=click.IntRange(min=1), default=10 * 1024 * 1024,
+              show_default=True,
+              help="Largest request body in bytes (413 beyond). [env DURABLE_RUN_MAX_REQUEST_BODY]")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging and an access log.")
+def run(
+    app_spec: str,
+    storage: str | None,
+    listen_host: str,
+    port: int,
+    route_prefix: str,
+    max_request_body: int,
+    verbose: bool,
+) -> None:
+    """Serve APP's HTTP routes and the management API, and run its worker, in one process."""
+    from durable.http.server import ServeOptions, serve
+
+    _configure_logging(verbose)
+    try:
+        app, folder = load_app(app_spec)
+    except DurableError as exc:
+        raise click.ClickException(str(exc)) from exc
+    url = storage or default_url(folder)
+    options = ServeOptions(listen_host, port, route_prefix, max_request_body, access_log=verbose)
+    try:
+        asyncio.run(serve(app, url, options, app_spec=app_spec,
+                          shutdown=wait_for_shutdown_signal, echo=click.echo))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {listen_host}:{port}: {exc}") from exc
+
+
+@main.command()
+@click.argument("app_spec", metavar="APP", required=False)
+@storage_option
+def keys(app_spec: str | None, storage: str | None) -> None:
+    """Print the HTTP access keys of a task hub (generated and stored there if absent).
+
+    The storage is --storage, else $DURABLE_STORAGE, else the SQLite file beside APP (or in the
+    current directory). Keys set in the environment (DURABLE_FUNCTION_KEY, DURABLE_SYSTEM_KEY,
+    DURABLE_MASTER_KEY) take precedence, as in `durable run`.
+    """
+    from durable.http.keys import KEY_NAMES, load_keys
+
+    folder = load_app(app_spec)[1] if app_spec else Path.cwd()
+    url = storage or default_url(folder)
+
+    async def read() -> list[str]:
+        backend = open_backend(url)
+        await backend.open()
+        try:
+            ring = await load_keys(backend, required=True)
+        finally:
+            await backend.close()
+        sources = ring.sources or {}
+        return [f"{name}: {getattr(ring, name)}  ({sources.get(name)})" for name in KEY_NAMES]
+
+    for line in asyncio.run(read()):
+        click.echo(line)
 
 
 @main.group()

@@ -51,6 +51,8 @@ from durable.storage.base import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from durable.http.payloads import WebhookSettings
+    from durable.http.types import HttpResponse
     from durable.worker.worker import Worker
 
 
@@ -102,6 +104,9 @@ class DurableOrchestrationClient:
         self._worker = worker
         self.overridable_states = overridable_states
         self.task_hub_name = "default"
+        # Where the management API is served (set by `durable run`); used to build the URLs
+        # of create_check_status_response and create_http_management_payload.
+        self.webhooks: WebhookSettings | None = None
 
     @property
     def backend(self) -> Backend:
@@ -324,3 +329,46 @@ class DurableOrchestrationClient:
             _timestamp(created_time_from), _timestamp(created_time_to), runtime_status
         )
         return PurgeHistoryResult(deleted)
+
+    # -- HTTP helpers (built by durable.http.payloads) -----------------------------------------
+
+    def create_check_status_response(self, request: Any, instance_id: str) -> HttpResponse:
+        """202 Accepted with the management URLs, ``Location`` and ``Retry-After: 10``.
+
+        The URLs use the origin (scheme, host, port) of ``request``, an HTTP request object
+        with a ``url``, as the Azure Python SDK does.
+        """
+        from durable.http import payloads
+
+        return payloads.check_status_response(payloads.settings_of(self), request.url, instance_id)
+
+    def create_http_management_payload(self, instance_id: str) -> dict[str, str]:
+        """The management URLs of ``instance_id`` (at the server's own origin)."""
+        from durable.http import payloads
+
+        return payloads.management_urls(payloads.settings_of(self), instance_id)
+
+    def get_client_response_links(self, request: Any, instance_id: str) -> dict[str, str]:
+        """The management URLs, at ``request``'s origin if a request is given."""
+        from durable.http import payloads
+
+        origin = payloads.origin_of(request.url) if request is not None else None
+        return payloads.management_urls(payloads.settings_of(self), instance_id, origin=origin)
+
+    async def wait_for_completion_or_create_check_status_response(
+        self,
+        request: Any,
+        instance_id: str,
+        timeout_in_milliseconds: int = 10000,
+        retry_interval_in_milliseconds: int = 1000,
+    ) -> HttpResponse:
+        """Wait up to the timeout; answer with the result, or with a check-status 202.
+
+        As the Azure Python SDK: Completed -> 200 with the output (a str as is), Canceled or
+        Terminated -> 200 with the status JSON, Failed -> 500 with the status JSON.
+        """
+        from durable.http import payloads
+
+        return await payloads.wait_or_check_status(
+            self, request.url, instance_id, timeout_in_milliseconds, retry_interval_in_milliseconds
+        )

@@ -14,6 +14,7 @@ from typing import Any
 
 from durable.app import DFApp
 from durable.client import DurableOrchestrationClient
+from durable.http.activity import builtin_activities
 from durable.status import OverridableStates
 from durable.storage import open_backend
 from durable.storage.base import Backend
@@ -46,7 +47,10 @@ class Host:
         self.worker: Worker | None = None
         if run_worker:
             opts = worker_options or WorkerOptions(**options)
-            self.worker = Worker(registry, self.backend, opts)
+            # Built-in activities (call_http's HTTP request) run beside the app's own.
+            self.worker = Worker(
+                registry, self.backend, opts, builtin_activities=builtin_activities()
+            )
         elif options:
             raise TypeError(f"Worker options given without a worker: {sorted(options)}")
         self.client = DurableOrchestrationClient(

@@ -250,6 +250,30 @@ class DurableOrchestrationContext:
             lambda: self.call_sub_orchestrator(name, input_, instance_id, version),
         )
 
+    def call_http(
+        self,
+        method: str,
+        uri: str,
+        content: Any = None,
+        headers: dict[str, str] | None = None,
+        token_source: Any = None,
+        is_raw_str: bool = False,
+        *,
+        asynchronous_patterns: bool = True,
+    ) -> TaskBase:
+        """A durable HTTP request; yield it to get ``{statusCode, headers, content}``.
+
+        The request runs in a built-in activity, and a 202 with a ``Location`` header is polled
+        with durable timers until the final response (see durable/orchestration/http_task.py).
+        ``token_source`` (Azure managed identities) is not supported.
+        """
+        from durable.orchestration.http_task import HttpPollingTask, build_request
+
+        if token_source is not None:
+            raise InvalidInputError("call_http: token_source (managed identity) is Azure-only.")
+        request = build_request(method, uri, content, headers, is_raw_str)
+        return HttpPollingTask(self, request, asynchronous_patterns)
+
     def create_timer(self, fire_at: datetime | timedelta) -> TimerTask:
         """A durable timer that fires at ``fire_at`` (a datetime, or a delay from now)."""
         if isinstance(fire_at, timedelta):

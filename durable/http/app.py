@@ -1,0 +1,246 @@
+"""The ASGI application ``durable run`` serves: user routes, the management API, and the
+guards in front of both.
+
+    asgi = create_app(dfapp, host.client, keys=keys)
+
+One request goes through, in order:
+
+1. the body-size guard: a ``Content-Length`` over the limit is answered 413 before anything is
+   read, and a streamed body is cut off with 413 as soon as it passes the limit;
+2. dispatch on the path: ``/runtime/webhooks/durabletask/...`` to
+   :mod:`durable.http.management`, ``/<prefix>/...`` to the user routes, anything else 404;
+3. the key check (:mod:`durable.http.keys`), after the route is known, since the route's
+   ``auth_level`` decides it;
+4. the handler, with every exception mapped by :mod:`durable.http.errors`. An error the mapping
+   does not know is logged and answered 500 with a generic message: that is a bug, in durable
+   or in a user's route, never the reaction to malformed input.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from durable.app import DFApp
+from durable.client import DurableOrchestrationClient
+from durable.http import management
+from durable.http.errors import (
+    GENERIC_500,
+    HttpError,
+    RequestTooLargeError,
+    error_response,
+    response_for,
+)
+from durable.http.keys import KeyRing, presented_key
+from durable.http.payloads import WEBHOOK_PATH
+from durable.http.routes import RouteTable, call_handler, to_response
+from durable.http.types import HttpRequest, HttpResponse
+
+log = logging.getLogger("durable.http")
+
+DEFAULT_MAX_REQUEST_BODY = 10 * 1024 * 1024  # bytes, as the issue asks (10 MiB)
+DEFAULT_ROUTE_PREFIX = "api"
+
+
+def to_starlette(response: HttpResponse | Response) -> Response:
+    if isinstance(response, Response):
+        return response
+    body = response.get_body()
+    headers = dict(response.headers)
+    has_type = any(name.lower() == "content-type" for name in headers)
+    media_type = None
+    if not has_type and (body or response.status_code not in (202, 204, 304, 404)):
+        media_type = response.mimetype
+        if media_type.startswith("text/") and "charset" not in media_type:
+            media_type = f"{media_type}; charset={response.charset}"
+    return Response(body, response.status_code, headers, media_type)
+
+
+class _BodyLimit:
+    """Counts body bytes as the handler reads them; raises 413 past ``limit``."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self._receive = receive
+        self._limit = limit
+        self._seen = 0
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._seen += len(message.get("body", b""))
+            if self._seen > self._limit:
+                raise RequestTooLargeError(self._limit)
+        return message
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                raise HttpError(400, "The Content-Length header is not a number.") from None
+    return None
+
+
+def _merged_headers(request: Request) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for name, value in request.headers.items():
+        merged[name] = f"{merged[name]}, {value}" if name in merged else value
+    return merged
+
+
+class DurableHttpApp:
+    """User routes under ``/<route_prefix>`` plus the management API, as one ASGI app."""
+
+    def __init__(
+        self,
+        app: DFApp,
+        client: DurableOrchestrationClient,
+        *,
+        keys: KeyRing | None = None,
+        route_prefix: str = DEFAULT_ROUTE_PREFIX,
+        max_request_body: int = DEFAULT_MAX_REQUEST_BODY,
+    ) -> None:
+        self.app = app
+        self.client = client
+        self.keys = keys
+        prefix = route_prefix.strip("/")
+        self.route_prefix = f"/{prefix}" if prefix else ""
+        self.max_request_body = max_request_body
+        self.routes = RouteTable(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # no websockets: the server closes the connection
+        limited = _BodyLimit(receive, self.max_request_body)
+        try:
+            declared = _declared_length(scope)
+            if declared is not None and declared > self.max_request_body:
+                raise RequestTooLargeError(self.max_request_body)
+            response = await self._dispatch(Request(scope, limited))
+        except HttpError as exc:
+            response = to_starlette(error_response(exc.status, exc.message, headers=exc.headers))
+        await response(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _allowed(self, level: Any, request: Request) -> bool:
+        if self.keys is None:
+            return True
+        return self.keys.allows(level, presented_key(request.headers, request.query_params))
+
+    async def _dispatch(self, request: Request) -> Response:
+        path: str = request.scope["path"]
+        lowered = path.lower()
+        if lowered == WEBHOOK_PATH or lowered.startswith(WEBHOOK_PATH + "/"):
+            return await self._management(request)
+        prefix = self.route_prefix.lower()
+        if not prefix or lowered == prefix or lowered.startswith(prefix + "/"):
+            return await self._user_route(request, path[len(prefix):])
+        return to_starlette(error_response(404, "Not found."))
+
+    async def _management(self, request: Request) -> Response:
+        raw: bytes | None = request.scope.get("raw_path")
+        base = WEBHOOK_PATH.encode("ascii")
+        if raw:
+            raw = raw.split(b"?", 1)[0]  # some clients (httpx's ASGITransport) leave it on
+        if not raw or not raw.lower().startswith(base):
+            # No raw path, or one that spells the base with escapes: use the decoded path.
+            raw = request.scope["path"].encode("utf-8")
+        segments = _decode_segments(raw[len(base):].decode("latin-1"))
+        found = management.match(request.method, segments)
+        if found is None:
+            return to_starlette(error_response(404, "No management API route matches."))
+        handler, values, needs_key = found
+        if needs_key and not self._allowed("system", request):
+            return to_starlette(error_response(401, "A valid key is required."))
+        query: dict[str, list[str]] = {}
+        for name, value in request.query_params.multi_items():
+            query.setdefault(name.lower(), []).append(value)
+        call = management.Call(request, self.client, values, query)
+        what = f"{request.method} {path_of(request)}"
+        return to_starlette(await self._guarded(handler(call), what))
+
+    async def _user_route(self, request: Request, path: str) -> Response:
+        found = self.routes.match(request.method, path)
+        if found is None:
+            return to_starlette(error_response(404, "No HTTP function matches this route."))
+        route, values = found
+        if not self._allowed(route.auth_level, request):
+            return to_starlette(error_response(401, "A valid key is required."))
+        body = await request.body()
+        http_request = HttpRequest(
+            request.method,
+            str(request.url),
+            headers=_merged_headers(request),
+            params=dict(request.query_params),
+            route_params=values,
+            body=body,
+        )
+        result = await self._guarded(
+            call_handler(route, http_request, self.client), f"function '{route.info.name}'"
+        )
+        try:
+            return to_starlette(to_response(result))
+        except Exception:
+            log.exception("function '%s' returned a value that is not a response",
+                          route.info.name)
+            return to_starlette(error_response(500, GENERIC_500))
+
+    async def _guarded(self, work: Any, what: str) -> Any:
+        """Await ``work``; map durable errors to their status, anything else to a logged 500."""
+        try:
+            return await work
+        except RequestTooLargeError:
+            raise
+        except Exception as exc:
+            mapped = response_for(exc)
+            if mapped is not None:
+                log.debug("%s: %s %s", what, mapped.status_code, exc)
+                return mapped
+            log.exception("%s failed", what)
+            return error_response(500, GENERIC_500)
+
+
+def path_of(request: Request) -> str:
+    return str(request.scope.get("path", ""))
+
+
+def _decode_segments(rest: str) -> list[str]:
+    trimmed = rest.strip("/")
+    if not trimmed:
+        return []
+    try:
+        return [unquote_to_bytes(part).decode("utf-8") for part in trimmed.split("/")]
+    except UnicodeDecodeError:
+        raise HttpError(400, "The request path is not valid percent-encoded UTF-8.") from None
+
+
+def create_app(
+    app: DFApp,
+    client: DurableOrchestrationClient,
+    *,
+    keys: KeyRing | None = None,
+    route_prefix: str = DEFAULT_ROUTE_PREFIX,
+    max_request_body: int = DEFAULT_MAX_REQUEST_BODY,
+) -> DurableHttpApp:
+    """The ASGI app serving ``app``'s routes and the management API through ``client``."""
+    return DurableHttpApp(
+        app, client, keys=keys, route_prefix=route_prefix, max_request_body=max_request_body
+    )

@@ -1,0 +1,160 @@
+"""``durable run``: one process serving HTTP (uvicorn) and running the worker.
+
+Start-up: open storage and start the worker (:class:`durable.Host`), load or generate the keys,
+bind the socket (port 0 picks a free one), print the banner, serve.
+
+Shutdown on SIGINT/SIGTERM, in an order that loses nothing: stop accepting connections and
+let in-flight requests finish (uvicorn's graceful shutdown), then stop the worker, which lets
+running activities finish and commits their results (up to its shutdown timeout) and hands
+every lease back so another process can take over at once, then close storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+
+import uvicorn
+
+from durable.app import AuthLevel, DFApp
+from durable.host import Host
+from durable.http.app import DEFAULT_MAX_REQUEST_BODY, DEFAULT_ROUTE_PREFIX, create_app
+from durable.http.keys import KeyRing, is_loopback, load_keys
+from durable.http.payloads import WEBHOOK_PATH, WebhookSettings
+from durable.http.routes import RouteTable
+
+log = logging.getLogger("durable.run")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7071  # as Azure Functions Core Tools
+GRACEFUL_HTTP_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class ServeOptions:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    route_prefix: str = DEFAULT_ROUTE_PREFIX
+    max_request_body: int = DEFAULT_MAX_REQUEST_BODY
+    access_log: bool = False
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``durable run`` decides when to stop, so that
+    the worker shuts down after the HTTP server, and no signal is re-raised at the end."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (IPv6 if ``host`` is an IPv6 address)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def public_origin(host: str, port: int) -> str:
+    """The origin to print and to use in management URLs built without a request."""
+    name = host
+    if host in ("0.0.0.0", "::", ""):
+        name = "localhost"
+    elif ":" in host:
+        name = f"[{host}]"
+    return f"http://{name}:{port}"
+
+
+def banner(
+    app: DFApp, app_spec: str, storage: str, origin: str, prefix: str, keys: KeyRing
+) -> str:
+    """The start-up text: what is served where, like Core Tools' function list."""
+    lines = [f"durable run {app_spec}", f"  storage: {storage}", "", "Functions:", ""]
+    base = f"{origin}/{prefix.strip('/')}".rstrip("/")
+    for route in RouteTable(app).routes:
+        methods = ",".join(sorted(route.methods)) if route.methods else "ALL"
+        lock = "" if route.auth_level == AuthLevel.ANONYMOUS else f" ({route.auth_level.value})"
+        lines.append(f"  {route.info.name}: [{methods}] {base}/{route.template}{lock}")
+    for name in app.orchestrators:
+        lines.append(f"  {name}: orchestrationTrigger")
+    for name in app.activities:
+        lines.append(f"  {name}: activityTrigger")
+    lines += [
+        "",
+        f"Management API: {origin}{WEBHOOK_PATH}  (OpenAPI: {origin}{WEBHOOK_PATH}/openapi.json)",
+    ]
+    if keys.required:
+        lines.append("Keys: required (listening beyond loopback; `code=` or x-functions-key)")
+        lines += [f"  {line}" for line in keys.describe()]
+        lines.append("  show them in full with: durable keys --storage <url>")
+    else:
+        lines.append("Keys: not required (loopback only)")
+    lines += ["", f"Listening on {origin} (Ctrl+C to stop)"]
+    return "\n".join(lines)
+
+
+async def serve(
+    app: DFApp,
+    storage: str,
+    options: ServeOptions,
+    *,
+    app_spec: str,
+    shutdown: Callable[[], Awaitable[None]],
+    echo: Callable[[str], None] = lambda text: print(text, flush=True),
+) -> None:
+    """Serve ``app`` until ``shutdown()`` returns, then stop gracefully (see module doc)."""
+    host = Host(app, storage)
+    await host.start()
+    try:
+        keys = await load_keys(host.backend, required=not is_loopback(options.host))
+        sock = bind(options.host, options.port)
+        port = sock.getsockname()[1]
+        origin = public_origin(options.host, port)
+        host.client.webhooks = WebhookSettings(
+            origin=origin, system_key=keys.system if keys.required else None
+        )
+        asgi = create_app(
+            app,
+            host.client,
+            keys=keys,
+            route_prefix=options.route_prefix,
+            max_request_body=options.max_request_body,
+        )
+        config = uvicorn.Config(
+            asgi,
+            lifespan="off",
+            access_log=options.access_log,
+            log_level="info" if options.access_log else "warning",
+            timeout_graceful_shutdown=int(GRACEFUL_HTTP_SECONDS),
+        )
+        server = _Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        stopping = asyncio.create_task(shutdown())
+        deadline = time.monotonic() + 30
+        while not server.started and not serving.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if server.started:
+            echo(banner(app, app_spec, storage, origin, options.route_prefix, keys))
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.done():
+            log.info("shutting down: finishing HTTP requests, then in-flight work")
+        server.should_exit = True
+        try:
+            await serving
+        finally:
+            stopping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopping
+            sock.close()
+    finally:
+        await host.stop()
