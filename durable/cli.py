@@ -109,6 +109,10 @@ def worker(
 @click.option("--max-request-body", type=click.IntRange(min=1), default=10 * 1024 * 1024,
               show_default=True,
               help="Largest request body in bytes (413 beyond). [env DURABLE_RUN_MAX_REQUEST_BODY]")
+@click.option("--overridable-states", type=click.Choice(["NonRunningStates", "AnyState"]),
+              default="NonRunningStates", show_default=True,
+              help="Which existing instances a start with the same ID may replace "
+                   "(docs/singletons.md). [env DURABLE_RUN_OVERRIDABLE_STATES]")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and an access log.")
 def run(
     app_spec: str,
@@ -117,10 +121,12 @@ def run(
     port: int,
     route_prefix: str,
     max_request_body: int,
+    overridable_states: str,
     verbose: bool,
 ) -> None:
     """Serve APP's HTTP routes and the management API, and run its worker, in one process."""
     from durable.http.server import ServeOptions, serve
+    from durable.status import OverridableStates
 
     _configure_logging(verbose)
     try:
@@ -128,7 +134,10 @@ def run(
     except DurableError as exc:
         raise click.ClickException(str(exc)) from exc
     url = storage or default_url(folder)
-    options = ServeOptions(listen_host, port, route_prefix, max_request_body, access_log=verbose)
+    options = ServeOptions(
+        listen_host, port, route_prefix, max_request_body, access_log=verbose,
+        overridable_states=OverridableStates(overridable_states),
+    )
     try:
         asyncio.run(serve(app, url, options, app_spec=app_spec,
                           shutdown=wait_for_shutdown_signal, echo=click.echo))

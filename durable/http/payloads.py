@@ -104,16 +104,18 @@ def check_status_response(
     return json_response(urls, 202, headers)
 
 
-def finished_response(status: Any, *, failed_status_code: int) -> HttpResponse:
-    """The response for a finished instance, as ``wait_for_completion_or_...`` gives it.
+def finished_response(
+    status: Any, *, failed_status_code: int, raw_string_output: bool = False
+) -> HttpResponse:
+    """The response for an instance that finished while the caller waited.
 
-    Completed: 200 with the output (a string output is sent as is, like the Azure Python SDK;
-    anything else as JSON). Failed: ``failed_status_code`` with the status payload.
-    Canceled/Terminated: 200 with the status payload.
+    Completed: 200 with the output as JSON (with ``raw_string_output``, a string output is sent
+    as is, as the Azure Python SDK's ``wait_for_completion_or_...`` does). Failed:
+    ``failed_status_code`` with the status payload. Canceled/Terminated: 200 with the status.
     """
     if status.runtime_status is Status.Completed:
         output = status.output
-        if isinstance(output, str):
+        if raw_string_output and isinstance(output, str):
             return HttpResponse(output, status_code=200, mimetype="application/json")
         return json_response(output, 200)
     code = failed_status_code if status.runtime_status is Status.Failed else 200
@@ -139,4 +141,4 @@ async def wait_or_check_status(
         status = await client.wait_for_completion(instance_id, timeout, poll_interval=interval)
     except OrchestrationTimeoutError:
         return check_status_response(settings_of(client), request_url, instance_id)
-    return finished_response(status, failed_status_code=500)
+    return finished_response(status, failed_status_code=500, raw_string_output=True)

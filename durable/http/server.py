@@ -27,6 +27,7 @@ from durable.http.app import DEFAULT_MAX_REQUEST_BODY, DEFAULT_ROUTE_PREFIX, cre
 from durable.http.keys import KeyRing, is_loopback, load_keys
 from durable.http.payloads import WEBHOOK_PATH, WebhookSettings
 from durable.http.routes import RouteTable
+from durable.status import OverridableStates
 
 log = logging.getLogger("durable.run")
 
@@ -42,6 +43,8 @@ class ServeOptions:
     route_prefix: str = DEFAULT_ROUTE_PREFIX
     max_request_body: int = DEFAULT_MAX_REQUEST_BODY
     access_log: bool = False
+    # Durable Functions' host.json `overridableExistingInstanceStates` (see docs/singletons.md).
+    overridable_states: OverridableStates = OverridableStates.NonRunningStates
 
 
 class _Server(uvicorn.Server):
@@ -113,7 +116,7 @@ async def serve(
     echo: Callable[[str], None] = lambda text: print(text, flush=True),
 ) -> None:
     """Serve ``app`` until ``shutdown()`` returns, then stop gracefully (see module doc)."""
-    host = Host(app, storage)
+    host = Host(app, storage, overridable_states=options.overridable_states)
     await host.start()
     try:
         keys = await load_keys(host.backend, required=not is_loopback(options.host))

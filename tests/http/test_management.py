@@ -123,6 +123,8 @@ async def test_start_and_wait_answers_with_the_result(api: Served) -> None:
     failed500 = await start(api, "fails", timeout="10", pollingInterval="0.01",
                             returnInternalServerErrorOnFailure="true")
     assert failed500.status_code == 500 and failed500.json()["runtimeStatus"] == "Failed"
+    text = await start(api, "echo", body="words", timeout="10", pollingInterval="0.01")
+    assert text.status_code == 200 and text.content == b'"words"'  # JSON, unlike the SDK helper
     pending = await start(api, "wait_for_go", timeout="0.05", pollingInterval="0.01")
     assert pending.status_code == 202 and set(pending.json()) == PAYLOAD_KEYS
 

@@ -183,9 +183,16 @@ def test_keys_when_listening_beyond_loopback(tmp_path: Path) -> None:
         assert too_big.status_code == 413
         assert server.stop() == 0, server.output()
 
-    with DurableRun(SAMPLE, "--storage", storage) as server:  # loopback: no keys needed
+    with DurableRun(SAMPLE, "--storage", storage,  # loopback: no keys needed
+                    "--overridable-states", "AnyState") as server:
         assert "Keys: not required" in server.output()
         assert httpx.get(f"{server.base}{MGMT}/instances/keyed").status_code == 200
+        # AnyState: a start replaces even a running instance.
+        start_url = f"{server.base}{MGMT}/orchestrators/wait_for_go/any"
+        assert httpx.post(start_url, json="first", timeout=10).status_code == 202
+        wait_for_status(server.base, "any", "Running")
+        assert httpx.post(start_url, json="second", timeout=10).status_code == 202
+        assert status_of(server.base, "any")["input"] == "second"
         huge = b'"' + b"x" * (10 * 1024 * 1024) + b'"'  # just over the default 10 MiB
         response = httpx.post(f"{server.base}{MGMT}/orchestrators/echo/huge", content=huge,
                               timeout=30)
