@@ -78,9 +78,12 @@ async def test_is_replaying_across_host_restarts(db_url: str) -> None:
 
     @app.orchestration_trigger(context_name="context")
     def stepwise(context: df.DurableOrchestrationContext):
+        values = []
+
         def note(step: str) -> None:
-            now = context.current_utc_datetime.isoformat()
-            seen.append((step, context.is_replaying, now, context.new_uuid()))
+            now, made = context.current_utc_datetime.isoformat(), context.new_uuid()
+            seen.append((step, context.is_replaying, now, made))
+            values.append([step, now, made])
 
         note("start")
         yield context.wait_for_external_event("next")
@@ -89,29 +92,44 @@ async def test_is_replaying_across_host_restarts(db_url: str) -> None:
         note("after timer")
         yield context.wait_for_external_event("next")
         note("end")
-        return "done"
+        return values
 
     async def reached(step: str) -> bool:
         return any(s[0] == step for s in seen)
 
+    phases: list[set[tuple[str, bool]]] = []
+    everything: list[tuple[str, bool, str, str]] = []
     async with running(app, db_url) as host:
         iid = await host.client.start_new(stepwise)
         await wait_until(lambda: reached("start"))
+    phases.append({(s[0], s[1]) for s in seen})
+    everything += seen
+    del seen[:]
     async with running(app, db_url) as host:
         await host.client.raise_event(iid, "next")
         await wait_until(lambda: reached("after timer"))
+    phases.append({(s[0], s[1]) for s in seen})
+    everything += seen
+    del seen[:]
     async with running(app, db_url) as host:
         await host.client.raise_event(iid, "next")
         status = await host.client.wait_for_completion(iid, timeout=20)
+    phases.append({(s[0], s[1]) for s in seen})
+    everything += seen
 
-    assert status.output == "done"
-    assert [(s[0], s[1]) for s in seen] == [
-        ("start", False),
-        ("start", True), ("after event", False), ("after timer", False),
-        ("start", True), ("after event", True), ("after timer", True), ("end", False),
+    # Each new Host replays what happened before it (is_replaying) and runs the rest live.
+    # (Sets, because a worker may run an episode that then loses its commit fence; that run
+    # repeats the same steps with the same flags and its results are discarded.)
+    assert phases == [
+        {("start", False)},
+        {("start", True), ("after event", False), ("after timer", False)},
+        {("start", True), ("after event", True), ("after timer", True), ("end", False)},
     ]
-    for step in ("start", "after event", "after timer"):
-        assert len({(s[2], s[3]) for s in seen if s[0] == step}) == 1, step
+    committed = {step: (now, made) for step, now, made in status.output}
+    assert list(committed) == ["start", "after event", "after timer", "end"]
+    for step, replaying, now, made in everything:
+        if replaying:
+            assert (now, made) == committed[step], f"{step} changed on replay"
 
 
 async def test_a_cached_instance_is_not_replayed(db_url: str) -> None:
@@ -121,9 +139,13 @@ async def test_a_cached_instance_is_not_replayed(db_url: str) -> None:
         status = await run_to_end(host.client, "observed")
 
     assert status.runtime_status is Status.Completed
-    assert [(s[0], s[1]) for s in seen] == [
+    # Every step ran live and nothing was replayed between episodes. (At most one extra replay
+    # is tolerated: a duplicate work item read before the last commit; cold replays on every
+    # episode would show six.)
+    assert {(s[0], s[1]) for s in seen if not s[1]} == {
         ("start", False), ("after activity", False), ("after timer", False), ("end", False)
-    ]
+    }
+    assert sum(1 for s in seen if s[1]) <= 3
 
 
 async def test_new_uuid_differs_between_instances_and_matches_the_azure_algorithm(

@@ -123,7 +123,8 @@ async def test_event_versus_timeout(db_url: str, approve: bool) -> None:
 
     @app.orchestration_trigger(context_name="context")
     def approval(context: df.DurableOrchestrationContext):
-        timeout = context.create_timer(timedelta(milliseconds=300))
+        # Long enough that the event surely wins when it is raised; short when it is not.
+        timeout = context.create_timer(timedelta(seconds=30 if approve else 0.3))
         answer = context.wait_for_external_event("answer")
         winner = yield context.task_any([answer, timeout])
         if winner is answer:

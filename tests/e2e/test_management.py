@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 
@@ -70,29 +71,45 @@ async def test_suspended_instances_hold_events_until_resumed(db_url: str) -> Non
 
 async def test_suspend_holds_activity_results_and_timers(db_url: str) -> None:
     app = df.DFApp()
+    started = asyncio.Event()
+    gate = asyncio.Event()
 
     @app.activity_trigger(input_name="x")
-    def echo(x: int) -> int:
+    async def slow_echo(x: int) -> int:
+        started.set()
+        await gate.wait()
         return x
 
     @app.orchestration_trigger(context_name="context")
     def busy(context: df.DurableOrchestrationContext):
-        yield context.wait_for_external_event("start")
-        a = yield context.call_activity("echo", 1)
-        yield context.create_timer(timedelta(milliseconds=50))
+        a = yield context.call_activity("slow_echo", 1)
+        yield context.create_timer(timedelta(milliseconds=500))
         return a
 
     async with running(app, db_url) as host:
         client = host.client
         iid = await client.start_new(busy)
-        await wait_for_status(client, iid, Status.Running)
+        await asyncio.wait_for(started.wait(), 20)
+
+        # An activity result that arrives while suspended is recorded but not delivered.
         await client.suspend(iid)
-        await client.raise_event(iid, "start")
-        await wait_for_event(client, iid, "EventRaised")
+        await wait_for_status(client, iid, Status.Suspended)
+        gate.set()
+        await wait_for_event(client, iid, "TaskCompleted")
         assert (await client.get_status(iid)).runtime_status is Status.Suspended
+        await client.resume(iid)
+        await wait_for_status(client, iid, Status.Running)  # and the timer is now scheduled
+
+        # So is a timer that fires while suspended.
+        await client.suspend(iid)
+        await wait_for_status(client, iid, Status.Suspended)
+        await wait_for_event(client, iid, "TimerFired")
+        held = await client.get_status(iid)
         await client.resume(iid)
         status = await client.wait_for_completion(iid, timeout=20)
 
+    assert held.runtime_status is Status.Suspended
+    assert status.runtime_status is Status.Completed
     assert status.output == 1
 
 
