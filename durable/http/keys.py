@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,6 +57,25 @@ def is_loopback(host: str) -> bool:
 def mask(key: str) -> str:
     """Enough of a key to tell keys apart in logs, never enough to use it."""
     return f"{key[:4]}…({len(key)} chars)"
+
+
+_CODE_IN_URL = re.compile(r"(?i)([?&]code=)[^&\s\"]*")
+
+
+def redact(text: str) -> str:
+    """``text`` with every ``code=<key>`` in a URL replaced by ``code=***``."""
+    return _CODE_IN_URL.sub(r"\1***", text)
+
+
+class RedactKeysFilter(logging.Filter):
+    """A logging filter that keeps keys passed as ``code=`` out of log lines (access logs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
 
 
 def _matches(presented: bytes, key: str) -> bool:

@@ -24,7 +24,7 @@ import uvicorn
 from durable.app import AuthLevel, DFApp
 from durable.host import Host
 from durable.http.app import DEFAULT_MAX_REQUEST_BODY, DEFAULT_ROUTE_PREFIX, create_app
-from durable.http.keys import KeyRing, is_loopback, load_keys
+from durable.http.keys import KeyRing, RedactKeysFilter, is_loopback, load_keys
 from durable.http.payloads import WEBHOOK_PATH, WebhookSettings
 from durable.http.routes import RouteTable
 from durable.status import OverridableStates
@@ -141,6 +141,8 @@ async def serve(
             timeout_graceful_shutdown=int(GRACEFUL_HTTP_SECONDS),
         )
         server = _Server(config)
+        # After uvicorn configured its loggers: keep `code=` keys out of the access log.
+        logging.getLogger("uvicorn.access").addFilter(RedactKeysFilter())
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         stopping = asyncio.create_task(shutdown())
         deadline = time.monotonic() + 30

@@ -54,7 +54,7 @@ class HttpHeaders(Mapping[str, str]):
 class HttpRequest:
     """An incoming HTTP request, as ``azure.functions.HttpRequest`` presents it.
 
-    ``params`` holds the query string (the first value of a repeated name), ``route_params``
+    ``params`` holds the query string (the last value of a repeated name), ``route_params``
     the values the route template captured (always strings, as in Azure Functions).
     """
 

@@ -110,7 +110,8 @@ class DurableRun:
     """A ``durable run APP --port 0`` subprocess; ``base`` is its URL once it listens."""
 
     def __init__(
-        self, app_path: Path, *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
+        self, app_path: Path | str, *args: str, env: dict[str, str] | None = None,
+        cwd: Path = REPO,
     ) -> None:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("DURABLE_")}
         environment.update(env or {})

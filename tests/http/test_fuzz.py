@@ -31,7 +31,8 @@ APP = Path(__file__).with_name("sample_app.py")
 
 
 def test_the_management_api_survives_fuzzing(tmp_path: Path) -> None:
-    with DurableRun(APP, "--storage", f"sqlite:///{tmp_path / 'fuzz.db'}") as server:
+    storage = {"DURABLE_STORAGE": f"sqlite:///{tmp_path / 'fuzz.db'}"}  # storage from the env
+    with DurableRun(APP, env=storage) as server:
         base = f"{server.base}{MGMT}"
         # Something to find: a running instance and a finished one.
         httpx.post(f"{base}/orchestrators/wait_for_go/fuzz-running", timeout=10)
@@ -74,4 +75,5 @@ def test_the_management_api_survives_fuzzing(tmp_path: Path) -> None:
         status = httpx.get(f"{base}/instances/fuzz-running", timeout=10)
         assert status.status_code in (202, 404)  # a fuzzed purge may have removed it
         assert server.stop() == 0, server.output()
+        assert str(tmp_path / "fuzz.db") in server.output()
         assert "Traceback" not in server.output(), server.output()

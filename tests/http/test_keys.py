@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 import durable as df
-from durable.http.keys import KeyRing, is_loopback, load_keys, mask
+from durable.http.keys import KeyRing, RedactKeysFilter, is_loopback, load_keys, mask, redact
 from durable.storage import open_backend
 from tests.http.conftest import MGMT, Served, serving
 
@@ -135,3 +136,32 @@ def test_masked_keys_cannot_be_used() -> None:
     key = "abcdefghijklmnopqrstuvwxyz0123456789"
     shown = mask(key)
     assert shown.startswith("abcd") and "efgh" not in shown
+
+
+def test_keys_in_urls_are_redacted_from_log_lines() -> None:
+    assert redact("GET /api/x?code=s3cret&y=1 HTTP/1.1") == "GET /api/x?code=***&y=1 HTTP/1.1"
+    assert redact("/i?a=1&CODE=abc") == "/i?a=1&CODE=***"
+    assert redact("/i?barcode=1") == "/i?barcode=1"
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                               '%s - "%s %s"', ("1.2.3.4", "GET", "/x?code=k3y"), None)
+    assert RedactKeysFilter().filter(record)
+    assert "k3y" not in record.getMessage() and "code=***" in record.getMessage()
+
+
+async def test_route_auth_levels_default_to_the_app_and_blueprint_level(tmp_path: Path) -> None:
+    app = df.DFApp()  # Azure's default: FUNCTION
+    blueprint = df.Blueprint(http_auth_level=df.AuthLevel.ANONYMOUS)
+
+    @app.route(route="app-default")
+    def app_default(req: df.HttpRequest) -> str:
+        return "app"
+
+    @blueprint.route(route="blueprint-default")
+    def blueprint_default(req: df.HttpRequest) -> str:
+        return "blueprint"
+
+    app.register_functions(blueprint)
+    async with serving(tmp_path, app=app, keys_required=True) as served:
+        assert await status_with(served, "/api/app-default", None) == 401
+        assert await status_with(served, "/api/app-default", served.keys.function) == 200
+        assert await status_with(served, "/api/blueprint-default", None) == 200

@@ -136,7 +136,8 @@ def test_graceful_shutdown_loses_nothing(tmp_path: Path) -> None:
         # SIGTERM while the activity runs: it finishes and its result is committed first.
         assert server.stop(signal.SIGTERM) == 0, server.output()
     assert "shutting down" in server.output()
-    with DurableRun(SAMPLE, "--storage", storage) as server:
+    # Again, naming the app as module:attribute this time.
+    with DurableRun("tests.http.sample_app:app", "--storage", storage) as server:
         status = wait_for_status(server.base, "graceful", "Completed")
         assert status["output"] == "finished"
         assert marker.read_text() == "started\n"  # the activity did not have to run again
@@ -147,7 +148,7 @@ def test_keys_when_listening_beyond_loopback(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'keys.db'}"
     env = {"DURABLE_FUNCTION_KEY": "function-key-from-the-environment-0123456789"}
     with DurableRun(SAMPLE, "--storage", storage, "--host", "0.0.0.0",
-                    "--max-request-body", "1000", env=env) as server:
+                    "--max-request-body", "1000", "--verbose", env=env) as server:
         printed = subprocess.run(
             [sys.executable, "-m", "durable.cli", "keys", "--storage", storage],
             capture_output=True, text=True, cwd=REPO, env={"PATH": "/usr/bin:/bin"}, check=True,
@@ -182,6 +183,11 @@ def test_keys_when_listening_beyond_loopback(tmp_path: Path) -> None:
                              content=b'"' + b"x" * 1000 + b'"')
         assert too_big.status_code == 413
         assert server.stop() == 0, server.output()
+        # Never logged in full, not even in the access log of a --verbose run.
+        log = server.output()
+        assert "/runtime/webhooks/durabletask/instances?code=*** HTTP/1.1" in log
+        for secret in (system, master, env["DURABLE_FUNCTION_KEY"]):
+            assert secret not in log
 
     with DurableRun(SAMPLE, "--storage", storage,  # loopback: no keys needed
                     "--overridable-states", "AnyState") as server:
