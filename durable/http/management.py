@@ -83,13 +83,21 @@ class Call:
 # -- parsing helpers ----------------------------------------------------------------------------
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _parse_json(body: bytes) -> Any:
-    """The raw JSON value of a body (no envelope, no double encoding); empty means null."""
+    """The raw JSON value of a body (no envelope, no double encoding); empty means null.
+
+    Strict JSON: ``NaN`` and ``Infinity`` are refused, so every stored value can be given back
+    as standard JSON.
+    """
     if not body.strip():
         return None
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise HttpError(400, f"Invalid JSON content: {exc}") from None
 
 

@@ -104,7 +104,7 @@ class HttpRequest:
         """The body decoded as JSON; raises :class:`InvalidRequestBodyError` (a ValueError)."""
         try:
             return json.loads(self._body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise InvalidRequestBodyError(f"The request body is not valid JSON: {exc}") from None
 
     def __repr__(self) -> str:

@@ -71,7 +71,8 @@ async def test_start_with_an_id_and_no_body(api: Served) -> None:
     assert status.runtime_status is Status.Completed and status.output is None
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'{"a": 1', b"\xff\xfe", b"[1,]"])
+@pytest.mark.parametrize("body", [b"{not json", b'{"a": 1', b"\xff\xfe", b"[1,]", b"NaN",
+                                  b'{"x": -Infinity}', b"[" * 100_000])
 async def test_start_with_invalid_json_is_400_and_starts_nothing(api: Served, body: bytes):
     response = await api.http.post(f"{MGMT}/orchestrators/echo/bad-json", content=body)
     assert response.status_code == 400
