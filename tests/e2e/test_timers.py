@@ -181,13 +181,6 @@ async def test_create_timer_rejects_other_types(db_url: str, bad: object) -> Non
     assert "datetime or timedelta" in status.output
 
 
-@pytest.mark.xfail(
-    reason="Timers that came due together (e.g. while no Host ran) are delivered in the order "
-    "they were created, not the order they were due: the inbox is read ORDER BY id. So "
-    "task_any over them picks the first-created timer. Reading ORDER BY visible_at, id "
-    "(select_messages, SQLite and PostgreSQL) would deliver them in due order.",
-    strict=True,
-)
 async def test_timers_due_together_are_delivered_in_due_order(db_url: str) -> None:
     app = df.DFApp()
 

@@ -104,9 +104,11 @@ WHERE i.instance_id = ready.instance_id
 RETURNING i.instance_id, i.name, i.execution_id, i.status, i.revision;
 
 -- name: select_messages
+-- Due order: timers that came due together (e.g. while no worker ran) arrive in the order
+-- they fired, and a timer that fired before an event arrived comes first.
 SELECT id, execution_id, event FROM inbox
 WHERE instance_id = %(instance_id)s AND visible_at <= %(now)s
-ORDER BY id;
+ORDER BY visible_at, id;
 
 -- name: delete_message
 DELETE FROM inbox WHERE id = %(id)s;

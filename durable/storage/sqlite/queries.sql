@@ -75,9 +75,11 @@ WHERE instance_id = :instance_id
 RETURNING instance_id, name, execution_id, status, revision;
 
 -- name: select_messages
+-- Due order: timers that came due together (e.g. while no worker ran) arrive in the order
+-- they fired, and a timer that fired before an event arrived comes first.
 SELECT id, execution_id, event FROM inbox
 WHERE instance_id = :instance_id AND visible_at <= :now
-ORDER BY id;
+ORDER BY visible_at, id;
 
 -- name: delete_message
 DELETE FROM inbox WHERE id = :id;
