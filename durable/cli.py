@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from durable.errors import DurableError
-from durable.host import Host
+from durable.host import Host, start_with_retry
 from durable.loader import load_app
 from durable.storage import default_url, open_backend
 from durable.worker.worker import WorkerOptions
@@ -87,11 +87,27 @@ def worker(
     )
 
     async def serve() -> None:
-        async with Host(app, url, worker_options=options) as host:
+        host = Host(app, url, worker_options=options)
+        shutdown = asyncio.ensure_future(wait_for_shutdown_signal())
+        # Storage may be unreachable at start-up: retry (logging why) until it answers, unless
+        # told to stop first.
+        starting = asyncio.ensure_future(start_with_retry(host))
+        await asyncio.wait({shutdown, starting}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            await host.stop()
+            return
+        starting.result()
+        try:
             assert host.worker is not None
-            log.info("worker %s serving %s on %s", host.worker.id, app_spec, url)
-            await wait_for_shutdown_signal()
+            log.info("worker %s serving %s on %s", host.worker.id, app_spec,
+                     getattr(host.backend, "url", url))
+            await shutdown
             log.info("shutting down: finishing in-flight work and releasing leases")
+        finally:
+            await host.stop()
 
     asyncio.run(serve())
 
@@ -185,13 +201,16 @@ def migrate(storage: str | None) -> None:
     """Create or upgrade the schema (workers also do this when they start)."""
     url = storage or default_url(Path.cwd())
 
-    async def run() -> None:
+    async def run() -> str:
         backend = open_backend(url)
-        await backend.open()
+        try:
+            await backend.open()
+        except DurableError as exc:
+            raise click.ClickException(str(exc)) from exc
         await backend.close()
+        return str(getattr(backend, "url", url))
 
-    asyncio.run(run())
-    click.echo(f"schema is up to date: {url}")
+    click.echo(f"schema is up to date: {asyncio.run(run())}")
 
 
 if __name__ == "__main__":

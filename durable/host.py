@@ -9,16 +9,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from types import TracebackType
 from typing import Any
 
 from durable.app import DFApp
 from durable.client import DurableOrchestrationClient
+from durable.errors import SchemaVersionError, StorageError
 from durable.http.activity import builtin_activities
 from durable.status import OverridableStates
 from durable.storage import open_backend
 from durable.storage.base import Backend
 from durable.worker.worker import Worker, WorkerOptions
+
+log = logging.getLogger("durable.host")
 
 
 class Host:
@@ -87,3 +92,24 @@ class Host:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+async def start_with_retry(host: Host, *, first_delay: float = 0.5, max_delay: float = 30.0
+                           ) -> None:
+    """Start ``host``, waiting out unreachable storage with exponential back-off.
+
+    A worker deployed together with its database, or restarted while the database is down,
+    should wait for it rather than exit; each failed attempt logs one line saying why. A schema
+    written by a newer version of durable is not an outage and is raised at once.
+    """
+    delay = first_delay
+    while True:
+        try:
+            await host.start()
+            return
+        except SchemaVersionError:
+            raise
+        except StorageError as exc:
+            log.warning("storage is unavailable: %s; retrying in %.1fs", exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from durable.app import FunctionInfo, Registry
-from durable.errors import FailureDetails, FunctionNotFoundError
+from durable.errors import FailureDetails, FunctionNotFoundError, StorageError
 from durable.history import (
     EventRaised,
     ExecutionStarted,
@@ -71,6 +71,7 @@ log = logging.getLogger("durable.worker")
 
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_MAX_CACHED = 10_000
+MAX_RETRY_DELAY = 30.0  # longest back-off between attempts while storage is down
 
 
 @dataclass(slots=True)
@@ -327,14 +328,24 @@ class Worker:
 
     async def _poll_loop(self) -> None:
         interval = self.options.poll_interval
+        failures = 0
         while True:
             found = 0
+            wait = interval
             try:
                 found = await self._poll_once()
+                failures = 0
+            except StorageError as exc:
+                # An outage: one line per attempt, backing off (a backend that can tell, like
+                # PostgreSQL's LISTEN connection, still wakes us as soon as it is back).
+                failures += 1
+                wait = min(interval * 2 ** min(failures, 5), MAX_RETRY_DELAY)
+                log.warning("storage unavailable while polling: %s; retrying in %.1fs",
+                            exc, wait)
             except Exception:
                 log.exception("polling storage failed; retrying in %.1fs", interval)
             if not found:
-                await self.backend.wait_for_work(interval)
+                await self.backend.wait_for_work(wait)
             else:
                 await asyncio.sleep(0)
 
@@ -371,6 +382,8 @@ class Worker:
             await asyncio.sleep(period)
             try:
                 await self.backend.renew_leases(self.id, self.options.lease_seconds)
+            except StorageError as exc:
+                log.warning("renewing leases failed: %s; retrying in %.1fs", exc, period)
             except Exception:
                 log.exception("renewing leases failed; retrying in %.1fs", period)
 
@@ -382,8 +395,11 @@ class Worker:
                 continue
             delay = self._timers[0][0] - time.time()
             if delay > 0:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can turn a cancel that
+                # races with its timeout into TimeoutError, which would hang stop().
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._timer_wake.wait(), min(delay, 3600))
+                    async with asyncio.timeout(min(delay, 3600)):
+                        await self._timer_wake.wait()
                 self._timer_wake.clear()
                 continue
             now = time.time()
@@ -562,6 +578,7 @@ class Worker:
         except Exception as exc:
             log.error("committing %d episodes failed: %s", len(episodes), exc)
             outcomes = [CommitOutcome(False)] * len(episodes)
+            await self._unclaim([e.commit for e in episodes])
         self.stats["commits"] += 1
         claimed: list[ActivityWorkItem] = []
         for episode, outcome in zip(episodes, outcomes, strict=True):
@@ -577,6 +594,31 @@ class Worker:
             self.executor.submit(claimed)
         self._evict_if_needed()
         self._wake.set()
+
+    async def _unclaim(self, commits: list[OrchestrationCommit]) -> None:
+        """After a commit failed with an error, give back the activities it claimed.
+
+        The error may have hidden a COMMIT that did land (the connection died while the
+        server committed). Its claimed tasks would then be leased to this worker, renewed by
+        it, and never run. Abandoning them is harmless if the commit did not land (no rows).
+        The episodes stay busy until this is done, so a re-run cannot claim them first.
+        """
+        tasks = [
+            ActivityWorkItem(c.instance_id, c.execution_id, t.task_id, t.name, t.input)
+            for c in commits for t in c.new_tasks if t.claimed
+        ]
+        delay = self.options.poll_interval
+        while tasks:
+            try:
+                await self.backend.abandon_activities(self.id, tasks)
+                return
+            except Exception as exc:
+                if self._stopping:
+                    return
+                log.warning("giving back %d claimed activities failed: %s; retrying in %.1fs",
+                            len(tasks), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
 
     def _after_commit(
         self, episode: _Episode, outcome: CommitOutcome, claimed: list[ActivityWorkItem]

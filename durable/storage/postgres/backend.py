@@ -76,7 +76,8 @@ DEFAULT_POOL_MAX = 10
 DEFAULT_POOL_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5
 _HUB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
-_OUR_OPTIONS = ("hub", "pool_min", "pool_max", "pool_timeout")
+DEFAULT_IDLE_TXN_TIMEOUT = 5.0
+_OUR_OPTIONS = ("hub", "pool_min", "pool_max", "pool_timeout", "idle_txn_timeout")
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _MAX_ATTEMPTS = 4
 _LISTEN_MAX_BACKOFF = 10.0
@@ -100,6 +101,19 @@ def _int_option(options: Mapping[str, str], key: str, default: int, minimum: int
     return value
 
 
+def _float_option(options: Mapping[str, str], key: str, default: float) -> float:
+    raw = options.get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInputError(f"The storage URL option {key}={raw!r} is not a number.") from None
+    if value <= 0:
+        raise InvalidInputError(f"The storage URL option {key} must be positive.")
+    return value
+
+
 class PostgresSettings:
     """What a ``postgresql://`` URL says: the libpq connection string, the hub, pool sizes."""
 
@@ -120,11 +134,9 @@ class PostgresSettings:
         self.pool_max = _int_option(ours, "pool_max", max(DEFAULT_POOL_MAX, self.pool_min), 1)
         if self.pool_max < self.pool_min:
             raise InvalidInputError("pool_max must not be smaller than pool_min.")
-        timeout = ours.get("pool_timeout")
-        try:
-            self.pool_timeout = float(timeout) if timeout is not None else DEFAULT_POOL_TIMEOUT
-        except ValueError:
-            raise InvalidInputError(f"pool_timeout={timeout!r} is not a number.") from None
+        self.pool_timeout = _float_option(ours, "pool_timeout", DEFAULT_POOL_TIMEOUT)
+        self.idle_txn_timeout = _float_option(ours, "idle_txn_timeout",
+                                              DEFAULT_IDLE_TXN_TIMEOUT)
         if not any(key == "connect_timeout" for key, _ in libpq):
             libpq.append(("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT)))
         self.conninfo = urlunsplit(
@@ -168,10 +180,18 @@ class _Run:
     async def execute(self, op: sql.Op) -> Any:
         text = _QUERIES[op.query]
         if op.mode == "many":
-            if op.params:
-                async with self.conn.cursor() as cursor:
-                    await cursor.executemany(text, op.params)
-                self._note(op.query, op.params, None)
+            if len(op.params) == 1:
+                await self.conn.execute(text, op.params[0])
+            elif op.params:
+                # One simple-protocol message carrying every row's statement (bound on the
+                # client): one round trip, and no pipeline mode. A client frozen in the middle
+                # of a psycopg pipeline leaves the server waiting for the pipeline's Sync with
+                # idle_in_transaction_session_timeout disarmed, so its row locks would outlive
+                # its leases.
+                async with psycopg.AsyncClientCursor(self.conn) as cursor:
+                    script = ";\n".join(cursor.mogrify(text, row) for row in op.params)
+                    await cursor.execute(script.encode())
+            self._note(op.query, op.params, None)
             return None
         cursor = await self.conn.execute(text, op.params)
         result: Any
@@ -239,8 +259,17 @@ class PostgresBackend:
         await self.migrate()
         schema = pg_sql.Identifier(self.settings.hub)
 
+        # A worker that stalls (SIGSTOP, a frozen VM, a dead machine) inside a transaction
+        # would keep its row locks, and SKIP LOCKED would hide those instances from everyone
+        # until TCP noticed, possibly hours later. Our transactions last milliseconds, so the
+        # server may end any session idle inside one for longer than ``idle_txn_timeout``.
+        idle_ms = int(self.settings.idle_txn_timeout * 1000)
+
         async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.execute(pg_sql.SQL("SET search_path TO {}").format(schema))
+            await conn.execute(
+                pg_sql.SQL("SET idle_in_transaction_session_timeout = {}").format(idle_ms)
+            )
 
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             self.settings.conninfo,
