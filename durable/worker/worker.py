@@ -395,8 +395,8 @@ class Worker:
                 continue
             delay = self._timers[0][0] - time.time()
             if delay > 0:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can turn a cancel that
-                # races with its timeout into TimeoutError, which would hang stop().
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel
+                # that arrives just as the event is set, and stop() then waits forever.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(delay, 3600)):
                         await self._timer_wake.wait()

@@ -24,6 +24,7 @@ FAST: dict[str, Any] = {"lease_seconds": 2.0, "poll_interval": 0.05, "shutdown_t
 
 # Generous: a healthy run finishes each instance in milliseconds; this only bounds a hang.
 TIMEOUT = 20.0
+STOP_TIMEOUT = 30.0
 
 Status = df.OrchestrationRuntimeStatus
 
@@ -46,8 +47,18 @@ async def running(app: df.DFApp, url: str, **options: Any) -> AsyncIterator[df.H
     """
     if options.get("run_worker", True):
         options = {**FAST, **options}
-    async with df.Host(app, storage=url, **options) as host:
+    host = df.Host(app, storage=url, **options)
+    await host.start()
+    try:
         yield host
+    finally:
+        # A stop that hangs (it once did: a swallowed cancel in the timer loop) fails the test
+        # instead of hanging the suite.
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await host.stop()
+        except TimeoutError:
+            raise AssertionError(f"Host.stop() did not return within {STOP_TIMEOUT}s") from None
 
 
 async def run_to_end(
