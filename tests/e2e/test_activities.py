@@ -249,3 +249,45 @@ async def test_many_instances_run_concurrently_and_each_gets_its_own_result(db_u
 
     assert [s.output for s in statuses] == [n**4 for n in range(50)]
     assert [s.instance_id for s in statuses] == ids
+
+
+class Money:
+    """A user class that crosses durable boundaries through to_json/from_json."""
+
+    def __init__(self, amount: int, currency: str) -> None:
+        self.amount = amount
+        self.currency = currency
+
+    @staticmethod
+    def to_json(value: Money) -> dict[str, Any]:
+        return {"amount": value.amount, "currency": value.currency}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Money:
+        return Money(data["amount"], data["currency"])
+
+
+async def test_objects_with_to_json_and_from_json_round_trip(db_url: str) -> None:
+    app = df.DFApp()
+    received: list[Any] = []
+
+    @app.activity_trigger(input_name="price")
+    def double(price: Money) -> Money:
+        received.append(price)
+        return Money(price.amount * 2, price.currency)
+
+    @app.orchestration_trigger(context_name="context")
+    def pricing(context: df.DurableOrchestrationContext):
+        price = context.get_input()
+        doubled = yield context.call_activity("double", price)
+        return {"input_type": type(price).__name__, "doubled": doubled}
+
+    async with running(app, db_url) as host:
+        status = await run_to_end(host.client, pricing, Money(21, "EUR"))
+
+    assert isinstance(received[0], Money) and received[0].amount == 21
+    assert status.output["input_type"] == "Money"
+    doubled = status.output["doubled"]
+    assert isinstance(doubled, Money)
+    assert (doubled.amount, doubled.currency) == (42, "EUR")
+    assert isinstance(status.input_, Money)

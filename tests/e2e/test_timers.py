@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import durable as df
+from durable.history import TimerCreated
 from tests.e2e.conftest import (
     Status,
     events_of,
@@ -117,6 +118,26 @@ async def test_an_orchestration_may_finish_with_timers_it_did_not_cancel(db_url:
 
     assert status.runtime_status is Status.Completed
     assert status.output is True
+
+
+async def test_timers_have_no_maximum_length(db_url: str) -> None:
+    app = df.DFApp()
+
+    @app.orchestration_trigger(context_name="context")
+    def patient(context: df.DurableOrchestrationContext):
+        yield context.create_timer(timedelta(days=400))
+        return "a year later"
+
+    async with running(app, db_url) as host:
+        iid = await host.client.start_new(patient)
+        await wait_for_status(host.client, iid, Status.Running)
+        history = await host.backend.get_history(iid)
+        await host.client.terminate(iid, "not waiting that long")
+        status = await host.client.wait_for_completion(iid, timeout=10)
+
+    [timer] = [e for e in history if isinstance(e, TimerCreated)]
+    assert timer.fire_at - timer.timestamp == pytest.approx(400 * 86400)
+    assert status.runtime_status is Status.Terminated
 
 
 async def test_cancelling_a_fired_timer_is_an_error(db_url: str) -> None:
