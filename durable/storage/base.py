@@ -20,7 +20,7 @@ fenced by revision and lease owner.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -278,11 +278,14 @@ class Backend(Protocol):
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         instance_ids: Sequence[str] | None = None,
         cached_revisions: Mapping[str, int] | None = None,
+        exclude: Collection[str] = (),
     ) -> list[OrchestrationWorkItem]:
         """Lease ready instances (only ``instance_ids`` if given) and read their messages.
 
         An instance is leasable if unleased, leased by ``owner``, or its lease expired. History
         is included unless ``cached_revisions`` says the worker already holds this revision.
+        ``exclude`` names instances a poll must skip: the worker's episodes in flight, whose
+        messages it already holds (re-reading them would only crowd out new work).
         """
 
     async def commit_orchestrations(

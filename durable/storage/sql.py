@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -355,10 +355,12 @@ def lease_orchestrations(
     instance_ids: Sequence[str] | None,
     cached_revisions: Mapping[str, int] | None,
     now: float,
+    exclude: Collection[str] = (),
 ) -> Txn:
     common = {"owner": owner, "lease_expires_at": now + lease_seconds, "now": now}
     if instance_ids is None:
-        leased = yield rows("lease_ready_instances", limit=limit, **common)
+        leased = yield rows("lease_ready_instances", limit=limit, exclude=sorted(exclude),
+                            **common)
     else:
         leased = []
         for instance_id in instance_ids[:limit]:

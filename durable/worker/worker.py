@@ -307,6 +307,14 @@ class Worker:
             self._forget(instance_id)
             return None
 
+    def _in_hand(self) -> list[str]:
+        """Instances whose messages this worker already holds (an episode in flight, or a
+        leased item waiting for one): a poll need not lease and read them again."""
+        held = [item.instance_id for item in self._accepted]
+        if self._busy_count:
+            held.extend(i for i, owned in self._cache.items() if owned.busy)
+        return held
+
     def _is_busy(self, instance_id: str) -> bool:
         owned = self._cache.get(instance_id)
         return owned is not None and owned.busy
@@ -360,6 +368,7 @@ class Worker:
                 limit=min(capacity, self.options.lease_batch),
                 lease_seconds=self.options.lease_seconds,
                 cached_revisions=self._revisions,
+                exclude=self._in_hand(),
             )
             for item in items:
                 self.accept(item)

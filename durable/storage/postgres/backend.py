@@ -37,7 +37,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -464,11 +464,15 @@ class PostgresBackend:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         instance_ids: Sequence[str] | None = None,
         cached_revisions: Mapping[str, int] | None = None,
+        exclude: Collection[str] = (),
     ) -> list[OrchestrationWorkItem]:
         cached = dict(cached_revisions) if cached_revisions else None
         ids = sorted(set(instance_ids)) if instance_ids is not None else None
+        skip = list(exclude)
         return await self._run(
-            lambda now: sql.lease_orchestrations(owner, limit, lease_seconds, ids, cached, now)
+            lambda now: sql.lease_orchestrations(
+                owner, limit, lease_seconds, ids, cached, now, skip
+            )
         )
 
     async def commit_orchestrations(

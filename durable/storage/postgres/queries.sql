@@ -81,6 +81,7 @@ FROM (
                             WHERE m.visible_at <= %(now)s::float8)
       AND (c.lease_owner IS NULL OR c.lease_owner = %(owner)s
            OR c.lease_expires_at < %(now)s::float8)
+      AND c.instance_id <> ALL(%(exclude)s::text[])
     LIMIT %(limit)s
     FOR UPDATE OF c SKIP LOCKED
 ) AS ready

@@ -21,7 +21,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -378,10 +378,11 @@ class SQLiteBackend:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         instance_ids: Sequence[str] | None = None,
         cached_revisions: Mapping[str, int] | None = None,
+        exclude: Collection[str] = (),
     ) -> list[OrchestrationWorkItem]:
         return await self._write(
             lambda now: sql.lease_orchestrations(
-                owner, limit, lease_seconds, instance_ids, cached_revisions, now
+                owner, limit, lease_seconds, instance_ids, cached_revisions, now, exclude
             )
         )
 

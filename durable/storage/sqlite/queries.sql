@@ -63,6 +63,7 @@ WHERE instance_id IN (
     FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
     WHERE m.visible_at <= :now
       AND (i.lease_owner IS NULL OR i.lease_owner = :owner OR i.lease_expires_at < :now)
+      AND i.instance_id NOT IN (SELECT value FROM json_each(:exclude))
     LIMIT :limit)
 RETURNING instance_id, name, execution_id, status, revision;
 
