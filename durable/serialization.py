@@ -27,7 +27,10 @@ def _default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-_encoder = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(",", ":"))
+# allow_nan=False: NaN and Infinity are not JSON; other languages' clients could not read them.
+_encoder = json.JSONEncoder(
+    default=_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+)
 _decoder = json.JSONDecoder()
 
 

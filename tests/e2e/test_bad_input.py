@@ -100,6 +100,8 @@ def circular() -> list[Any]:
         pytest.param(b"bytes", id="bytes"),
         pytest.param(circular(), id="circular"),
         pytest.param({"when": timedelta(1)}, id="nested-timedelta"),
+        pytest.param(float("nan"), id="nan"),
+        pytest.param([float("inf")], id="infinity"),
     ],
 )
 async def test_non_json_inputs_are_refused_and_nothing_is_stored(
