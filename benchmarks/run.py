@@ -92,7 +92,7 @@ def quiet() -> float:
 def sync_counts(
     wid: str, params: dict[str, Any], data_dir: Path, peer_py: str | None, peers: list[Any]
 ) -> dict[str, Any]:
-    """fsync/fdatasync calls of one extra (untimed) run on each side, under strace."""
+    """fsync/fdatasync calls of one extra (untimed) run on each side (perf stat)."""
     result: dict[str, Any] = {}
     if wid == "W8":
         return result  # PostgreSQL's fsyncs happen in the server, not in our processes
@@ -142,7 +142,7 @@ def run_workload(
         if counted:
             out.durable["sync_calls"] = counted
             parts = [f"{side} {c.get('total')}" for side, c in counted.items()]
-            out.notes.append("fsync+fdatasync calls (separate strace run): " + ", ".join(parts))
+            out.notes.append("fsync+fdatasync calls (separate run, perf stat): " + ", ".join(parts))
     for peer in peers:
         key, higher = HEADLINES.get(peer.script, ("", False))
         out.dbos[peer.label] = pick_median(peer_recs[peer.label], key, higher)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="...but at most this many seconds (0: never wait)")
     parser.add_argument("--no-dbos", action="store_true", help="skip the DBOS peer")
     parser.add_argument("--count-fsyncs", action="store_true",
-                        help="one extra untimed run per side under strace, counting fsyncs")
+                        help="one extra untimed run per side under perf stat, counting fsyncs")
     parser.add_argument("--json", default=None, help="write all results as JSON here")
     parser.add_argument("--markdown", default=None, help="write the table as Markdown here")
     parser.add_argument("--plots", default=None, help="write PNG plots into this directory")
