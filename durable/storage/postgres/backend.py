@@ -81,6 +81,7 @@ _OUR_OPTIONS = ("hub", "pool_min", "pool_max", "pool_timeout", "idle_txn_timeout
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _MAX_ATTEMPTS = 4
 _LISTEN_MAX_BACKOFF = 10.0
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 
 TxnFactory = Callable[[float], sql.Txn]
 
@@ -160,6 +161,38 @@ class PostgresSettings:
 # -- transactions -------------------------------------------------------------------------------
 
 
+# Statements whose result the shared logic (durable/storage/sql.py) never reads. In a write
+# transaction they are not sent one by one: they wait, and go out together in one message just
+# before the next statement whose result is needed, or with the COMMIT. A chain step's commit
+# then takes four round trips instead of eight. (Rows for "many" ops are never read either.)
+_UNREAD = frozenset({
+    "insert_history", "update_instance", "continue_instance", "delete_history", "delete_inbox",
+    "delete_tasks", "delete_unclaimed_tasks", "insert_message_if_running", "release_instance",
+    "renew_instance_leases", "renew_task_leases", "release_all_instances", "release_all_tasks",
+})
+
+
+# Statements with plans worth keeping: always sent on their own, as prepared statements.
+_KEEP_PREPARED = frozenset({
+    "lease_ready_instances", "lease_instance", "lease_tasks", "query_instances",
+    "select_purgeable",
+})
+
+
+class _NotRead:
+    """Stands in for the result of a deferred statement; using it is a bug, and says so."""
+
+    def _refuse(self, *args: Any) -> Any:
+        raise TypeError("the result of a deferred PostgreSQL statement was used; remove the "
+                        "query from _UNREAD in durable/storage/postgres/backend.py")
+
+    __bool__ = __int__ = __index__ = __getitem__ = __eq__ = __iter__ = _refuse
+    __hash__ = None  # type: ignore[assignment]
+
+
+NOT_READ = _NotRead()
+
+
 class _Run:
     """One attempt at one operation: runs its queries and notes whether it must wake workers.
 
@@ -167,33 +200,48 @@ class _Run:
     will not pick up itself: a message now due for an instance it did not just lease to itself,
     an activity result delivered through the inbox, an unclaimed task, a task due again, a lease
     given back.
+
+    Deferred statements are bound on the client (``mogrify``) and sent as ONE simple-protocol
+    message. Never a psycopg pipeline: a client frozen between the messages of a pipeline
+    leaves the server waiting for its Sync with idle_in_transaction_session_timeout disarmed,
+    so its row locks would outlive its leases. One message is all or nothing.
     """
 
-    __slots__ = ("conn", "leased_here", "now", "wake")
+    __slots__ = ("conn", "defer", "leased_here", "now", "pending", "wake")
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any], now: float) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection[Any], now: float, defer: bool) -> None:
         self.conn = conn
         self.now = now
+        self.defer = defer
         self.wake = False
         self.leased_here: set[str] = set()
+        self.pending: list[str] = []
 
     async def execute(self, op: sql.Op) -> Any:
         text = _QUERIES[op.query]
-        if op.mode == "many":
-            if len(op.params) == 1:
-                await self.conn.execute(text, op.params[0])
-            elif op.params:
-                # One simple-protocol message carrying every row's statement (bound on the
-                # client): one round trip, and no pipeline mode. A client frozen in the middle
-                # of a psycopg pipeline leaves the server waiting for the pipeline's Sync with
-                # idle_in_transaction_session_timeout disarmed, so its row locks would outlive
-                # its leases.
-                async with psycopg.AsyncClientCursor(self.conn) as cursor:
-                    script = ";\n".join(cursor.mogrify(text, row) for row in op.params)
-                    await cursor.execute(script.encode())
-            self._note(op.query, op.params, None)
-            return None
-        cursor = await self.conn.execute(text, op.params)
+        if op.mode == "many" or (op.mode == "count" and op.query in _UNREAD):
+            rows = op.params if op.mode == "many" else [op.params]
+            if rows:
+                self._note(op.query, rows, None)
+                if self.defer or len(rows) > 1:
+                    cursor = psycopg.AsyncClientCursor(self.conn)
+                    self.pending.extend(cursor.mogrify(text, row) for row in rows)
+                    if not self.defer:
+                        await self.flush()
+                else:
+                    await self.conn.execute(text, rows[0])
+            return None if op.mode == "many" else NOT_READ
+        cursor: Any
+        if self.pending and op.query not in _KEEP_PREPARED:
+            # Ride along with the deferred statements (the transaction's BEGIN at least): one
+            # round trip instead of two. The result is the message's last result set.
+            cursor = psycopg.AsyncClientCursor(self.conn)
+            await self.flush(cursor.mogrify(text, op.params), cursor=cursor)
+            while cursor.nextset():
+                pass
+        else:
+            await self.flush()
+            cursor = await self.conn.execute(text, op.params)
         result: Any
         if op.mode == "one":
             result = await cursor.fetchone()
@@ -203,6 +251,14 @@ class _Run:
             result = cursor.rowcount
         self._note(op.query, [op.params], result)
         return result
+
+    async def flush(self, *tail: str, cursor: Any = None) -> None:
+        """Send the deferred statements (and ``tail``, e.g. COMMIT) in one message."""
+        statements = [*self.pending, *tail]
+        self.pending = []
+        if statements:
+            cursor = cursor or psycopg.AsyncClientCursor(self.conn)
+            await cursor.execute(";\n".join(statements).encode())
 
     def _note(self, query: str, batch: Sequence[Mapping[str, Any]], result: Any) -> None:
         if query in ("insert_instance", "reset_instance", "update_instance",
@@ -219,7 +275,7 @@ class _Run:
                 ):
                     self.wake = True
         elif query == "insert_message_if_running":
-            self.wake = self.wake or bool(result)
+            self.wake = self.wake or result is None or bool(result)
         elif query == "insert_task":
             self.wake = self.wake or any(p["lease_owner"] is None for p in batch)
         elif query == "abandon_task":
@@ -362,15 +418,18 @@ class PostgresBackend:
             committing = False
             try:
                 async with pool.connection() as conn:
-                    run = _Run(conn, time.time())
+                    run = _Run(conn, time.time(), defer=write)
                     if not write:
                         return await sql.run_async(run.execute, factory(run.now))
-                    async with conn.transaction():
+                    run.pending.append("BEGIN")
+                    try:
                         value = await sql.run_async(run.execute, factory(run.now))
-                        if run.wake:
-                            await conn.execute("SELECT pg_notify(%s, '')",
-                                               [self.settings.channel])
+                        tail = [self._notify_statement] if run.wake else []
                         committing = True
+                        await run.flush(*tail, "COMMIT")
+                    except BaseException:
+                        await _rollback(conn)
+                        raise
                     return value
             except DurableError:
                 raise
@@ -399,6 +458,10 @@ class PostgresBackend:
                     ) from exc
             except psycopg.Error as exc:
                 raise StorageError(f"PostgreSQL error: {_one_line(exc)}") from exc
+
+    @property
+    def _notify_statement(self) -> str:
+        return f"SELECT pg_notify('{self.settings.channel}', '')"  # channel: [a-z0-9_] only
 
     async def _drain(self, pool: AsyncConnectionPool[Any]) -> None:
         now = time.monotonic()
@@ -589,6 +652,15 @@ class PostgresBackend:
                 failing = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, _LISTEN_MAX_BACKOFF)
+
+
+async def _rollback(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Abandon the transaction if the connection still works (a broken one is discarded by the
+    pool anyway)."""
+    if conn.closed or conn.info.transaction_status == _IDLE:
+        return
+    with contextlib.suppress(psycopg.Error):
+        await conn.execute("ROLLBACK")
 
 
 def _one_line(exc: BaseException) -> str:
