@@ -131,6 +131,7 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self._cache: OrderedDict[str, _Owned] = OrderedDict()
         self._revisions: dict[str, int] = {}
+        self._dropped: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self._accepted: list[OrchestrationWorkItem] = []
         self._hinted: set[str] = set()
         self._with_local: set[str] = set()
@@ -445,6 +446,12 @@ class Worker:
                 self._forget(item.instance_id)  # someone else moved it on
                 owned = None
         if owned is None:
+            last = self._dropped.get(item.instance_id)
+            if last is not None and last[0] == item.execution_id and item.revision < last[1]:
+                # Read before a commit of ours that since finished or evicted the instance:
+                # running it would only repeat that episode and fail the fence. Look again.
+                self.hint(item.instance_id)
+                return None
             if item.history is None:
                 # We believed we had this revision cached but no longer do; read it again.
                 self.hint(item.instance_id)
@@ -707,9 +714,16 @@ class Worker:
         self._revisions[owned.instance_id] = owned.revision
 
     def _forget(self, instance_id: str) -> None:
-        self._cache.pop(instance_id, None)
+        owned = self._cache.pop(instance_id, None)
         self._revisions.pop(instance_id, None)
         self._with_local.discard(instance_id)
+        if owned is not None:
+            # Remember the last revision we saw, never more than storage has, so stale work
+            # items for it can be told apart from new ones (see _episode_from_item).
+            self._dropped[instance_id] = (owned.execution_id, owned.revision)
+            self._dropped.move_to_end(instance_id)
+            if len(self._dropped) > max(1000, self.options.max_cached_orchestrations):
+                self._dropped.popitem(last=False)
 
     def _evict_if_needed(self) -> None:
         excess = len(self._cache) - self.options.max_cached_orchestrations
