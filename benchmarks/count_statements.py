@@ -4,8 +4,9 @@
 
 Used by W8 with ``{"count_statements": true}`` to report statements per orchestration. It
 wraps ``AsyncConnection.execute``, ``AsyncCursor.execute`` and ``AsyncCursor.executemany``
-(one call = one statement sent; ``executemany`` also counts its parameter rows) and
-transaction blocks; the engine itself is not modified.
+(one call = one message to the server, i.e. one round trip; a ``bytes`` query is a batch of
+client-bound statements joined by ``;\n``, counted per statement too; ``executemany`` also
+counts its parameter rows) and transaction blocks; the engine itself is not modified.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def _name(query: Any) -> str:
                       sql.load_queries("durable.storage.postgres").items()})
     if text in NAMES:
         return NAMES[text]
+    for body, name in NAMES.items():  # a client-bound copy: same text up to the 1st parameter
+        head = body.split("%(", 1)[0].strip()
+        if len(head) > 12 and text.strip().startswith(head):
+            return name
     words = re.sub(r"\s+", " ", text.strip()).split(" ")
     return " ".join(words[:3])[:40]
 
@@ -43,18 +48,32 @@ def _install() -> None:
     cur_many = psycopg.AsyncCursor.executemany
     transaction = psycopg.AsyncConnection.transaction
 
+    def note(query: Any) -> None:
+        CALLS["round_trips"] += 1
+        if isinstance(query, bytes):
+            # Several client-bound statements sent as one simple-protocol message.
+            parts = query.split(b";\n")
+            CALLS["statements"] += len(parts)
+            CALLS["batched_messages"] += 1
+            CALLS["batched:" + str(len(parts))] += 1
+            for part in parts:
+                CALLS["in_batch:" + _name(part.decode(errors="replace"))] += 1
+        else:
+            CALLS["statements"] += 1
+            CALLS["stmt:" + _name(query)] += 1
+
     async def c_execute(self: Any, query: Any, *args: Any, **kw: Any) -> Any:
-        CALLS["statements"] += 1
-        CALLS["stmt:" + _name(query)] += 1
+        note(query)
         return await conn_execute(self, query, *args, **kw)
 
     async def k_execute(self: Any, query: Any, *args: Any, **kw: Any) -> Any:
-        CALLS["statements"] += 1
-        CALLS["stmt:" + _name(query)] += 1
+        note(query)
         return await cur_execute(self, query, *args, **kw)
 
     async def k_many(self: Any, query: Any, params_seq: Any, *args: Any, **kw: Any) -> Any:
         rows = list(params_seq)
+        CALLS["round_trips"] += 1
+        CALLS["statements"] += len(rows)
         CALLS["executemany_calls"] += 1
         CALLS["executemany_rows"] += len(rows)
         CALLS["many:" + _name(query)] += len(rows)

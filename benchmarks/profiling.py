@@ -165,15 +165,13 @@ def count_statements(params: dict[str, Any]) -> str:
         for counts in run.get("worker_statements", []):
             total.update(counts)
         n = run["n"]
-        trips = total["statements"] + total["executemany_calls"]
         out += [f"### W8, {run['workers']} worker(s): {run['orch_per_s']} orch/s", "",
-                f"round trips per orchestration: {trips / n:.1f} "
-                f"({total['statements'] / n:.1f} execute + {total['executemany_calls'] / n:.1f} "
-                f"executemany); transactions: {total['transactions']} "
-                f"({n / max(1, total['transactions']):.1f} orchestrations per transaction)", ""]
-        rows = [(k, v) for k, v in total.items() if k.startswith(("stmt:", "many:"))]
+                f"per orchestration: {total['round_trips'] / n:.1f} round trips (messages to "
+                f"the server), {total['statements'] / n:.1f} SQL statements", ""]
+        rows = [(k, v) for k, v in total.items()
+                if k.startswith(("stmt:", "many:", "in_batch:"))]
         rows.sort(key=lambda kv: -kv[1])
-        out += [f"    {v / n:6.2f}  {k}" for k, v in rows[:20]]
+        out += [f"    {v / n:6.2f}  {k}" for k, v in rows[:25]]
         out.append("")
     return "\n".join(out)
 

@@ -154,6 +154,12 @@ def run_workload(
     module.judge(out, params)
     if not peer_py and module.dbos_runs(params):
         out.dbos_text = "not run (--no-dbos)"
+    if len(peers) > 1:
+        shown = []
+        for peer in peers:
+            key, _ = HEADLINES.get(peer.script, ("", False))
+            shown.append(f"{peer.label}: {out.dbos[peer.label].get(key)} {key}")
+        out.notes.append("DBOS variants (best one compared): " + "; ".join(shown))
     errors = [v["error"] for v in out.dbos.values() if "error" in v]
     if errors:
         out.notes.append("DBOS error: " + errors[0][-300:])

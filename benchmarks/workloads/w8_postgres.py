@@ -1,4 +1,4 @@
-"""W8: W1 on PostgreSQL with 1 and 2 ``durable worker`` processes.
+"""W8: W1 on PostgreSQL with 1 and 2 ``durable worker`` processes (and, extra, in-process).
 
 For each worker count: a fresh database; this process opens ``Host(app, url, run_worker=False)``
 (which creates the schema), launches the workers (``python -m durable.cli worker
@@ -40,7 +40,7 @@ from benchmarks.harness import (
     self_cpu_s,
     system_cpu_ticks,
 )
-from benchmarks.workloads import PeerRun, Status, fmt, ratio_text
+from benchmarks.workloads import PeerRun, Status, fmt, ratio_text, start_all_then_wait
 
 ID = "W8"
 TITLE = "W1 on PostgreSQL, 1 and 2 worker processes"
@@ -196,6 +196,21 @@ async def _one(
         drop_pg_database(db)
 
 
+async def _in_process(n: int) -> dict[str, Any]:
+    """Extra: client and worker in this one process (the shape of the DBOS script)."""
+    db = f"durable_bench_w8_inproc_{os.getpid()}"
+    url = fresh_pg_database(db)
+    try:
+        async with df.Host(apps.app, storage=url) as host:
+            cpu0, pg0 = self_cpu_s(), processes_cpu_s("postgres")
+            result = await start_all_then_wait(host.client, "hello_sequence", n, EXPECTED, 300)
+            cpu1, pg1 = self_cpu_s(), processes_cpu_s("postgres")
+        result.update(process_cpu_s=round(cpu1 - cpu0, 2), postgres_cpu_s=round(pg1 - pg0, 2))
+        return result
+    finally:
+        drop_pg_database(db)
+
+
 async def run(url: str, params: dict[str, Any]) -> dict[str, Any]:
     if not backend_available():
         return {"available": False, "reason": UNAVAILABLE}
@@ -206,9 +221,11 @@ async def run(url: str, params: dict[str, Any]) -> dict[str, Any]:
                    params.get("count_statements", False))
         for k in params["workers"]
     ]
+    in_process = await _in_process(params["n"]) if params.get("in_process", True) else None
     return {
         "available": True,
         "runs": runs,
+        "in_process": in_process,
         "best_orch_per_s": max(r["orch_per_s"] for r in runs),
     }
 
@@ -237,10 +254,19 @@ def judge(out: Outcome, params: dict[str, Any]) -> None:
         out.ratio_text = " / ".join(ratio_text(x) for x in ratios)
     for r in d["runs"]:
         out.notes.append(
-            f"{r['workers']} worker(s): {r['wall_s']} s wall; CPU s in that window: workers "
+            f"{r['workers']} worker(s): {r['wall_s']} s wall (starting all: "
+            f"{r.get('start_phase_s')} s); CPU s in that window: workers "
             f"{'+'.join(str(x) for x in r.get('workers_cpu_s', []))}, postgres "
             f"{r.get('postgres_cpu_s')}, client {r.get('client_cpu_s')}; machine busy "
             f"{r.get('machine_busy_pct')}%; {r.get('pg_delta', {}).get('xact_commit')} PG commits"
+        )
+    inproc = d.get("in_process")
+    if inproc:
+        vs = f" = {inproc['orch_per_s'] / peer_rate:.1f}x DBOS" if peer_rate else ""
+        out.notes.append(
+            f"extra, client + worker in ONE process (like the DBOS script): "
+            f"{fmt(inproc['orch_per_s'])} orch/s{vs}; CPU s: process "
+            f"{inproc.get('process_cpu_s')}, postgres {inproc.get('postgres_cpu_s')}"
         )
     correct = all(r["completed_correctly"] == r["n"] for r in d["runs"])
     if not correct:
