@@ -124,3 +124,32 @@ async def test_a_stalled_worker_cannot_commit_after_losing_its_leases(
         await asyncio.sleep(1.0)
         await check_exactly_once(host.backend, [item for item, _ in plan])
         assert stalled.process.poll() is None  # it recovered and keeps serving
+
+
+async def test_a_graceful_stop_hands_the_leases_to_the_other_workers(
+    pg_hub_url: str, launch: Launch, activity_log: Path
+) -> None:
+    """SIGTERM: the stopping worker releases its leases, so another worker continues its
+    instances at once instead of after the 30 s lease."""
+    [first] = launch(pg_hub_url, 1, lease_seconds=30)
+    ids = [f"handover-{i}" for i in range(10)]
+    async with df.Host(app, pg_hub_url, run_worker=False) as host:
+        await asyncio.gather(*(host.client.start_new("hold", i) for i in ids))
+        deadline = time.monotonic() + 30
+        while len(read_activity_log(activity_log)) < len(ids):  # all waiting for "release"
+            assert time.monotonic() < deadline, "the instances never started"
+            await asyncio.sleep(0.05)
+        held, _ = leases_held(pg_hub_url, first.worker_id)
+        assert held == len(ids)
+        [second] = launch(pg_hub_url, 1, lease_seconds=30)
+        assert first.terminate() == 0, first.log()[-3000:]
+        assert leases_held(pg_hub_url, first.worker_id) == (0, [])
+        started = time.monotonic()
+        for instance_id in ids:
+            await host.client.raise_event(instance_id, "release", instance_id)
+        for instance_id in ids:
+            status = await host.client.wait_for_completion(instance_id, timeout=20)
+            assert status.output == instance_id
+        assert time.monotonic() - started < 15  # far below the 30 s lease
+        assert "lost the lease" not in second.log()
+    assert {pid for pid, _, _ in read_activity_log(activity_log)} == {first.pid}
