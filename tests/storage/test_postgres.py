@@ -54,6 +54,7 @@ def test_url_options_are_ours_or_libpq() -> None:
     assert "secret" not in settings.display_url and "app:***@db.example" in settings.display_url
     assert settings.where == "db.example:6543/jobs"
     assert PostgresSettings("postgresql://localhost/x").hub == "durable"
+    assert "hunter2" not in PostgresSettings("postgresql://h/x?password=hunter2").display_url
 
 
 @pytest.mark.parametrize("bad", ["hub=Orders", "hub=1x", "hub=a-b", "hub=" + "a" * 49,

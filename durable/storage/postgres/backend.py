@@ -21,13 +21,21 @@ module only runs their queries (``queries.sql``) on a pooled connection:
 - **Migrations** (``migrations/NNNN_*.sql``) are tracked per schema and applied by
   :meth:`PostgresBackend.open` inside one transaction holding an advisory lock, so workers that
   start together do not race.
+- **Round trips.** Statements whose results the shared logic never reads are held back and
+  sent, bound on the client, in one simple-protocol message with the next statement that needs
+  a result, or with the COMMIT (see :class:`_Run`). Never a psycopg pipeline: see below.
+- **Stalled clients.** The server ends a session idle inside a transaction for longer than
+  ``idle_txn_timeout`` (5 s), so a frozen worker cannot keep row locks (and hide instances from
+  SKIP LOCKED) long after its leases expired. That timeout is disarmed while the server waits
+  for the rest of a pipeline, which is why every batch here is a single message.
 - **Outages.** Connection errors become :class:`~durable.errors.StorageError` with the server's
   address in the message. A transaction that failed before its COMMIT was sent wrote nothing
   and is retried once on fresh connections (a server restart leaves every pooled connection
   dead); the pool reconnects in the background with backoff.
 
-URL: ``postgresql://user:password@host:port/dbname?hub=name&pool_max=10`` -- the options below
-are ours and removed before connecting; every other query option goes to libpq unchanged.
+URL: ``postgresql://user:password@host:port/dbname?hub=name&pool_max=10``. Our options (``hub``,
+``pool_min``, ``pool_max``, ``pool_timeout``, ``idle_txn_timeout``; docs/scale-out.md) are
+removed before connecting; every other query option goes to libpq unchanged.
 """
 
 from __future__ import annotations
@@ -153,9 +161,8 @@ class PostgresSettings:
             credentials, _, address = netloc.rpartition("@")
             user = credentials.split(":", 1)[0]
             netloc = f"{user}:***@{address}" if ":" in credentials else f"{user}@{address}"
-        self.display_url = urlunsplit(
-            (parts.scheme, netloc, parts.path, parts.query, parts.fragment)
-        )
+        shown = urlencode([(k, "***" if k == "password" else v) for k, v in query])
+        self.display_url = urlunsplit((parts.scheme, netloc, parts.path, shown, parts.fragment))
 
 
 # -- transactions -------------------------------------------------------------------------------
