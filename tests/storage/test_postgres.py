@@ -182,3 +182,33 @@ def test_a_deferred_statement_result_cannot_be_used_by_mistake() -> None:
         with pytest.raises(TypeError, match="deferred PostgreSQL statement"):
             use(NOT_READ)
     assert "lock_instance" not in _UNREAD and "insert_instance" not in _UNREAD
+
+
+async def test_payloads_survive_client_side_binding() -> None:
+    """Deferred statements are bound on the client; quotes, percent signs, backslashes and
+    non-ASCII text must arrive exactly as sent."""
+    from durable.history import EventRaised, OrchestratorStarted
+    from durable.status import OrchestrationRuntimeStatus as Status
+    from durable.storage.base import Message, OrchestrationCommit
+
+    nasty = "'%(x)s' %s 100% \\' \" \\\\ ünïcødé \u2028 -- ; COMMIT; \x01"
+    backend = await opened(hub_url())
+    try:
+        await backend.create_instance(new_instance("quoted"))
+        [item] = await backend.lease_orchestrations("w", limit=1)
+        event = EventRaised(timestamp=1.5, name=nasty, input=f'"{nasty}"')
+        [outcome] = await backend.commit_orchestrations([OrchestrationCommit(
+            "quoted", item.execution_id, item.revision, "w",
+            [OrchestratorStarted(timestamp=1.0), event], Status.Running,
+            consumed_messages=[m.message_id for m in item.messages], custom_status=f'"{nasty}"',
+            messages=[Message("quoted", event, None)],
+        )])
+        assert outcome.ok
+        history = await backend.get_history("quoted")
+        assert history[-1] == event
+        record = await backend.get_instance("quoted")
+        assert record is not None and record.custom_status == f'"{nasty}"'
+        [again] = await backend.lease_orchestrations("w", limit=1)
+        assert [m.event for m in again.messages] == [event]
+    finally:
+        await backend.close()

@@ -431,6 +431,8 @@ class PostgresBackend:
                     run.pending.append("BEGIN")
                     try:
                         value = await sql.run_async(run.execute, factory(run.now))
+                        if run.pending == ["BEGIN"] and not run.wake:
+                            return value  # nothing was written (or even sent)
                         tail = [self._notify_statement] if run.wake else []
                         committing = True
                         await run.flush(*tail, "COMMIT")
