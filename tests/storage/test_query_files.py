@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
+
+import pytest
 
 from durable.storage import sql
 
@@ -38,3 +41,20 @@ def test_postgres_queries_use_named_parameters_only() -> None:
 def test_migrations_are_numbered_alike() -> None:
     sqlite, postgres = ([v for v, _ in sql.load_migrations(p)] for p in BACKENDS)
     assert sqlite == postgres == list(range(1, len(sqlite) + 1))
+
+
+def test_the_shared_logic_never_reads_what_postgres_defers() -> None:
+    """The PostgreSQL driver sends the queries in ``_UNREAD`` later, batched, and answers with a
+    stand-in; that is only sound while sql.py yields them as bare statements."""
+    backend = pytest.importorskip("durable.storage.postgres.backend")
+    tree = ast.parse(Path(sql.__file__).read_text(encoding="utf-8"))
+    bare = {id(stmt.value) for stmt in ast.walk(tree) if isinstance(stmt, ast.Expr)}
+    deferred = [
+        node for node in ast.walk(tree)
+        if isinstance(node, ast.Yield) and isinstance(node.value, ast.Call) and node.value.args
+        and isinstance(node.value.args[0], ast.Constant)
+        and node.value.args[0].value in backend._UNREAD
+    ]
+    assert deferred, "expected sql.py to run some of the deferred queries"
+    read = [ast.unparse(node) for node in deferred if id(node) not in bare]
+    assert not read, f"sql.py reads the result of deferred queries: {read}"
