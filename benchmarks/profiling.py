@@ -11,6 +11,10 @@ it wraps the whole benchmark child (start-up included, a small share); for W8 it
 each ``durable worker`` process once it is serving and stops when the clock stops.
 pyinstrument profiles only the event-loop thread, in-process.
 
+py-spy cannot always tell a thread blocked inside C code (``queue.get``, ``epoll``) from a
+busy one, so idle activity threads can show up as samples. ``--gil`` keeps only samples that
+hold the GIL: the Python CPU time, which is what limits one event loop.
+
 The summary has three views: self time by package/file (where the CPU is spent), self time by
 function, and inclusive time of durable's own functions (which engine call sites cost most).
 """
@@ -99,7 +103,7 @@ def summarize(paths: list[Path], top: int = 15) -> dict[str, Any]:
 
 
 def render(summary: dict[str, Any], title: str) -> str:
-    out = [f"### {title}", "", f"{summary['samples']} on-CPU samples (1 kHz, all threads)", ""]
+    out = [f"### {title}", "", f"{summary['samples']} samples (1 kHz, all threads)", ""]
     for key, heading in (("threads", "by thread"),
                          ("self_by_package", "self time by package / durable module"),
                          ("self_by_function", "self time by function"),
@@ -111,11 +115,12 @@ def render(summary: dict[str, Any], title: str) -> str:
 
 
 def profile_py_spy(
-    wid: str, params: dict[str, Any], out_dir: Path, native: bool = False
+    wid: str, params: dict[str, Any], out_dir: Path, native: bool = False, gil: bool = False
 ) -> list[Path]:
     spy = Path(sys.executable).with_name("py-spy")
     if wid == "W8":
-        params = dict(params, py_spy_dir=str(out_dir), py_spy_native=native)
+        params = dict(params, py_spy_dir=str(out_dir), py_spy_native=native, py_spy_gil=gil,
+                      in_process=False)
         res = run_child([sys.executable, "-m", "benchmarks.child", wid, "--url", PG_BASE,
                          "--params", json.dumps(params)], cwd=REPO, timeout=900)
         print(json.dumps(res.record), file=sys.stderr)
@@ -124,7 +129,7 @@ def profile_py_spy(
     target = out_dir / f"{wid.lower()}.txt"
     try:
         argv = [str(spy), "record", "--rate", "1000", "--format", "raw", "--threads",
-                *(["--native"] if native else []),
+                *(["--native"] if native else []), *(["--gil"] if gil else []),
                 "--output", str(target), "--", sys.executable, "-m", "benchmarks.child", wid,
                 "--url", "sqlite:///" + str(data / "profile.db"), "--params", json.dumps(params)]
         res = run_child(argv, cwd=REPO, timeout=900)
@@ -185,6 +190,9 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--statements", action="store_true",
                         help="W8 only: count psycopg statements per orchestration instead")
+    parser.add_argument("--gil", action="store_true",
+                        help="py-spy --gil: only samples holding the GIL (Python CPU; drops "
+                             "threads blocked in C, which py-spy may otherwise count as busy)")
     parser.add_argument("--native", action="store_true",
                         help="py-spy --native: show C frames (libpq, sqlite3) too")
     args = parser.parse_args()
@@ -197,7 +205,7 @@ def main() -> int:
     if args.tool == "pyinstrument":
         print(profile_pyinstrument(args.wid, params, out_dir))
         return 0
-    paths = profile_py_spy(args.wid, params, out_dir, args.native)
+    paths = profile_py_spy(args.wid, params, out_dir, args.native, args.gil)
     if args.wid == "W8":
         for workers in params["workers"]:
             group = [p for p in paths if p.name.startswith(f"w8-{workers}w-")]

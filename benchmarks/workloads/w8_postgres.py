@@ -74,10 +74,12 @@ def _start_worker(url: str, log_path: Path, count_to: Path | None) -> subprocess
     )
 
 
-def _attach_py_spy(pid: int, out: Path, native: bool) -> subprocess.Popen[bytes]:
+def _attach_py_spy(pid: int, out: Path, native: bool, gil: bool) -> subprocess.Popen[bytes]:
     """Sample a running worker with py-spy (all threads, on-CPU only) until SIGINT."""
     spy = Path(sys.executable).with_name("py-spy")
     extra = ["--native"] if native else ["--nonblocking"]
+    if gil:
+        extra.append("--gil")
     return subprocess.Popen(
         [str(spy), "record", "--pid", str(pid), "--rate", "1000", "--format", "raw",
          "--threads", "--output", str(out), *extra],
@@ -112,6 +114,7 @@ async def _one(
     py_spy_dir: str | None = None,
     native: bool = False,
     count_statements: bool = False,
+    gil: bool = False,
 ) -> dict[str, Any]:
     db = f"durable_bench_w8_{workers}w_{os.getpid()}"
     url = fresh_pg_database(db)
@@ -139,7 +142,7 @@ async def _one(
                 Path(py_spy_dir).mkdir(parents=True, exist_ok=True)
                 spies = [
                     _attach_py_spy(p.pid, Path(py_spy_dir) / f"w8-{workers}w-worker{k}.txt",
-                                   native)
+                                   native, gil)
                     for k, p in enumerate(procs)
                 ]
                 await asyncio.sleep(1.0)  # let py-spy attach before the clock starts
@@ -218,7 +221,7 @@ async def run(url: str, params: dict[str, Any]) -> dict[str, Any]:
         return {"available": False, "reason": "no PostgreSQL server reachable"}
     runs = [
         await _one(params["n"], k, params.get("py_spy_dir"), params.get("py_spy_native", False),
-                   params.get("count_statements", False))
+                   params.get("count_statements", False), params.get("py_spy_gil", False))
         for k in params["workers"]
     ]
     in_process = await _in_process(params["n"]) if params.get("in_process", True) else None
