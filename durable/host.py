@@ -67,8 +67,12 @@ class Host:
         if self._running:
             return
         await self.backend.open()
-        if self.worker is not None:
-            await self.worker.start()
+        try:
+            if self.worker is not None:
+                await self.worker.start()
+        except BaseException:
+            await self.backend.close()  # a failed start leaves nothing open
+            raise
         self._running = True
 
     async def stop(self) -> None:

@@ -80,7 +80,8 @@ class ActivityExecutor:
     async def stop(self, timeout: float) -> None:
         """Wait up to ``timeout`` for running activities, then stop the threads."""
         try:
-            await asyncio.wait_for(self.idle.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see PostgresBackend
+                await self.idle.wait()
         except TimeoutError:
             log.warning("%d activities still running at shutdown; their leases are released",
                         self.running)

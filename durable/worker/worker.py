@@ -159,9 +159,9 @@ class Worker:
     async def start(self) -> None:
         if self._started:
             return
+        await self._reclaim_dead_owners()  # may fail (storage down): then nothing started yet
         self._started = True
         self.executor.start()
-        await self._reclaim_dead_owners()
         for body in (self._dispatch_loop, self._poll_loop, self._renew_loop, self._timer_loop):
             self._loops.append(asyncio.get_running_loop().create_task(body()))
 

@@ -621,8 +621,11 @@ class PostgresBackend:
                 self._listen(), name=f"durable-listen-{self.settings.hub}"
             )
         if not self._wake.is_set():
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
+            # that races the event, which would hang the worker's shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
         self._wake.clear()
 
     async def _listen(self) -> None:
