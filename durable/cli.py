@@ -129,6 +129,9 @@ def worker(
               default="NonRunningStates", show_default=True,
               help="Which existing instances a start with the same ID may replace "
                    "(docs/singletons.md). [env DURABLE_RUN_OVERRIDABLE_STATES]")
+@click.option("--worker/--no-worker", "run_worker", default=True, show_default=True,
+              help="Run the app's worker in this process; --no-worker makes a front end that "
+                   "leaves the work to `durable worker` processes. [env DURABLE_RUN_WORKER]")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and an access log.")
 def run(
     app_spec: str,
@@ -138,6 +141,7 @@ def run(
     route_prefix: str,
     max_request_body: int,
     overridable_states: str,
+    run_worker: bool,
     verbose: bool,
 ) -> None:
     """Serve APP's HTTP routes and the management API, and run its worker, in one process."""
@@ -152,7 +156,7 @@ def run(
     url = storage or default_url(folder)
     options = ServeOptions(
         listen_host, port, route_prefix, max_request_body, access_log=verbose,
-        overridable_states=OverridableStates(overridable_states),
+        overridable_states=OverridableStates(overridable_states), run_worker=run_worker,
     )
     try:
         asyncio.run(serve(app, url, options, app_spec=app_spec,

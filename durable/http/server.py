@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from durable.app import AuthLevel, DFApp
-from durable.host import Host
+from durable.host import Host, start_with_retry
 from durable.http.app import DEFAULT_MAX_REQUEST_BODY, DEFAULT_ROUTE_PREFIX, create_app
 from durable.http.keys import KeyRing, RedactKeysFilter, is_loopback, load_keys
 from durable.http.payloads import WEBHOOK_PATH, WebhookSettings
@@ -45,6 +45,8 @@ class ServeOptions:
     access_log: bool = False
     # Durable Functions' host.json `overridableExistingInstanceStates` (see docs/singletons.md).
     overridable_states: OverridableStates = OverridableStates.NonRunningStates
+    # False: a front end only; `durable worker` processes run the work (docs/scale-out.md).
+    run_worker: bool = True
 
 
 class _Server(uvicorn.Server):
@@ -116,8 +118,11 @@ async def serve(
     echo: Callable[[str], None] = lambda text: print(text, flush=True),
 ) -> None:
     """Serve ``app`` until ``shutdown()`` returns, then stop gracefully (see module doc)."""
-    host = Host(app, storage, overridable_states=options.overridable_states)
-    await host.start()
+    host = Host(
+        app, storage, overridable_states=options.overridable_states,
+        run_worker=options.run_worker,
+    )
+    await start_with_retry(host)
     try:
         keys = await load_keys(host.backend, required=not is_loopback(options.host))
         sock = bind(options.host, options.port)

@@ -205,3 +205,23 @@ def test_keys_when_listening_beyond_loopback(tmp_path: Path) -> None:
         assert response.status_code == 413
         assert httpx.get(f"{server.base}{MGMT}/instances/huge").status_code == 404
         server.stop()
+
+
+def test_a_front_end_without_a_worker_leaves_the_work_to_durable_worker(tmp_path: Path) -> None:
+    """`durable run --no-worker` accepts starts; only a `durable worker` process runs them."""
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    with DurableRun(SAMPLE, "--no-worker", "--storage", storage) as front:
+        started = httpx.post(f"{front.base}{MGMT}/orchestrators/doubler/front-1", json=21,
+                             timeout=10)
+        assert started.status_code == 202
+        assert status_of(front.base, "front-1")["runtimeStatus"] == "Pending"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "durable.cli", "worker", str(SAMPLE), "--storage", storage],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            done = wait_for_status(front.base, "front-1", "Completed")
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=TIMEOUT) == 0
+    assert done["output"] == 42
