@@ -148,8 +148,10 @@ def judge(out: Outcome, params: dict[str, Any]) -> None:
     d = out.durable
     p1 = d.get("in_process", {})
     p2 = d.get("cross_process", {})
-    answers = ", ".join(f"{v} {k}" for k, v in sorted(p1.get("answers", {}).items()))
-    out.durable_text = f"{d.get('started')} started ({answers}); max {fmt(d.get('max_ms'), 1)} ms"
+    others = ", ".join(f"{v} {k}" for k, v in sorted(p1.get("answers", {}).items())
+                       if k != "started")
+    out.durable_text = (f"{d.get('started')} started, {others or 'no other answers'}; "
+                        f"max {fmt(d.get('max_ms'), 1)} ms")
     peer = next(iter(out.dbos.values()), None)
     if peer and "threads" in peer:
         t = peer["threads"]
