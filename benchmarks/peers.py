@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import PEER_DIR, PG_BASE, run_child
+from benchmarks.harness import PEER_DIR, PG_BASE, drop_pg_database, run_child
 from benchmarks.workloads import PeerRun
 
 # Which field of each script's JSON line decides the median of repetitions.
@@ -35,6 +35,8 @@ def run_peer(python: str, peer: PeerRun, data_dir: Path, tag: str) -> dict[str, 
     """One run of one peer script; its JSON line plus our own wall time and peak RSS."""
     argv, env = peer_argv(python, peer, data_dir, tag)
     res = run_child(argv, env=env, timeout=peer.timeout)
+    if "postgres" in peer.args:
+        drop_pg_database(f"dbos_{tag}")  # the peer scripts leave their database behind
     record: dict[str, Any] = dict(res.record or {})
     record.update({
         "label": peer.label,

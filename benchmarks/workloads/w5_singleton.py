@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -123,6 +124,7 @@ async def _cross_process(
         for kind, count in record["answers"].items():
             kinds[kind] = kinds.get(kind, 0) + count
         max_latency = max(max_latency, record["max_ms"])
+    shutil.rmtree(sync_dir, ignore_errors=True)
     result = {"procs": procs, "per_proc": per_proc, "answers": kinds, "max_ms": max_latency}
     result.update(await _release_and_check(client, instance_id))
     return result

@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -197,6 +198,7 @@ async def _one(
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         drop_pg_database(db)
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 async def _in_process(n: int) -> dict[str, Any]:
