@@ -361,33 +361,46 @@ def lease_orchestrations(
     if instance_ids is None:
         leased = yield rows("lease_ready_instances", limit=limit, exclude=sorted(exclude),
                             **common)
+    elif instance_ids:
+        leased = yield rows("lease_instances", instance_ids=list(instance_ids[:limit]),
+                            **common)
     else:
         leased = []
-        for instance_id in instance_ids[:limit]:
-            row = yield one("lease_instance", instance_id=instance_id, **common)
-            if row is not None:
-                leased.append(row)
-    items = []
-    cached = cached_revisions or {}
-    for instance_id, name, execution_id, status, revision in leased:
-        if Status(status) in TERMINAL_STATUSES:
+    live = []
+    for row in leased:
+        if Status(row[3]) in TERMINAL_STATUSES:
             # Stray messages for a finished instance (e.g. a late timer): drop them.
-            yield count("delete_inbox", instance_id=instance_id)
-            yield count("release_instance", instance_id=instance_id, owner=owner)
-            continue
-        found = yield rows("select_messages", instance_id=instance_id, now=now)
-        messages = [InboxEntry(mid, decode_event(event), exe) for mid, exe, event in found]
-        if not messages:
+            yield count("delete_inbox", instance_id=row[0])
+            yield count("release_instance", instance_id=row[0], owner=owner)
+        else:
+            live.append(row)
+    if not live:
+        return []
+    # Messages and history of every leased instance in one query each, not one per instance.
+    found = yield rows("select_messages_for", instance_ids=[row[0] for row in live], now=now)
+    messages: dict[str, list[InboxEntry]] = {}
+    for instance_id, mid, exe, event in found:
+        messages.setdefault(instance_id, []).append(InboxEntry(mid, decode_event(event), exe))
+    cached = cached_revisions or {}
+    # Revision 1 is a row just inserted: no history yet, nothing to read.
+    wanted = [row[0] for row in live if cached.get(row[0]) != row[4] and row[4] != 1]
+    histories: dict[str, list[HistoryEvent]] = {}
+    if wanted:
+        chunks = yield rows("select_history_for", instance_ids=wanted)
+        for instance_id, chunk in chunks:
+            histories.setdefault(instance_id, []).extend(decode_events(chunk))
+    items = []
+    for instance_id, name, execution_id, status, revision in live:
+        if instance_id not in messages:
             # Under READ COMMITTED (PostgreSQL) the owner's own commit can consume the messages
-            # between the lease statement and this read; an empty episode would only add noise.
+            # between the lease statement and the read; an empty episode would only add noise.
             continue
         history = None
         if cached.get(instance_id) != revision:
-            history = yield from get_history(instance_id)
+            history = histories.get(instance_id, [])
         items.append(
-            OrchestrationWorkItem(
-                instance_id, name, execution_id, Status(status), revision, messages, history
-            )
+            OrchestrationWorkItem(instance_id, name, execution_id, Status(status), revision,
+                                  messages[instance_id], history)
         )
     return items
 
@@ -395,16 +408,30 @@ def lease_orchestrations(
 def commit_orchestrations(
     commits: Sequence[OrchestrationCommit], lease_seconds: float, now: float
 ) -> Txn:
+    # One read locks and fences the whole batch (instead of one round trip per commit).
+    found = yield rows("lock_instances", instance_ids=sorted({c.instance_id for c in commits}))
+    fences: dict[str, tuple[Any, ...]] = {row[0]: tuple(row[1:]) for row in found}
     outcomes = []
     for commit in commits:
-        outcome = yield from _commit_one(commit, lease_seconds, now)
+        outcome = yield from _commit_one(commit, fences.get(commit.instance_id), lease_seconds,
+                                         now)
+        if outcome.ok:  # a second commit for the same instance must see this one
+            fences[commit.instance_id] = (
+                commit.status.value, outcome.revision,
+                None if commit.release else commit.lease_owner,
+                commit.continue_as_new.execution_id if commit.continue_as_new
+                else commit.execution_id,
+            )
         outcomes.append(outcome)
     return outcomes
 
 
-def _commit_one(commit: OrchestrationCommit, lease_seconds: float, now: float) -> Txn:
+def _commit_one(
+    commit: OrchestrationCommit, fence: tuple[Any, ...] | None, lease_seconds: float, now: float
+) -> Txn:
+    """Apply one commit if its fence holds. ``fence`` is the locked row's (status, revision,
+    lease owner, execution ID)."""
     instance_id = commit.instance_id
-    fence = yield one("lock_instance", instance_id=instance_id)
     # Revision and owner catch a worker that lost its lease; the execution ID catches a late
     # commit for an instance that was purged and re-created (its revision starts again at 1).
     if (
@@ -415,15 +442,9 @@ def _commit_one(commit: OrchestrationCommit, lease_seconds: float, now: float) -
     ):
         return CommitOutcome(False)
     if commit.delivered_tasks:
-        held = yield one(
-            "count_leased_tasks",
-            instance_id=instance_id,
-            execution_id=commit.execution_id,
-            owner=commit.lease_owner,
-            task_ids=commit.delivered_tasks,
-        )
-        if held[0] != len(set(commit.delivered_tasks)):
-            return CommitOutcome(False)
+        # Results delivered from memory. A task this worker no longer leases was (or is being)
+        # run again elsewhere; recording this result first is still correct, because the
+        # replay engine drops the second completion of a task (activities are at-least-once).
         yield many(
             "delete_leased_task",
             [

@@ -84,7 +84,17 @@ class WorkerOptions:
     max_cached_orchestrations: int = DEFAULT_MAX_CACHED
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     poll_interval: float = DEFAULT_POLL_INTERVAL
-    lease_batch: int = 200
+    # Instances or activities leased per poll. Small enough that idle workers woken together
+    # share a burst of new work instead of the first one to poll taking it all.
+    lease_batch: int = 50
+    # Activities a worker keeps for itself (running or queued); default 4x the thread pool.
+    # Activities its orchestrations schedule beyond this are left unclaimed for any worker to
+    # take, so a fan-out spreads over every worker instead of queueing behind one.
+    activity_backlog: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.activity_backlog is None:
+            self.activity_backlog = 4 * self.max_concurrent_activities
     shutdown_timeout: float = 30.0
 
 
@@ -132,6 +142,10 @@ class Worker:
         self._cache: OrderedDict[str, _Owned] = OrderedDict()
         self._revisions: dict[str, int] = {}
         self._dropped: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._claims_planned = 0  # activities claimed by commits still in flight
+        self._backlog = self.options.activity_backlog or 4 * self.options.max_concurrent_activities
+        self._left_unclaimed = False  # our commits left activities for anyone to take
+        self._poll_soon = asyncio.Event()
         self._accepted: list[OrchestrationWorkItem] = []
         self._hinted: set[str] = set()
         self._with_local: set[str] = set()
@@ -354,9 +368,25 @@ class Worker:
             except Exception:
                 log.exception("polling storage failed; retrying in %.1fs", interval)
             if not found:
-                await self.backend.wait_for_work(wait)
+                await self._idle(wait)
             else:
                 await asyncio.sleep(0)
+
+    async def _idle(self, timeout: float) -> None:
+        """Wait for work from elsewhere (the backend's signal), or for our own unclaimed
+        activities to fit in the backlog again, or ``timeout``."""
+        if self._poll_soon.is_set():
+            self._poll_soon.clear()
+            return
+        signal = asyncio.ensure_future(self.backend.wait_for_work(timeout))
+        soon = asyncio.ensure_future(self._poll_soon.wait())
+        try:
+            await asyncio.wait((signal, soon), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (signal, soon):
+                waiter.cancel()
+            await asyncio.gather(signal, soon, return_exceptions=True)
+        self._poll_soon.clear()
 
     async def _poll_once(self) -> int:
         if self._stopping:
@@ -374,7 +404,7 @@ class Worker:
             for item in items:
                 self.accept(item)
             found += len(items)
-        room = self.options.max_concurrent_activities * 2 - self.executor.running
+        room = self._backlog - self.executor.running - self._claims_planned
         if room > 0:
             tasks = await self.backend.lease_activities(
                 self.id, limit=min(room, self.options.lease_batch),
@@ -383,6 +413,8 @@ class Worker:
             if tasks:
                 self.stats["activities"] += len(tasks)
                 self.executor.submit(tasks)
+            else:
+                self._left_unclaimed = False
             found += len(tasks)
         return found
 
@@ -521,7 +553,11 @@ class Worker:
         )
         for action in decision.actions:
             if isinstance(action, ScheduleActivity):
-                commit.new_tasks.append(NewTask(action.task_id, action.name, action.input))
+                claim = self.executor.running + self._claims_planned < self._backlog
+                self._claims_planned += claim
+                commit.new_tasks.append(
+                    NewTask(action.task_id, action.name, action.input, claimed=claim)
+                )
             elif isinstance(action, ScheduleTimer):
                 fired = TimerFired(timestamp=action.fire_at, timer_id=action.timer_id,
                                    fire_at=action.fire_at)
@@ -587,6 +623,9 @@ class Worker:
         return Message(started.parent_instance_id, event, started.parent_execution_id)
 
     async def _commit(self, episodes: list[_Episode]) -> None:
+        self._claims_planned -= sum(
+            task.claimed for episode in episodes for task in episode.commit.new_tasks
+        )
         try:
             outcomes = await self.backend.commit_orchestrations(
                 [e.commit for e in episodes], lease_seconds=self.options.lease_seconds
@@ -643,10 +682,14 @@ class Worker:
         owned.revision = outcome.revision
         self._revisions[owned.instance_id] = outcome.revision
         for task in commit.new_tasks:
-            claimed.append(
-                ActivityWorkItem(owned.instance_id, owned.execution_id, task.task_id,
-                                 task.name, task.input)
-            )
+            if task.claimed:
+                claimed.append(
+                    ActivityWorkItem(owned.instance_id, owned.execution_id, task.task_id,
+                                     task.name, task.input)
+                )
+            elif not self._left_unclaimed:
+                self._left_unclaimed = True  # poll for them as soon as there is room
+                self._poll_soon.set()
         for message in commit.messages:
             if message.visible_at is not None:
                 heapq.heappush(self._timers, (message.visible_at, message.instance_id))
@@ -690,6 +733,8 @@ class Worker:
                 self._with_local.add(owned.instance_id)
             else:
                 self._to_inbox.append(result)
+        if self._left_unclaimed:
+            self._poll_soon.set()  # room again for activities we left unclaimed
         self._wake.set()
 
     async def _deliver_to_inbox(self, results: list[ActivityResult]) -> None:

@@ -60,19 +60,25 @@ async def test_kill_9_of_a_worker_mid_run_loses_nothing(
     pg_hub_url: str, launch: Launch, activity_log: Path
 ) -> None:
     workers = launch(pg_hub_url, 3, lease_seconds=3)
-    victim, survivors = workers[0], workers[1:]
     plan = workload("kill-", 500, steps=3, width=4, pause=0.05)
     async with df.Host(app, pg_hub_url, run_worker=False) as host:
         await start_all(host, plan)
-        # Kill once orchestrations are finishing and the victim holds leases on activities.
+        # Kill, once orchestrations are finishing, a worker that owns instances and holds
+        # leases on activities (whichever worker the work went to).
         deadline = time.monotonic() + 60
         in_flight: list[tuple[str, int]] = []
-        while time.monotonic() < deadline:
+        victim = None
+        while victim is None and time.monotonic() < deadline:
             done = await count_completed(host.backend, "kill-")
-            held, in_flight = leases_held(pg_hub_url, victim.worker_id)
-            if done >= 30 and held and len(in_flight) >= 5:
-                break
-            await asyncio.sleep(0.02)
+            for candidate in workers:
+                held, in_flight = leases_held(pg_hub_url, candidate.worker_id)
+                if done >= 30 and held and len(in_flight) >= 5:
+                    victim = candidate
+                    break
+            else:
+                await asyncio.sleep(0.02)
+        assert victim is not None, "no worker had work in flight"
+        survivors = [w for w in workers if w is not victim]
         victim.kill()
         assert done < 500 and in_flight, "the victim had no work in flight when killed"
         # What the dead worker still holds is certainly unfinished: others must do it.
@@ -101,19 +107,25 @@ async def test_a_stalled_worker_cannot_commit_after_losing_its_leases(
     """SIGSTOP a worker with work in flight past its lease expiry; the others finish its
     instances; after SIGCONT its stale episodes are refused by the fence."""
     workers = launch(pg_hub_url, 3, lease_seconds=2, poll_interval=0.5)
-    stalled, others = workers[0], workers[1:]
     plan = workload("stall-", 90, steps=4, width=4, pause=0.3)
     async with df.Host(app, pg_hub_url, run_worker=False) as host:
         await start_all(host, plan)
+        # Stall the first worker seen inside activities (each sleeps 0.3 s) while it owns
+        # instances: whichever worker the work went to.
+        stalled = None
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            runs = read_activity_log(activity_log)
-            # Wait until the stalled-to-be worker is inside activities (each sleeps 0.3 s).
-            if sum(1 for pid, _, _ in runs[-40:] if pid == stalled.pid) >= 3:
-                break
-            await asyncio.sleep(0.02)
+        while stalled is None and time.monotonic() < deadline:
+            for candidate in workers:
+                held, in_flight = leases_held(pg_hub_url, candidate.worker_id)
+                if held and len(in_flight) >= 3:
+                    stalled = candidate
+                    break
+            else:
+                await asyncio.sleep(0.02)
+        assert stalled is not None, "no worker had activities in flight"
         stalled.signal(signal.SIGSTOP)
         stopped_at = time.monotonic()
+        others = [w for w in workers if w is not stalled]
         await wait_until_finished(host.backend, "stall-", 90, timeout=90, watch=others)
         assert time.monotonic() - stopped_at > 2  # its leases had expired
         stalled.signal(signal.SIGCONT)

@@ -352,22 +352,26 @@ async def test_abandoned_activities_come_back_after_the_delay(backend: Backend) 
     assert len(await backend.lease_activities(OTHER, limit=10)) == 1
 
 
-async def test_results_delivered_from_memory_need_the_task_lease(backend: Backend) -> None:
+async def test_results_delivered_from_memory_delete_only_tasks_still_held(
+    backend: Backend,
+) -> None:
     item = await start_running(backend, "direct", tasks=[NewTask(0, "act", None, claimed=True),
                                                          NewTask(1, "act", None, claimed=False)])
     record = await backend.get_instance("direct")
     assert record is not None
-    done = TaskCompleted(task_scheduled_id=0, result="1")
-    ok_commit = OrchestrationCommit("direct", item.execution_id, record.revision, OWNER,
-                                    [OrchestratorStarted(timestamp=time.time()), done],
-                                    Status.Running, delivered_tasks=[0, 1])
-    [outcome] = await backend.commit_orchestrations([ok_commit])
-    assert not outcome.ok  # task 1 is not leased by OWNER: nothing may be written
-    assert len(await backend.get_history("direct")) == 2
-    ok_commit.delivered_tasks = [0]
-    [outcome] = await backend.commit_orchestrations([ok_commit])
+    done = [TaskCompleted(task_scheduled_id=0, result="1"),
+            TaskCompleted(task_scheduled_id=1, result="2")]
+    [outcome] = await backend.commit_orchestrations([
+        OrchestrationCommit("direct", item.execution_id, record.revision, OWNER,
+                            [OrchestratorStarted(timestamp=time.time()), *done],
+                            Status.Running, delivered_tasks=[0, 1])
+    ])
+    # Both results are recorded (the engine drops a task's second completion, should the
+    # worker that holds task 1 deliver one too), but only the task OWNER held is deleted.
     assert outcome.ok
+    assert len(await backend.get_history("direct")) == 5
     assert [t.task_id for t in await backend.lease_activities(OTHER, limit=10)] == [1]
+    assert await backend.lease_activities(OTHER, limit=10) == []
 
 
 async def test_results_for_a_finished_instance_are_dropped(backend: Backend) -> None:

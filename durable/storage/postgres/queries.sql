@@ -7,7 +7,7 @@
 -- infer the type of a bare NULL parameter.
 --
 -- Concurrency (READ COMMITTED, many workers):
--- - lock_instance takes the row lock; create, send and commit go through it, so they serialize
+-- - lock_instance(s) takes the row lock; create, send and commit go through it, so they serialize
 --   per instance and the fence (revision + lease owner) is read from the latest committed row.
 -- - Leasing picks candidates with FOR UPDATE SKIP LOCKED: a worker never waits for another;
 --   PostgreSQL re-checks the lease condition on the locked row before the UPDATE applies.
@@ -22,6 +22,13 @@ FROM instances WHERE instance_id = %(instance_id)s;
 -- name: lock_instance
 SELECT status, revision, lease_owner, execution_id FROM instances
 WHERE instance_id = %(instance_id)s
+FOR UPDATE;
+
+-- name: lock_instances
+-- Sorted, so concurrent batches take their row locks in one global order.
+SELECT instance_id, status, revision, lease_owner, execution_id FROM instances
+WHERE instance_id = ANY(%(instance_ids)s::text[])
+ORDER BY instance_id
 FOR UPDATE;
 
 -- name: insert_instance
@@ -88,34 +95,40 @@ FROM (
 WHERE i.instance_id = ready.instance_id
 RETURNING i.instance_id, i.name, i.execution_id, i.status, i.revision;
 
--- name: lease_instance
+-- name: lease_instances
 UPDATE instances AS i
 SET lease_owner = %(owner)s, lease_expires_at = %(lease_expires_at)s
 FROM (
     SELECT c.instance_id
     FROM instances c
-    WHERE c.instance_id = %(instance_id)s
+    WHERE c.instance_id = ANY(%(instance_ids)s::text[])
       AND (c.lease_owner IS NULL OR c.lease_owner = %(owner)s
            OR c.lease_expires_at < %(now)s::float8)
       AND EXISTS (SELECT 1 FROM inbox m
                   WHERE m.instance_id = c.instance_id AND m.visible_at <= %(now)s::float8)
+    ORDER BY c.instance_id
     FOR UPDATE OF c SKIP LOCKED
 ) AS ready
 WHERE i.instance_id = ready.instance_id
 RETURNING i.instance_id, i.name, i.execution_id, i.status, i.revision;
 
--- name: select_messages
+-- name: select_messages_for
 -- Due order: timers that came due together (e.g. while no worker ran) arrive in the order
 -- they fired, and a timer that fired before an event arrived comes first.
-SELECT id, execution_id, event FROM inbox
-WHERE instance_id = %(instance_id)s AND visible_at <= %(now)s
-ORDER BY visible_at, id;
+SELECT instance_id, id, execution_id, event FROM inbox
+WHERE instance_id = ANY(%(instance_ids)s::text[]) AND visible_at <= %(now)s
+ORDER BY instance_id, visible_at, id;
 
 -- name: delete_message
 DELETE FROM inbox WHERE id = %(id)s;
 
 -- name: select_history
 SELECT events FROM history WHERE instance_id = %(instance_id)s ORDER BY chunk;
+
+-- name: select_history_for
+SELECT instance_id, events FROM history
+WHERE instance_id = ANY(%(instance_ids)s::text[])
+ORDER BY instance_id, chunk;
 
 -- name: insert_history
 INSERT INTO history (instance_id, chunk, events)
@@ -137,16 +150,6 @@ SET status = 'ContinuedAsNew', execution_id = %(execution_id)s, input = %(input)
     revision = revision + 1, lease_owner = %(lease_owner)s,
     lease_expires_at = %(lease_expires_at)s
 WHERE instance_id = %(instance_id)s;
-
--- name: count_leased_tasks
--- Locks the rows it counts: a concurrent lease_tasks that takes an expired task over either
--- skips them or, if it got there first, makes the re-checked lease_owner fail here.
-SELECT COUNT(*) FROM (
-    SELECT 1 FROM tasks
-    WHERE instance_id = %(instance_id)s AND execution_id = %(execution_id)s
-      AND lease_owner = %(owner)s AND task_id = ANY(%(task_ids)s::integer[])
-    FOR UPDATE
-) AS held;
 
 -- name: delete_leased_task
 DELETE FROM tasks

@@ -11,6 +11,10 @@ FROM instances WHERE instance_id = :instance_id;
 SELECT status, revision, lease_owner, execution_id FROM instances
 WHERE instance_id = :instance_id;
 
+-- name: lock_instances
+SELECT instance_id, status, revision, lease_owner, execution_id FROM instances
+WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
+
 -- name: insert_instance
 INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at, input,
                        version, parent_instance_id, revision, lease_owner, lease_expires_at)
@@ -67,26 +71,32 @@ WHERE instance_id IN (
     LIMIT :limit)
 RETURNING instance_id, name, execution_id, status, revision;
 
--- name: lease_instance
+-- name: lease_instances
 UPDATE instances
 SET lease_owner = :owner, lease_expires_at = :lease_expires_at
-WHERE instance_id = :instance_id
+WHERE instance_id IN (SELECT value FROM json_each(:instance_ids))
   AND (lease_owner IS NULL OR lease_owner = :owner OR lease_expires_at < :now)
-  AND EXISTS (SELECT 1 FROM inbox WHERE instance_id = :instance_id AND visible_at <= :now)
+  AND EXISTS (SELECT 1 FROM inbox m
+              WHERE m.instance_id = instances.instance_id AND m.visible_at <= :now)
 RETURNING instance_id, name, execution_id, status, revision;
 
--- name: select_messages
+-- name: select_messages_for
 -- Due order: timers that came due together (e.g. while no worker ran) arrive in the order
 -- they fired, and a timer that fired before an event arrived comes first.
-SELECT id, execution_id, event FROM inbox
-WHERE instance_id = :instance_id AND visible_at <= :now
-ORDER BY visible_at, id;
+SELECT instance_id, id, execution_id, event FROM inbox
+WHERE instance_id IN (SELECT value FROM json_each(:instance_ids)) AND visible_at <= :now
+ORDER BY instance_id, visible_at, id;
 
 -- name: delete_message
 DELETE FROM inbox WHERE id = :id;
 
 -- name: select_history
 SELECT events FROM history WHERE instance_id = :instance_id ORDER BY chunk;
+
+-- name: select_history_for
+SELECT instance_id, events FROM history
+WHERE instance_id IN (SELECT value FROM json_each(:instance_ids))
+ORDER BY instance_id, chunk;
 
 -- name: insert_history
 INSERT INTO history (instance_id, chunk, events) VALUES (:instance_id, :chunk, :events);
@@ -105,13 +115,6 @@ SET status = 'ContinuedAsNew', execution_id = :execution_id, input = :input, out
     failure = NULL, custom_status = COALESCE(:custom_status, custom_status), updated_at = :now,
     revision = revision + 1, lease_owner = :lease_owner, lease_expires_at = :lease_expires_at
 WHERE instance_id = :instance_id;
-
--- name: count_leased_tasks
--- "+lease_owner" keeps the planner on the (instance, execution, task) key instead of scanning
--- every task this worker owns through tasks_by_owner.
-SELECT COUNT(*) FROM tasks
-WHERE instance_id = :instance_id AND execution_id = :execution_id AND +lease_owner = :owner
-  AND task_id IN (SELECT value FROM json_each(:task_ids));
 
 -- name: delete_leased_task
 DELETE FROM tasks
