@@ -24,103 +24,49 @@ import asyncio
 import contextlib
 import heapq
 import logging
-import os
-import socket
 import time
-import uuid
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from durable.app import FunctionInfo, Registry
-from durable.errors import FailureDetails, FunctionNotFoundError, StorageError
-from durable.history import (
-    EventRaised,
-    ExecutionStarted,
-    HistoryEvent,
-    SubOrchestrationInstanceCompleted,
-    SubOrchestrationInstanceFailed,
-    TimerFired,
-)
-from durable.ids import new_execution_id
-from durable.orchestration.actions import (
-    Decision,
-    ScheduleActivity,
-    ScheduleTimer,
-    StartSubOrchestration,
-)
+from durable.errors import FunctionNotFoundError, StorageError
+from durable.history import HistoryEvent
+from durable.orchestration.actions import Decision
 from durable.orchestration.runtime import OrchestrationRuntime
-from durable.status import OrchestrationRuntimeStatus as Status
 from durable.storage.base import (
-    DEFAULT_LEASE_SECONDS,
     ActivityResult,
     ActivityWorkItem,
     Backend,
     CommitOutcome,
-    ContinueAsNewPlan,
-    Message,
-    NewInstance,
-    NewTask,
     OrchestrationCommit,
     OrchestrationWorkItem,
 )
 from durable.worker.activities import ActivityExecutor
+from durable.worker.cache import InstanceCache, OwnedInstance
+from durable.worker.commits import commit_for
+from durable.worker.options import (
+    DEFAULT_MAX_CACHED,
+    DEFAULT_POLL_INTERVAL,
+    MAX_RETRY_DELAY,
+    WorkerOptions,
+    dead_local_owners,
+    new_worker_id,
+)
 
 log = logging.getLogger("durable.worker")
 
-DEFAULT_POLL_INTERVAL = 1.0
-DEFAULT_MAX_CACHED = 10_000
-MAX_RETRY_DELAY = 30.0  # longest back-off between attempts while storage is down
-
-
-@dataclass(slots=True)
-class WorkerOptions:
-    """Tuning knobs; every default is safe for one process on a laptop."""
-
-    max_concurrent_activities: int = 16  # sync activities: thread pool size
-    max_concurrent_async_activities: int = 1000
-    max_concurrent_orchestrations: int = 1000  # instances in an episode at once
-    max_cached_orchestrations: int = DEFAULT_MAX_CACHED
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
-    poll_interval: float = DEFAULT_POLL_INTERVAL
-    # Instances or activities leased per poll. Small enough that idle workers woken together
-    # share a burst of new work instead of the first one to poll taking it all.
-    lease_batch: int = 50
-    # Activities a worker keeps for itself (running or queued); default 4x the thread pool.
-    # Activities its orchestrations schedule beyond this are left unclaimed for any worker to
-    # take, so a fan-out spreads over every worker instead of queueing behind one.
-    activity_backlog: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.activity_backlog is None:
-            self.activity_backlog = 4 * self.max_concurrent_activities
-    shutdown_timeout: float = 30.0
-
-
-@dataclass(slots=True, eq=False)
-class _Owned:
-    """An instance this worker leases and caches."""
-
-    instance_id: str
-    execution_id: str
-    revision: int
-    runtime: OrchestrationRuntime
-    busy: bool = False
-    local: list[ActivityResult] = field(default_factory=list)
-    previous_execution_id: str | None = None  # before the last continue_as_new
+__all__ = [
+    "DEFAULT_MAX_CACHED", "DEFAULT_POLL_INTERVAL", "Worker", "WorkerOptions", "new_worker_id",
+]
 
 
 @dataclass(slots=True)
 class _Episode:
-    owned: _Owned
+    owned: OwnedInstance
     decision: Decision
     commit: OrchestrationCommit
     delivered: list[ActivityResult]
-
-
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Worker:
@@ -139,11 +85,8 @@ class Worker:
         self.backend = backend
         self.options = options or WorkerOptions()
         self.id = worker_id or new_worker_id()
-        self._cache: OrderedDict[str, _Owned] = OrderedDict()
-        self._revisions: dict[str, int] = {}
-        self._dropped: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._cache = InstanceCache(self.options.max_cached_orchestrations)
         self._claims_planned = 0  # activities claimed by commits still in flight
-        self._backlog = self.options.activity_backlog or 4 * self.options.max_concurrent_activities
         self._left_unclaimed = False  # our commits left activities for anyone to take
         self._poll_soon = asyncio.Event()
         self._accepted: list[OrchestrationWorkItem] = []
@@ -188,12 +131,7 @@ class Worker:
         """
         if not getattr(self.backend, "single_host", False):
             return
-        host = socket.gethostname()
-        for owner in await self.backend.lease_owners():
-            owner_host, _, rest = owner.partition(":")
-            pid_text = rest.partition(":")[0]
-            if owner_host != host or not pid_text.isdigit() or _process_alive(int(pid_text)):
-                continue
+        for owner in dead_local_owners(await self.backend.lease_owners()):
             log.info("releasing the leases of %s: its process is gone", owner)
             await self.backend.release_all(owner)
 
@@ -221,7 +159,6 @@ class Worker:
         except Exception:
             log.exception("could not release leases at shutdown; they expire on their own")
         self._cache.clear()
-        self._revisions.clear()
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -279,7 +216,8 @@ class Worker:
             self._spawn(self._deliver_to_inbox(batch))
         capacity = self.options.max_concurrent_orchestrations - self._busy_count
         if self._hinted and capacity > 0 and not self._stopping:
-            wanted = [i for i in self._hinted if not self._is_busy(i)][: self.options.lease_batch]
+            wanted = [i for i in self._hinted if not self._cache.is_busy(i)]
+            wanted = wanted[: self.options.lease_batch]
             if wanted:
                 self._hinted.difference_update(wanted)
                 self._spawn(self._lease(wanted))
@@ -287,15 +225,14 @@ class Worker:
         if self._accepted:
             items, self._accepted = self._accepted, []
             for item in items:
-                owned = self._cache.get(item.instance_id)
-                if owned is not None and owned.busy:
+                if self._cache.is_busy(item.instance_id):
                     self._accepted.append(item)  # wait for the episode in flight
                     continue
                 episode = self._guarded(item.instance_id, self._episode_from_item, item)
                 if episode is not None:
                     episodes.append(episode)
         if self._with_local:
-            ready = [i for i in self._with_local if not self._is_busy(i)]
+            ready = [i for i in self._with_local if not self._cache.is_busy(i)]
             for instance_id in ready:
                 self._with_local.discard(instance_id)
                 owned = self._cache.get(instance_id)
@@ -327,12 +264,8 @@ class Worker:
         leased item waiting for one): a poll need not lease and read them again."""
         held = [item.instance_id for item in self._accepted]
         if self._busy_count:
-            held.extend(i for i, owned in self._cache.items() if owned.busy)
+            held.extend(owned.instance_id for owned in self._cache if owned.busy)
         return held
-
-    def _is_busy(self, instance_id: str) -> bool:
-        owned = self._cache.get(instance_id)
-        return owned is not None and owned.busy
 
     async def _lease(self, instance_ids: list[str]) -> None:
         try:
@@ -341,7 +274,7 @@ class Worker:
                 limit=len(instance_ids),
                 lease_seconds=self.options.lease_seconds,
                 instance_ids=instance_ids,
-                cached_revisions=self._revisions,
+                cached_revisions=self._cache.revisions,
             )
         except Exception:
             log.exception("leasing orchestrations failed; will retry on the next poll")
@@ -398,13 +331,13 @@ class Worker:
                 self.id,
                 limit=min(capacity, self.options.lease_batch),
                 lease_seconds=self.options.lease_seconds,
-                cached_revisions=self._revisions,
+                cached_revisions=self._cache.revisions,
                 exclude=self._in_hand(),
             )
             for item in items:
                 self.accept(item)
             found += len(items)
-        room = self._backlog - self.executor.running - self._claims_planned
+        room = self.options.backlog - self.executor.running - self._claims_planned
         if room > 0:
             tasks = await self.backend.lease_activities(
                 self.id, limit=min(room, self.options.lease_batch),
@@ -478,11 +411,8 @@ class Worker:
                 self._forget(item.instance_id)  # someone else moved it on
                 owned = None
         if owned is None:
-            last = self._dropped.get(item.instance_id)
-            if last is not None and last[0] == item.execution_id and item.revision < last[1]:
-                # Read before a commit of ours that since finished or evicted the instance:
-                # running it would only repeat that episode and fail the fence. Look again.
-                self.hint(item.instance_id)
+            if self._cache.was_dropped_after(item):
+                self.hint(item.instance_id)  # look again
                 return None
             if item.history is None:
                 # We believed we had this revision cached but no longer do; read it again.
@@ -492,8 +422,8 @@ class Worker:
             if runtime is None:
                 return self._unknown_orchestrator(item)
             runtime.replay(item.history)
-            owned = _Owned(item.instance_id, item.execution_id, item.revision, runtime)
-            self._remember(owned)
+            owned = OwnedInstance(item.instance_id, item.execution_id, item.revision, runtime)
+            self._cache.remember(owned)
         consumed = [m.message_id for m in item.messages]
         events = [
             m.event
@@ -505,14 +435,14 @@ class Worker:
     def _unknown_orchestrator(self, item: OrchestrationWorkItem) -> _Episode | None:
         """Fail an instance whose orchestrator is not registered in this app."""
         runtime = OrchestrationRuntime(_missing_orchestrator(item.name))
-        owned = _Owned(item.instance_id, item.execution_id, item.revision, runtime)
-        self._remember(owned)
+        owned = OwnedInstance(item.instance_id, item.execution_id, item.revision, runtime)
+        self._cache.remember(owned)
         runtime.replay(item.history or [])
         events = [m.event for m in item.messages]
         return self._run(owned, events, [m.message_id for m in item.messages])
 
     def _run(
-        self, owned: _Owned, events: list[HistoryEvent], consumed: list[int]
+        self, owned: OwnedInstance, events: list[HistoryEvent], consumed: list[int]
     ) -> _Episode | None:
         delivered, owned.local = owned.local, []
         for result in delivered:
@@ -520,107 +450,19 @@ class Worker:
         now = time.time()
         decision = owned.runtime.run_episode(events, now)
         self.stats["episodes"] += 1
-        commit = self._commit_for(owned, decision, consumed, delivered, now)
+        commit = commit_for(owned, decision, lease_owner=self.id, consumed=consumed,
+                            delivered=delivered, now=now, claim=self._claim)
         owned.busy = True
         self._busy_count += 1
-        self._cache.move_to_end(owned.instance_id)
+        self._cache.touch(owned.instance_id)
         return _Episode(owned, decision, commit, delivered)
 
-    def _commit_for(
-        self,
-        owned: _Owned,
-        decision: Decision,
-        consumed: list[int],
-        delivered: list[ActivityResult],
-        now: float,
-    ) -> OrchestrationCommit:
-        instance_id = owned.instance_id
-        execution_id = owned.execution_id
-        commit = OrchestrationCommit(
-            instance_id=instance_id,
-            execution_id=execution_id,
-            revision=owned.revision,
-            lease_owner=self.id,
-            history=decision.history,
-            status=decision.status,
-            consumed_messages=consumed,
-            delivered_tasks=[r.task.task_id for r in delivered
-                             if r.task.execution_id == execution_id],
-            output=decision.output,
-            custom_status=decision.custom_status,
-            failure=decision.failure,
-            release=decision.status.is_terminal,
-        )
-        for action in decision.actions:
-            if isinstance(action, ScheduleActivity):
-                claim = self.executor.running + self._claims_planned < self._backlog
-                self._claims_planned += claim
-                commit.new_tasks.append(
-                    NewTask(action.task_id, action.name, action.input, claimed=claim)
-                )
-            elif isinstance(action, ScheduleTimer):
-                fired = TimerFired(timestamp=action.fire_at, timer_id=action.timer_id,
-                                   fire_at=action.fire_at)
-                commit.messages.append(
-                    Message(instance_id, fired, execution_id, visible_at=action.fire_at)
-                )
-            elif isinstance(action, StartSubOrchestration):
-                commit.new_instances.append(
-                    NewInstance(
-                        instance_id=action.instance_id,
-                        name=action.name,
-                        execution_id=new_execution_id(),
-                        input=action.input,
-                        created_at=now,
-                        version=action.version,
-                        parent_instance_id=instance_id,
-                        parent_execution_id=execution_id,
-                        parent_task_id=action.task_id,
-                    )
-                )
-        started = owned.runtime.started
-        if decision.status.is_terminal and started is not None and started.parent_instance_id:
-            commit.messages.append(self._report_to_parent(started, decision, now))
-        if decision.continue_as_new is not None:
-            request = decision.continue_as_new
-            new_execution = new_execution_id()
-            commit.continue_as_new = ContinueAsNewPlan(new_execution, request.input)
-            restart = ExecutionStarted(
-                timestamp=now,
-                name=started.name if started else "",
-                instance_id=instance_id,
-                execution_id=new_execution,
-                input=request.input,
-                version=started.version if started else None,
-                parent_instance_id=started.parent_instance_id if started else None,
-                parent_execution_id=started.parent_execution_id if started else None,
-                parent_task_id=started.parent_task_id if started else None,
-            )
-            commit.messages.append(Message(instance_id, restart, new_execution))
-            for carried in request.carried_events:
-                commit.messages.append(Message(instance_id, _copy_event(carried), None))
-        return commit
-
-    @staticmethod
-    def _report_to_parent(
-        started: ExecutionStarted, decision: Decision, now: float
-    ) -> Message:
-        parent_task = started.parent_task_id if started.parent_task_id is not None else -1
-        event: HistoryEvent
-        if decision.status is Status.Completed:
-            event = SubOrchestrationInstanceCompleted(
-                timestamp=now, task_scheduled_id=parent_task, result=decision.output
-            )
-        else:
-            failure = decision.failure or FailureDetails(
-                "Terminated",
-                f"Sub-orchestration '{started.instance_id}' was terminated: {decision.output}",
-            )
-            event = SubOrchestrationInstanceFailed(
-                timestamp=now, task_scheduled_id=parent_task, failure=failure
-            )
-        assert started.parent_instance_id is not None
-        return Message(started.parent_instance_id, event, started.parent_execution_id)
+    def _claim(self) -> bool:
+        """Keep a newly scheduled activity for this worker, if its backlog has room."""
+        if self.executor.running + self._claims_planned >= self.options.backlog:
+            return False
+        self._claims_planned += 1
+        return True
 
     async def _commit(self, episodes: list[_Episode]) -> None:
         self._claims_planned -= sum(
@@ -679,8 +521,7 @@ class Worker:
         self, episode: _Episode, outcome: CommitOutcome, claimed: list[ActivityWorkItem]
     ) -> None:
         owned, decision, commit = episode.owned, episode.decision, episode.commit
-        owned.revision = outcome.revision
-        self._revisions[owned.instance_id] = outcome.revision
+        self._cache.committed(owned, outcome.revision)
         for task in commit.new_tasks:
             if task.claimed:
                 claimed.append(
@@ -754,35 +595,14 @@ class Worker:
 
     # -- cache --------------------------------------------------------------------------------
 
-    def _remember(self, owned: _Owned) -> None:
-        self._cache[owned.instance_id] = owned
-        self._revisions[owned.instance_id] = owned.revision
-
     def _forget(self, instance_id: str) -> None:
-        owned = self._cache.pop(instance_id, None)
-        self._revisions.pop(instance_id, None)
+        self._cache.forget(instance_id)
         self._with_local.discard(instance_id)
-        if owned is not None:
-            # Remember the last revision we saw, never more than storage has, so stale work
-            # items for it can be told apart from new ones (see _episode_from_item).
-            self._dropped[instance_id] = (owned.execution_id, owned.revision)
-            self._dropped.move_to_end(instance_id)
-            if len(self._dropped) > max(1000, self.options.max_cached_orchestrations):
-                self._dropped.popitem(last=False)
 
     def _evict_if_needed(self) -> None:
-        excess = len(self._cache) - self.options.max_cached_orchestrations
-        if excess <= 0:
-            return
-        evicted = []
-        for instance_id, owned in list(self._cache.items()):
-            if excess <= 0:
-                break
-            if owned.busy or owned.local:
-                continue
+        evicted = self._cache.evictable()
+        for instance_id in evicted:
             self._forget(instance_id)
-            evicted.append(instance_id)
-            excess -= 1
         if evicted:
             self._spawn(self.backend.release_orchestrations(self.id, evicted))
 
@@ -794,20 +614,6 @@ class Worker:
     @property
     def cached_instances(self) -> int:
         return len(self._cache)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _copy_event(event: EventRaised) -> EventRaised:
-    return EventRaised(timestamp=event.timestamp, name=event.name, input=event.input)
 
 
 def _missing_orchestrator(name: str) -> Callable[[Any], Any]:
