@@ -176,7 +176,7 @@ async def test_wait_for_work_falls_back_to_the_timeout_without_notifications() -
 def test_a_deferred_statement_result_cannot_be_used_by_mistake() -> None:
     """Statements in _UNREAD are sent later; their stand-in result refuses to be read, so a
     change to sql.py that starts reading one fails loudly instead of seeing a fake value."""
-    from durable.storage.postgres.backend import _UNREAD, NOT_READ
+    from durable.storage.postgres.statements import _UNREAD, NOT_READ
 
     for use in (bool, int, lambda r: r[0], lambda r: r == 1, list):
         with pytest.raises(TypeError, match="deferred PostgreSQL statement"):

@@ -46,14 +46,14 @@ def test_migrations_are_numbered_alike() -> None:
 def test_the_shared_logic_never_reads_what_postgres_defers() -> None:
     """The PostgreSQL driver sends the queries in ``_UNREAD`` later, batched, and answers with a
     stand-in; that is only sound while sql.py yields them as bare statements."""
-    backend = pytest.importorskip("durable.storage.postgres.backend")
+    statements = pytest.importorskip("durable.storage.postgres.statements")
     tree = ast.parse(Path(sql.__file__).read_text(encoding="utf-8"))
     bare = {id(stmt.value) for stmt in ast.walk(tree) if isinstance(stmt, ast.Expr)}
     deferred = [
         node for node in ast.walk(tree)
         if isinstance(node, ast.Yield) and isinstance(node.value, ast.Call) and node.value.args
         and isinstance(node.value.args[0], ast.Constant)
-        and node.value.args[0].value in backend._UNREAD
+        and node.value.args[0].value in statements._UNREAD
     ]
     assert deferred, "expected sql.py to run some of the deferred queries"
     read = [ast.unparse(node) for node in deferred if id(node) not in bare]

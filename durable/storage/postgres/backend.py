@@ -23,7 +23,7 @@ module only runs their queries (``queries.sql``) on a pooled connection:
   start together do not race.
 - **Round trips.** Statements whose results the shared logic never reads are held back and
   sent, bound on the client, in one simple-protocol message with the next statement that needs
-  a result, or with the COMMIT (see :class:`_Run`). Never a psycopg pipeline: see below.
+  a result, or with the COMMIT (see ``statements.Run``). Never a psycopg pipeline: see below.
 - **Stalled clients.** The server ends a session idle inside a transaction for longer than
   ``idle_txn_timeout`` (5 s), so a frozen worker cannot keep row locks (and hide instances from
   SKIP LOCKED) long after its leases expired. That timeout is disarmed while the server waits
@@ -42,21 +42,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import re
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
-from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from durable.errors import DurableError, InvalidInputError, StorageError
+from durable.errors import DurableError, StorageError
 from durable.history import HistoryEvent
 from durable.status import OrchestrationRuntimeStatus, OverridableStates
 from durable.storage import sql
@@ -73,293 +69,17 @@ from durable.storage.base import (
     OrchestrationCommit,
     OrchestrationWorkItem,
 )
+from durable.storage.postgres.settings import DEFAULT_CONNECT_TIMEOUT, PostgresSettings
+from durable.storage.postgres.statements import GroupedWrites, Run, TxnFactory
 
 log = logging.getLogger("durable.storage.postgres")
 
-_QUERIES = sql.load_queries("durable.storage.postgres")
 _MIGRATIONS = sql.load_migrations("durable.storage.postgres")
 
-DEFAULT_HUB = "durable"
-DEFAULT_POOL_MIN = 1
-DEFAULT_POOL_MAX = 10
-DEFAULT_POOL_TIMEOUT = 30.0
-DEFAULT_CONNECT_TIMEOUT = 5
-_HUB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
-DEFAULT_IDLE_TXN_TIMEOUT = 5.0
-_OUR_OPTIONS = ("hub", "pool_min", "pool_max", "pool_timeout", "idle_txn_timeout")
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _MAX_ATTEMPTS = 4
 _LISTEN_MAX_BACKOFF = 10.0
 _IDLE = psycopg.pq.TransactionStatus.IDLE
-
-TxnFactory = Callable[[float], sql.Txn]
-
-
-# -- configuration ------------------------------------------------------------------------------
-
-
-def _int_option(options: Mapping[str, str], key: str, default: int, minimum: int) -> int:
-    raw = options.get(key)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInputError(f"The storage URL option {key}={raw!r} is not a number.") from None
-    if value < minimum:
-        raise InvalidInputError(f"The storage URL option {key} must be at least {minimum}.")
-    return value
-
-
-def _float_option(options: Mapping[str, str], key: str, default: float) -> float:
-    raw = options.get(key)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInputError(f"The storage URL option {key}={raw!r} is not a number.") from None
-    if value <= 0:
-        raise InvalidInputError(f"The storage URL option {key} must be positive.")
-    return value
-
-
-class PostgresSettings:
-    """What a ``postgresql://`` URL says: the libpq connection string, the hub, pool sizes."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("postgres", "postgresql"):
-            raise InvalidInputError(f"Not a PostgreSQL URL: {url!r}")
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        ours = {key: value for key, value in query if key in _OUR_OPTIONS}
-        libpq = [(key, value) for key, value in query if key not in _OUR_OPTIONS]
-        self.hub = ours.get("hub", DEFAULT_HUB)
-        if not _HUB_NAME.match(self.hub):
-            raise InvalidInputError(
-                f"The task hub name {self.hub!r} is not valid: use 1-48 lowercase letters, "
-                "digits and underscores, not starting with a digit."
-            )
-        self.pool_min = _int_option(ours, "pool_min", DEFAULT_POOL_MIN, 0)
-        self.pool_max = _int_option(ours, "pool_max", max(DEFAULT_POOL_MAX, self.pool_min), 1)
-        if self.pool_max < self.pool_min:
-            raise InvalidInputError("pool_max must not be smaller than pool_min.")
-        self.pool_timeout = _float_option(ours, "pool_timeout", DEFAULT_POOL_TIMEOUT)
-        self.idle_txn_timeout = _float_option(ours, "idle_txn_timeout",
-                                              DEFAULT_IDLE_TXN_TIMEOUT)
-        if not any(key == "connect_timeout" for key, _ in libpq):
-            libpq.append(("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT)))
-        self.conninfo = urlunsplit(
-            (parts.scheme, parts.netloc, parts.path, urlencode(libpq), parts.fragment)
-        )
-        self.channel = f"durable_work_{self.hub}"
-        params = conninfo_to_dict(self.conninfo)
-        host = params.get("host") or "localhost"
-        port = params.get("port") or "5432"
-        self.where = f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
-        netloc = parts.netloc
-        if "@" in netloc:
-            credentials, _, address = netloc.rpartition("@")
-            user = credentials.split(":", 1)[0]
-            netloc = f"{user}:***@{address}" if ":" in credentials else f"{user}@{address}"
-        shown = urlencode([(k, "***" if k == "password" else v) for k, v in query])
-        self.display_url = urlunsplit((parts.scheme, netloc, parts.path, shown, parts.fragment))
-
-
-# -- transactions -------------------------------------------------------------------------------
-
-
-# Statements whose result the shared logic (durable/storage/sql.py) never reads. In a write
-# transaction they are not sent one by one: they wait, and go out together in one message just
-# before the next statement whose result is needed, or with the COMMIT. A chain step's commit
-# then takes four round trips instead of eight. (Rows for "many" ops are never read either.)
-_UNREAD = frozenset({
-    "insert_history", "update_instance", "continue_instance", "delete_history", "delete_inbox",
-    "delete_tasks", "delete_unclaimed_tasks", "insert_message_if_running", "release_instance",
-    "renew_instance_leases", "renew_task_leases", "release_all_instances", "release_all_tasks",
-})
-
-
-# Statements with plans worth keeping: always sent on their own, as prepared statements.
-_KEEP_PREPARED = frozenset({
-    "lease_ready_instances", "lease_instances", "lease_tasks", "query_instances",
-    "select_purgeable",
-})
-
-
-class _NotRead:
-    """Stands in for the result of a deferred statement; using it is a bug, and says so."""
-
-    def _refuse(self, *args: Any) -> Any:
-        raise TypeError("the result of a deferred PostgreSQL statement was used; remove the "
-                        "query from _UNREAD in durable/storage/postgres/backend.py")
-
-    __bool__ = __int__ = __index__ = __getitem__ = __eq__ = __iter__ = _refuse
-    __hash__ = None  # type: ignore[assignment]
-
-
-NOT_READ = _NotRead()
-
-
-class _Run:
-    """One attempt at one operation: runs its queries and notes whether it must wake workers.
-
-    A transaction wakes other processes when it makes work visible that the committing process
-    will not pick up itself: a message now due for an instance it did not just lease to itself,
-    an activity result delivered through the inbox, an unclaimed task, a task due again, a lease
-    given back.
-
-    Deferred statements are bound on the client (``mogrify``) and sent as ONE simple-protocol
-    message. Never a psycopg pipeline: a client frozen between the messages of a pipeline
-    leaves the server waiting for its Sync with idle_in_transaction_session_timeout disarmed,
-    so its row locks would outlive its leases. One message is all or nothing.
-    """
-
-    __slots__ = ("conn", "defer", "leased_here", "now", "pending", "wake")
-
-    def __init__(self, conn: psycopg.AsyncConnection[Any], now: float, defer: bool) -> None:
-        self.conn = conn
-        self.now = now
-        self.defer = defer
-        self.wake = False
-        self.leased_here: set[str] = set()
-        self.pending: list[str] = []
-
-    async def execute(self, op: sql.Op) -> Any:
-        text = _QUERIES[op.query]
-        if op.mode == "many" or (op.mode == "count" and op.query in _UNREAD):
-            rows = op.params if op.mode == "many" else [op.params]
-            if rows:
-                self._note(op.query, rows, None)
-                if self.defer or len(rows) > 1:
-                    cursor = psycopg.AsyncClientCursor(self.conn)
-                    self.pending.extend(cursor.mogrify(text, row) for row in rows)
-                    if not self.defer:
-                        await self.flush()
-                else:
-                    await self.conn.execute(text, rows[0])
-            return None if op.mode == "many" else NOT_READ
-        cursor: Any
-        if self.pending and op.query not in _KEEP_PREPARED:
-            # Ride along with the deferred statements (the transaction's BEGIN at least): one
-            # round trip instead of two. The result is the message's last result set.
-            cursor = psycopg.AsyncClientCursor(self.conn)
-            await self.flush(cursor.mogrify(text, op.params), cursor=cursor)
-            while cursor.nextset():
-                pass
-        else:
-            await self.flush()
-            cursor = await self.conn.execute(text, op.params)
-        result: Any
-        if op.mode == "one":
-            result = await cursor.fetchone()
-        elif op.mode == "all":
-            result = await cursor.fetchall()
-        else:
-            result = cursor.rowcount
-        self._note(op.query, [op.params], result)
-        return result
-
-    async def flush(self, *tail: str, cursor: Any = None) -> None:
-        """Send the deferred statements (and ``tail``, e.g. COMMIT) in one message."""
-        statements = [*self.pending, *tail]
-        self.pending = []
-        if statements:
-            cursor = cursor or psycopg.AsyncClientCursor(self.conn)
-            await cursor.execute(";\n".join(statements).encode())
-
-    def _note(self, query: str, batch: Sequence[Mapping[str, Any]], result: Any) -> None:
-        if query in ("insert_instance", "reset_instance", "update_instance",
-                     "continue_instance"):
-            for params in batch:
-                if params.get("lease_owner") is not None:
-                    self.leased_here.add(params["instance_id"])
-                else:
-                    self.leased_here.discard(params["instance_id"])
-        elif query == "insert_message":
-            for params in batch:
-                if params["visible_at"] <= self.now and (
-                    params["instance_id"] not in self.leased_here
-                ):
-                    self.wake = True
-        elif query == "insert_message_if_running":
-            self.wake = self.wake or result is None or bool(result)
-        elif query == "insert_task":
-            self.wake = self.wake or any(p["lease_owner"] is None for p in batch)
-        elif query == "abandon_task":
-            self.wake = self.wake or any(p["visible_at"] <= self.now for p in batch)
-        elif query in ("release_instance", "release_all_instances", "release_all_tasks"):
-            self.wake = self.wake or result is None or bool(result)
-
-
-def _each(factories: Sequence[TxnFactory], now: float) -> sql.Txn:
-    """Run several operations in one transaction, each succeeding or raising on its own.
-
-    This relies on the rule of durable/storage/sql.py that an operation raises its typed
-    errors (InstanceAlreadyExistsError, InstanceNotFoundError, ...) before it writes anything,
-    so one caller's refusal cannot leave half an operation in the others' transaction.
-    """
-    outcomes: list[tuple[bool, Any]] = []
-    for factory in factories:
-        try:
-            value = yield from factory(now)
-        except DurableError as exc:
-            outcomes.append((False, exc))
-        else:
-            outcomes.append((True, value))
-    return outcomes
-
-
-class _GroupedWrites:
-    """Client writes issued together (a burst of starts or events) share one transaction.
-
-    Each transaction costs round trips and a WAL flush whatever it holds; a thousand concurrent
-    ``start_new`` calls would otherwise be a thousand of them. While one group is being
-    committed the next one gathers, so a lone call goes out at once and a burst goes out in a
-    few transactions. Operations are applied in instance-ID order, the order every batch here
-    takes row locks in.
-    """
-
-    MAX_GROUP = 256
-
-    def __init__(self, run: Callable[[TxnFactory], Any]) -> None:
-        self._run = run
-        self._queue: list[tuple[str, TxnFactory, asyncio.Future[Any]]] = []
-        self._flushing = False
-
-    async def submit(self, key: str, factory: TxnFactory) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((key, factory, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        try:
-            while self._queue:
-                group = sorted(self._queue[: self.MAX_GROUP], key=lambda entry: entry[0])
-                del self._queue[: self.MAX_GROUP]
-                factories = [factory for _, factory, _ in group]
-                try:
-                    outcomes = await self._run(functools.partial(_each, factories))
-                except BaseException as exc:
-                    for _, _, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                for (_, _, future), (ok, value) in zip(group, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
-        finally:
-            self._flushing = False
-
 
 class PostgresBackend:
     """Storage in a PostgreSQL database, shared by any number of worker processes."""
@@ -370,7 +90,7 @@ class PostgresBackend:
         self._listener: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._last_drain = 0.0
-        self._client_writes = _GroupedWrites(self._run)
+        self._client_writes = GroupedWrites(self._run)
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self.settings.display_url!r}, hub={self.settings.hub!r})"
@@ -496,7 +216,7 @@ class PostgresBackend:
             committing = False
             try:
                 async with pool.connection() as conn:
-                    run = _Run(conn, time.time(), defer=write)
+                    run = Run(conn, time.time(), defer=write)
                     if not write:
                         return await sql.run_async(run.execute, factory(run.now))
                     run.pending.append("BEGIN")

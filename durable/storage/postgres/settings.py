@@ -1,0 +1,88 @@
+"""What a ``postgresql://`` URL configures: libpq connection, task hub, pool sizes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from psycopg.conninfo import conninfo_to_dict
+
+from durable.errors import InvalidInputError
+
+DEFAULT_HUB = "durable"
+DEFAULT_POOL_MIN = 1
+DEFAULT_POOL_MAX = 10
+DEFAULT_POOL_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 5
+DEFAULT_IDLE_TXN_TIMEOUT = 5.0
+_HUB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+_OUR_OPTIONS = ("hub", "pool_min", "pool_max", "pool_timeout", "idle_txn_timeout")
+
+
+def _int_option(options: Mapping[str, str], key: str, default: int, minimum: int) -> int:
+    raw = options.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInputError(f"The storage URL option {key}={raw!r} is not a number.") from None
+    if value < minimum:
+        raise InvalidInputError(f"The storage URL option {key} must be at least {minimum}.")
+    return value
+
+
+def _float_option(options: Mapping[str, str], key: str, default: float) -> float:
+    raw = options.get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInputError(f"The storage URL option {key}={raw!r} is not a number.") from None
+    if value <= 0:
+        raise InvalidInputError(f"The storage URL option {key} must be positive.")
+    return value
+
+
+class PostgresSettings:
+    """What a ``postgresql://`` URL says: the libpq connection string, the hub, pool sizes."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise InvalidInputError(f"Not a PostgreSQL URL: {url!r}")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        ours = {key: value for key, value in query if key in _OUR_OPTIONS}
+        libpq = [(key, value) for key, value in query if key not in _OUR_OPTIONS]
+        self.hub = ours.get("hub", DEFAULT_HUB)
+        if not _HUB_NAME.match(self.hub):
+            raise InvalidInputError(
+                f"The task hub name {self.hub!r} is not valid: use 1-48 lowercase letters, "
+                "digits and underscores, not starting with a digit."
+            )
+        self.pool_min = _int_option(ours, "pool_min", DEFAULT_POOL_MIN, 0)
+        self.pool_max = _int_option(ours, "pool_max", max(DEFAULT_POOL_MAX, self.pool_min), 1)
+        if self.pool_max < self.pool_min:
+            raise InvalidInputError("pool_max must not be smaller than pool_min.")
+        self.pool_timeout = _float_option(ours, "pool_timeout", DEFAULT_POOL_TIMEOUT)
+        self.idle_txn_timeout = _float_option(ours, "idle_txn_timeout",
+                                              DEFAULT_IDLE_TXN_TIMEOUT)
+        if not any(key == "connect_timeout" for key, _ in libpq):
+            libpq.append(("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT)))
+        self.conninfo = urlunsplit(
+            (parts.scheme, parts.netloc, parts.path, urlencode(libpq), parts.fragment)
+        )
+        self.channel = f"durable_work_{self.hub}"
+        params = conninfo_to_dict(self.conninfo)
+        host = params.get("host") or "localhost"
+        port = params.get("port") or "5432"
+        self.where = f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+        netloc = parts.netloc
+        if "@" in netloc:
+            credentials, _, address = netloc.rpartition("@")
+            user = credentials.split(":", 1)[0]
+            netloc = f"{user}:***@{address}" if ":" in credentials else f"{user}@{address}"
+        shown = urlencode([(k, "***" if k == "password" else v) for k, v in query])
+        self.display_url = urlunsplit((parts.scheme, netloc, parts.path, shown, parts.fragment))
