@@ -13,7 +13,6 @@ The tree::
     ├── TaskFailedError                           an activity or sub-orchestration failed
     ├── NonDeterminismError                       replayed code diverged from history
     ├── OrchestrationTimeoutError (also TimeoutError)   wait_for_completion gave up
-    ├── LeaseLostError                            a worker's lease was taken over; its work is void
     └── StorageError                              the backend failed (I/O, connection, schema)
         └── SchemaVersionError                    the store was written by a newer version
 
@@ -141,10 +140,6 @@ class NonDeterminismError(DurableError):
 
 class OrchestrationTimeoutError(DurableError, TimeoutError):
     """The orchestration did not finish in time."""
-
-
-class LeaseLostError(DurableError):
-    """The work item's lease was lost to another worker; its results were discarded."""
 
 
 class StorageError(DurableError):

@@ -66,10 +66,3 @@ def loads(text: str | None) -> Any:
         return _object_decoder.decode(text)
     return _decoder.decode(text)
 
-
-def is_valid_json(text: str) -> bool:
-    try:
-        _decoder.decode(text)
-    except ValueError:
-        return False
-    return True

@@ -19,7 +19,6 @@ from typing import Any
 
 from durable import serialization
 from durable.errors import (
-    DurableError,
     FailureDetails,
     NonDeterminismError,
     SerializationError,
@@ -111,7 +110,6 @@ class OrchestrationRuntime:
         self._preserve_events = False
         self._replaying = False
         self._first_episode_at = 0.0
-        self.history_length = 0
 
     @property
     def is_done(self) -> bool:
@@ -122,7 +120,6 @@ class OrchestrationRuntime:
     def replay(self, history: Iterable[HistoryEvent]) -> None:
         """Re-run the orchestrator over stored history (a cold start). No new work results."""
         for event in history:
-            self.history_length += 1
             if self._outcome is None:
                 self._apply(event, replaying=True)
             elif type(event) in _SCHEDULING_EVENTS and self._outcome is not Status.Failed:
@@ -422,7 +419,6 @@ class OrchestrationRuntime:
                 appended, [], outcome, output=self._output, failure=self._failure,
                 custom_status=custom,
             )
-        self.history_length += len(appended)
         return decision
 
 
@@ -465,4 +461,4 @@ def execute(
     return runtime.run_episode(new_events, now)
 
 
-__all__ = ["DurableError", "OrchestrationRuntime", "describe_action", "execute"]
+__all__ = ["OrchestrationRuntime", "describe_action", "describe_event", "execute"]

@@ -91,6 +91,10 @@ class ActivityExecutor:
             task.cancel()
         self._threads.clear()
 
+    def knows(self, name: str) -> bool:
+        """Whether an activity of this name can run here (registered or built in)."""
+        return name in self._builtins or self._registry.has_activity(name)
+
     def _function(self, name: str) -> FunctionInfo:
         info = self._builtins.get(name)
         if info is not None:

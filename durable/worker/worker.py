@@ -390,12 +390,9 @@ class Worker:
             return None
         return OrchestrationRuntime(
             info.fn,
-            activity_exists=self._activity_exists,
+            activity_exists=self.executor.knows,
             orchestrator_exists=self.registry.has_orchestrator,
         )
-
-    def _activity_exists(self, name: str) -> bool:
-        return self.registry.has_activity(name) or name in (self.executor._builtins or {})
 
     def _episode_from_item(self, item: OrchestrationWorkItem) -> _Episode | None:
         owned = self._cache.get(item.instance_id)
