@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -224,6 +225,34 @@ def read_activity_log(path: Path) -> list[tuple[int, str, int]]:
         pid, _kind, instance_id, step = line.split()
         entries.append((int(pid), instance_id, int(step)))
     return entries
+
+
+def wait_until_sessions_end(url: str, pid: int, timeout: float = 20) -> None:
+    """Block until the server has no session left of the (killed) process ``pid``.
+
+    A COMMIT the process sent just before it died may still be running at the server after the
+    process is gone, and land afterwards. Once its sessions have ended, nothing it sent can
+    change the database any more. Sessions are found by the ``application_name`` durable sets
+    (``durable:host:pid``).
+    """
+    import psycopg
+
+    from durable.storage.postgres.backend import PostgresSettings
+
+    name = f"durable:{socket.gethostname()}:{pid}"
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(PostgresSettings(url).conninfo, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = left(%s, 63)",
+                [name],
+            ).fetchone()
+            if not row or row[0] == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{row[0]} sessions of process {pid} outlived it by "
+                                     f"{timeout}s")
+            time.sleep(0.01)
 
 
 def leases_held(url: str, worker_id: str) -> tuple[int, list[tuple[str, int]]]:

@@ -22,6 +22,7 @@ from tests.scaleout.harness import (
     leases_held,
     read_activity_log,
     wait_until_finished,
+    wait_until_sessions_end,
     workload,
 )
 
@@ -81,7 +82,9 @@ async def test_kill_9_of_a_worker_mid_run_loses_nothing(
         survivors = [w for w in workers if w is not victim]
         victim.kill()
         assert done < 500 and in_flight, "the victim had no work in flight when killed"
-        # What the dead worker still holds is certainly unfinished: others must do it.
+        # What the dead worker still holds once its sessions are gone (a COMMIT it sent just
+        # before dying may land after the kill) is certainly unfinished: others must do it.
+        wait_until_sessions_end(pg_hub_url, victim.pid)
         _, orphaned = leases_held(pg_hub_url, victim.worker_id)
         await wait_until_finished(host.backend, "kill-", 500, timeout=90, watch=survivors)
         await check_exactly_once(host.backend, [item for item, _ in plan])

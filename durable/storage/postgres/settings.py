@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -46,6 +48,16 @@ def _float_option(options: Mapping[str, str], key: str, default: float) -> float
     return value
 
 
+def default_application_name() -> str:
+    """``durable:host:pid``, the start of this process's worker IDs (``host:pid:random``).
+
+    Shown in ``pg_stat_activity``, it tells an operator which process holds a session, and lets
+    a test wait until a killed worker's sessions are gone (only then can nothing it sent still
+    commit). PostgreSQL keeps the first 63 bytes.
+    """
+    return f"durable:{socket.gethostname()}:{os.getpid()}"
+
+
 class PostgresSettings:
     """What a ``postgresql://`` URL says: the libpq connection string, the hub, pool sizes."""
 
@@ -71,6 +83,8 @@ class PostgresSettings:
                                               DEFAULT_IDLE_TXN_TIMEOUT)
         if not any(key == "connect_timeout" for key, _ in libpq):
             libpq.append(("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT)))
+        if not any(key == "application_name" for key, _ in libpq):
+            libpq.append(("application_name", default_application_name()))
         self.conninfo = urlunsplit(
             (parts.scheme, parts.netloc, parts.path, urlencode(libpq), parts.fragment)
         )
