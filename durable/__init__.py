@@ -20,7 +20,9 @@ run them on an embedded SQLite file or on PostgreSQL::
 from durable.app import AuthLevel, Blueprint, DFApp
 from durable.client import DurableOrchestrationClient
 from durable.errors import (
+    DeserializationError,
     DurableError,
+    EventTimeoutError,
     FailureDetails,
     FunctionNotFoundError,
     InstanceAlreadyExistsError,
@@ -54,10 +56,12 @@ __all__ = [
     "AuthLevel",
     "Blueprint",
     "DFApp",
+    "DeserializationError",
     "DurableError",
     "DurableOrchestrationClient",
     "DurableOrchestrationContext",
     "DurableOrchestrationStatus",
+    "EventTimeoutError",
     "FailureDetails",
     "FunctionNotFoundError",
     "Host",

@@ -180,10 +180,19 @@ class DFApp(Blueprint):
 
     def _by_kind(self, kind: FunctionKind) -> dict[str, FunctionInfo]:
         found: dict[str, FunctionInfo] = {}
+        folded: dict[str, str] = {}
         for info in self._functions:
             if info.kind is kind:
-                if info.name in found:
-                    raise InvalidInputError(f"Two {kind.value} functions are named '{info.name}'.")
+                # Durable Functions matches function names ignoring case, so two names that
+                # differ only in case would be one function there: refuse them here too.
+                clash = folded.get(info.name.casefold())
+                if clash is not None:
+                    same = "named" if clash == info.name else f"named '{clash}' and"
+                    raise InvalidInputError(
+                        f"Two {kind.value} functions are {same} '{info.name}' (function names "
+                        "are case-insensitive)."
+                    )
+                folded[info.name.casefold()] = info.name
                 found[info.name] = info
         return found
 
@@ -205,7 +214,11 @@ class DFApp(Blueprint):
 
 
 class Registry:
-    """Name -> function lookup used by workers and clients."""
+    """Name -> function lookup used by workers and clients.
+
+    Lookups ignore case, as the Durable Functions extension's do (``start_new("casename")``
+    starts ``CaseName``); the registered spelling is what history and status record.
+    """
 
     def __init__(
         self,
@@ -214,21 +227,41 @@ class Registry:
     ) -> None:
         self.orchestrators = orchestrators
         self.activities = activities
+        self._orchestrators_folded = {name.casefold(): info for name, info in orchestrators.items()}
+        self._activities_folded = {name.casefold(): info for name, info in activities.items()}
+
+    def resolve_activity(self, name: str) -> str | None:
+        """The registered spelling of activity ``name`` (any case), or None."""
+        info = self._find(self.activities, self._activities_folded, name)
+        return info.name if info is not None else None
+
+    def resolve_orchestrator(self, name: str) -> str | None:
+        """The registered spelling of orchestrator ``name`` (any case), or None."""
+        info = self._find(self.orchestrators, self._orchestrators_folded, name)
+        return info.name if info is not None else None
 
     def has_activity(self, name: str) -> bool:
-        return name in self.activities
+        return self.resolve_activity(name) is not None
 
     def has_orchestrator(self, name: str) -> bool:
-        return name in self.orchestrators
+        return self.resolve_orchestrator(name) is not None
 
     def orchestrator(self, name: str) -> FunctionInfo:
-        info = self.orchestrators.get(name)
+        info = self._find(self.orchestrators, self._orchestrators_folded, name)
         if info is None:
             raise FunctionNotFoundError("orchestrator", name)
         return info
 
     def activity(self, name: str) -> FunctionInfo:
-        info = self.activities.get(name)
+        info = self._find(self.activities, self._activities_folded, name)
         if info is None:
             raise FunctionNotFoundError("activity", name)
+        return info
+
+    @staticmethod
+    def _find(exact: dict[str, FunctionInfo], folded: dict[str, FunctionInfo], name: str
+              ) -> FunctionInfo | None:
+        info = exact.get(name)  # the common case: the registered spelling
+        if info is None and isinstance(name, str):
+            info = folded.get(name.casefold())
         return info

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from durable import serialization
 from durable.app import Registry
 from durable.errors import (
-    FunctionNotFoundError,
     InstanceNotFoundError,
     InstanceNotRunningError,
     InvalidInputError,
@@ -131,8 +130,9 @@ class DurableOrchestrationClient:
         ``overridable_states=OverridableStates.AnyState`` replaces even a running instance.
         """
         name = function_name(orchestration_function_name)
-        if self._registry is not None and not self._registry.has_orchestrator(name):
-            raise FunctionNotFoundError("orchestrator", name)
+        if self._registry is not None:
+            # Matched ignoring case, as Durable Functions does; stored as registered.
+            name = self._registry.orchestrator(name).name
         if instance_id is None:
             instance_id = new_instance_id()
         else:

@@ -17,9 +17,11 @@ from typing import Any, cast
 
 from durable import serialization
 from durable.errors import (
+    DeserializationError,
     FailureDetails,
     FunctionNotFoundError,
     InvalidInputError,
+    NonDeterminismError,
     TaskFailedError,
 )
 from durable.history import (
@@ -45,6 +47,7 @@ from durable.orchestration.tasks import (
     RetryableTask,
     SubOrchestrationTask,
     TaskBase,
+    TimedEventTask,
     TimerTask,
     WhenAllTask,
     WhenAnyTask,
@@ -53,19 +56,44 @@ from durable.orchestration.tasks import (
 # Azure's namespace for replay-safe UUIDs, so new_uuid() gives the values Durable Functions does.
 _UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_OID, "9e952958-5e33-4daf-827f-2fa12937b875")
 
-NameLookup = Callable[[str], bool]
+# Name -> the registered spelling (matched ignoring case), or None if there is no such function.
+NameResolver = Callable[[str], str | None]
+
+_CALL_FOR_KIND = {"activity": "call_activity", "orchestrator": "call_sub_orchestrator"}
 
 
-def function_name(fn: str | Callable[..., Any]) -> str:
-    """The registered name of an activity/orchestrator given by name or by its function."""
+def function_name(fn: str | Callable[..., Any], kind: str | None = None) -> str:
+    """The registered name of a function given by name or by the decorated function.
+
+    With ``kind`` ("activity", "orchestrator"), a decorated function of another kind is refused
+    here, at the call, rather than by a name lookup later.
+    """
     if isinstance(fn, str):
         return fn
     info = getattr(fn, "__durable_function__", None)
     if info is not None:
+        actual = getattr(info, "kind", None)
+        if kind is not None and actual is not None and str(actual) != kind:
+            hint = f"; use {_CALL_FOR_KIND[str(actual)]}" if str(actual) in _CALL_FOR_KIND else ""
+            raise InvalidInputError(
+                f"'{info.name}' is an {actual} function, not an {kind}{hint}."
+            )
         return str(info.name)
     raise InvalidInputError(
         f"{fn!r} is not a registered durable function; pass its name or the decorated function."
     )
+
+
+def decode_payload(text: str | None, what: str) -> Any:
+    """Decode a stored JSON payload; a value that cannot be decoded is a typed error naming it.
+
+    The engine turns that error into a clear failure of the instance instead of letting an
+    exception escape the episode (which the worker could only retry, forever).
+    """
+    try:
+        return serialization.loads(text)
+    except Exception as exc:
+        raise DeserializationError(f"The {what} cannot be decoded: {exc}") from exc
 
 
 class DurableOrchestrationContext:
@@ -80,8 +108,8 @@ class DurableOrchestrationContext:
         input_: str | None,
         parent_instance_id: str | None = None,
         version: str | None = None,
-        activity_exists: NameLookup | None = None,
-        orchestrator_exists: NameLookup | None = None,
+        resolve_activity: NameResolver | None = None,
+        resolve_orchestrator: NameResolver | None = None,
     ) -> None:
         self._name = name
         self._instance_id = instance_id
@@ -89,8 +117,8 @@ class DurableOrchestrationContext:
         self._input = input_
         self._parent_instance_id = parent_instance_id
         self._version = version
-        self._activity_exists = activity_exists
-        self._orchestrator_exists = orchestrator_exists
+        self._resolve_activity = resolve_activity
+        self._resolve_orchestrator = resolve_orchestrator
         self._now = 0.0
         self._now_datetime: datetime | None = None
         self._is_replaying = False
@@ -100,8 +128,11 @@ class DurableOrchestrationContext:
         self._pending: dict[int, tuple[Action, HistoryEvent]] = {}
         # Scheduled tasks awaiting their completion event: id -> task.
         self._open_tasks: dict[int, AtomicTask] = {}
+        # Waiters per event name (casefolded), oldest first; events no live waiter took.
         self._event_waiters: dict[str, deque[ExternalEventTask]] = {}
         self._event_buffer: dict[str, deque[str | None]] = {}
+        self._buffered_count = 0
+        self._awaited: TaskBase | None = None  # what the orchestrator yields now
         self._buffered_names: dict[str, str] = {}
         self._custom_status: Any = None
         self._custom_status_set = False
@@ -153,7 +184,7 @@ class DurableOrchestrationContext:
 
     def get_input(self, expected_type: type | None = None) -> Any:
         """The orchestration's input, decoded from JSON (``None`` if there was none)."""
-        value = serialization.loads(self._input)
+        value = decode_payload(self._input, "orchestration input")
         if expected_type is not None and isinstance(value, dict) and expected_type is not dict:
             return expected_type(**value)
         return value
@@ -172,15 +203,17 @@ class DurableOrchestrationContext:
         return str(uuid.uuid5(_UUID_NAMESPACE, name))
 
     def new_guid(self) -> uuid.UUID:
-        return uuid.UUID(self.new_uuid())
+        """A replay-safe UUID, by the Azure Python SDK's ``new_guid`` algorithm (a name-based
+        UUID in the URL namespace); it shares ``new_uuid``'s counter, as there."""
+        name = f"{self._instance_id}_{self.current_utc_datetime}_{self._uuid_counter}"
+        self._uuid_counter += 1
+        return uuid.uuid5(uuid.NAMESPACE_URL, name)
 
     # -- scheduling ---------------------------------------------------------------------------
 
     def call_activity(self, name: str | Callable[..., Any], input_: Any = None) -> ActivityTask:
         """Schedule an activity; yield the task to get its result."""
-        activity = function_name(name)
-        if self._activity_exists is not None and not self._activity_exists(activity):
-            raise FunctionNotFoundError("activity", activity)
+        activity = self._resolve(function_name(name, "activity"), "activity")
         payload = serialization.dumps(input_, f"input of activity '{activity}'")
         task_id = self._next_id()
         task = ActivityTask(task_id, f"call_activity('{activity}')")
@@ -209,9 +242,7 @@ class DurableOrchestrationContext:
         Without ``instance_id`` the child gets ``"{parent execution id}:{task id}"``, as in the
         Durable Task Framework, which is unique and stable across replays.
         """
-        orchestrator = function_name(name)
-        if self._orchestrator_exists is not None and not self._orchestrator_exists(orchestrator):
-            raise FunctionNotFoundError("orchestrator", orchestrator)
+        orchestrator = self._resolve(function_name(name, "orchestrator"), "orchestrator")
         if instance_id is not None:
             validate_instance_id(instance_id)
             if instance_id in (self._instance_id, self._parent_instance_id):
@@ -286,21 +317,29 @@ class DurableOrchestrationContext:
             )
         return self._schedule_timer(moment)
 
-    def wait_for_external_event(self, name: str) -> ExternalEventTask:
+    def wait_for_external_event(
+        self, name: str, timeout: timedelta | float | None = None
+    ) -> ExternalEventTask | TimedEventTask:
         """A task completed by the next event raised with this name (case-insensitive).
 
-        Events raised before anyone waits are buffered, first in first out, per name.
+        Events raised before anyone waits are buffered, first in first out, per name. An event
+        goes to the oldest *live* waiter: one whose ``task_any`` was already won by another task
+        (the reminder loop's timed-out wait) does not take it. With ``timeout`` (a timedelta or
+        seconds) the task fails with :class:`durable.EventTimeoutError` when no event came in
+        time, and the waiter is cancelled.
         """
         if not isinstance(name, str) or not name:
             raise InvalidInputError("The event name must be a non-empty string.")
-        task = ExternalEventTask(name)
-        key = name.casefold()
-        buffered = self._event_buffer.get(key)
+        seconds = _timeout_seconds(timeout)
+        task = ExternalEventTask(name, self._register_waiter)
+        buffered = self._event_buffer.get(name.casefold())
         if buffered:
-            task._set_value(serialization.loads(buffered.popleft()))
+            self._take_buffered(task, buffered)
         else:
-            self._event_waiters.setdefault(key, deque()).append(task)
-        return task
+            self._register_waiter(task)
+        if seconds is None or task.is_completed:
+            return task
+        return TimedEventTask(task, self._schedule_timer(self._now + seconds), seconds)
 
     def task_all(self, activities: Sequence[TaskBase]) -> WhenAllTask:
         """Completes with all results in order; fails fast with the first failure."""
@@ -317,10 +356,27 @@ class DurableOrchestrationContext:
         consumed are delivered to the new execution, in order; by default (as in Durable
         Functions for Python) they are dropped.
         """
+        if self._continue_as_new is not None:
+            return  # as in Azure: the first call decides, later ones are ignored
         payload = serialization.dumps(input_, "continue_as_new input")
         self._continue_as_new = (payload, preserve_unprocessed_events)
 
     # -- engine side --------------------------------------------------------------------------
+
+    def _resolve(self, name: str, kind: str) -> str:
+        """The registered spelling of ``name``; an unknown (or wrong-kind) name fails here."""
+        resolver = self._resolve_activity if kind == "activity" else self._resolve_orchestrator
+        if resolver is None:
+            return name
+        found = resolver(name)
+        if found is not None:
+            return found
+        other = self._resolve_orchestrator if kind == "activity" else self._resolve_activity
+        hint = None
+        if other is not None and other(name) is not None:
+            other_kind = "orchestrator" if kind == "activity" else "activity"
+            hint = f"'{name}' is an {other_kind}: use {_CALL_FOR_KIND[other_kind]}."
+        raise FunctionNotFoundError(kind, name, hint)
 
     def _next_id(self) -> int:
         task_id = self._sequence
@@ -349,14 +405,58 @@ class DurableOrchestrationContext:
             self._now = timestamp
             self._now_datetime = None
 
+    # -- external events: waiters, buffer, liveness -------------------------------------------
+
+    def _register_waiter(self, task: ExternalEventTask) -> None:
+        waiters = self._event_waiters.setdefault(task.name.casefold(), deque())
+        # Drop abandoned waiters at the head, so a loop that re-arms its wait every round
+        # (and never gets an event) does not grow the queue without bound.
+        while waiters and not self._is_live(waiters[0]):
+            waiters.popleft().registered = False
+        task.registered = True
+        waiters.append(task)
+
+    def _take_buffered(self, task: ExternalEventTask, buffered: deque[str | None]) -> None:
+        self._buffered_count -= 1
+        task._set_value(decode_payload(buffered.popleft(), f"payload of event '{task.name}'"))
+
+    def _is_live(self, task: TaskBase) -> bool:
+        """Could the orchestrator still want this task's value? (See ExternalEventTask.)"""
+        if task.is_completed:
+            return False
+        if task is self._awaited:
+            return True
+        parents = task._parents
+        return not parents or any(self._is_live(parent) for parent in parents)
+
     def _deliver_event(self, name: str, payload: str | None) -> None:
+        """Hand an event to the oldest live waiter of its name, else buffer it. Abandoned
+        waiters passed over leave the queue (a waiter that is revived rejoins it)."""
         key = name.casefold()
         waiters = self._event_waiters.get(key)
-        if waiters:
-            waiters.popleft()._set_value(serialization.loads(payload))
-            return
+        while waiters:
+            task = waiters.popleft()
+            task.registered = False
+            if self._is_live(task):
+                task._set_value(decode_payload(payload, f"payload of event '{task.name}'"))
+                return
         self._event_buffer.setdefault(key, deque()).append(payload)
         self._buffered_names.setdefault(key, name)
+        self._buffered_count += 1
+
+    def _yielded(self, task: TaskBase) -> None:
+        """The orchestrator now waits for ``task``: a revived waiter may take a buffered event."""
+        self._awaited = task
+        if isinstance(task, ExternalEventTask) and not task.registered and not task.is_completed:
+            self._register_waiter(task)
+        if self._buffered_count:
+            for key, buffered in self._event_buffer.items():
+                waiters = self._event_waiters.get(key)
+                while buffered and waiters:
+                    waiter = waiters.popleft()
+                    waiter.registered = False
+                    if self._is_live(waiter):
+                        self._take_buffered(waiter, buffered)
 
     def _unconsumed_events(self) -> list[tuple[str, str | None]]:
         return [
@@ -365,7 +465,26 @@ class DurableOrchestrationContext:
             for payload in queue
         ]
 
+    def _outcome_before_scheduling(self, task_id: int) -> bool:
+        """A completion for a task whose scheduling event history does not hold yet.
+
+        In stored history that is corruption (or code that now schedules differently), and
+        fails the instance; arriving as a new message it can only be stale, and is dropped,
+        so the task is neither completed early nor scheduled twice.
+        """
+        if task_id not in self._pending:
+            return False
+        if self._is_replaying:
+            _action, event = self._pending[task_id]
+            raise NonDeterminismError(
+                f"History has the outcome of task #{task_id} before it was scheduled "
+                f"({type(event).__name__}); the history does not match the code.",
+            )
+        return True
+
     def _fail_task(self, task_id: int, failure: FailureDetails) -> bool:
+        if self._outcome_before_scheduling(task_id):
+            return False
         task = self._open_tasks.pop(task_id, None)
         if task is None:
             return False
@@ -375,15 +494,36 @@ class DurableOrchestrationContext:
 
     def _complete_task(self, task_id: int, payload: str | None) -> bool:
         """Complete an open task from its completion event; False if no such task is open."""
-        task = self._open_tasks.pop(task_id, None)
+        if self._outcome_before_scheduling(task_id):
+            return False
+        task = self._open_tasks.get(task_id)
         if task is None:
             return False
         if isinstance(task, TimerTask):
+            del self._open_tasks[task_id]
             if not task.is_cancelled:
                 task._set_value(None)
             return True
-        task._set_value(serialization.loads(payload))
+        value = decode_payload(payload, f"result of {task.description} (task #{task_id})")
+        del self._open_tasks[task_id]
+        task._set_value(value)
         return True
+
+
+def _timeout_seconds(timeout: timedelta | float | None) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        raise InvalidInputError(
+            f"timeout must be a timedelta or a number of seconds, not {type(timeout).__name__}."
+        )
+    if not seconds >= 0 or seconds == float("inf"):
+        raise InvalidInputError("timeout must be a finite number of seconds, 0 or more.")
+    return seconds
 
 
 def _check_retry_options(options: object) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from durable import serialization
 from durable.errors import (
+    DeserializationError,
     FailureDetails,
     NonDeterminismError,
     SerializationError,
@@ -52,7 +53,7 @@ from durable.orchestration.actions import (
     ScheduleTimer,
     StartSubOrchestration,
 )
-from durable.orchestration.context import DurableOrchestrationContext, NameLookup
+from durable.orchestration.context import DurableOrchestrationContext, NameResolver
 from durable.orchestration.tasks import TaskBase
 from durable.status import OrchestrationRuntimeStatus as Status
 
@@ -84,6 +85,11 @@ def describe_event(event: HistoryEvent) -> str:
     return type(event).__name__
 
 
+def _same_name(a: str | None, b: str | None) -> bool:
+    """Function names match ignoring case, as Durable Functions matches them."""
+    return a == b or (a is not None and b is not None and a.casefold() == b.casefold())
+
+
 class OrchestrationRuntime:
     """One live orchestration execution, advanced episode by episode."""
 
@@ -91,12 +97,12 @@ class OrchestrationRuntime:
         self,
         orchestrator: OrchestratorFunction,
         *,
-        activity_exists: NameLookup | None = None,
-        orchestrator_exists: NameLookup | None = None,
+        resolve_activity: NameResolver | None = None,
+        resolve_orchestrator: NameResolver | None = None,
     ) -> None:
         self._orchestrator = orchestrator
-        self._activity_exists = activity_exists
-        self._orchestrator_exists = orchestrator_exists
+        self._resolve_activity = resolve_activity
+        self._resolve_orchestrator = resolve_orchestrator
         self.context: DurableOrchestrationContext | None = None
         self.started: ExecutionStarted | None = None
         self._generator: Generator[Any, Any, Any] | None = None
@@ -106,6 +112,9 @@ class OrchestrationRuntime:
         self._outcome: Status | None = None
         self._output: str | None = None
         self._failure: FailureDetails | None = None
+        # Work the code created is sent even in the episode that finishes the orchestration,
+        # unless the code is out of step with history or was stopped from outside.
+        self._drop_work = False
         self._continue_as_new: ContinueAsNewRequest | None = None
         self._preserve_events = False
         self._replaying = False
@@ -123,15 +132,27 @@ class OrchestrationRuntime:
             if self._outcome is None:
                 self._apply(event, replaying=True)
             elif type(event) in _SCHEDULING_EVENTS and self._outcome is not Status.Failed:
-                # The code finished, but history says it went on to schedule more work.
-                self._fail(
-                    NonDeterminismError(
-                        "Non-deterministic orchestrator: history has "
-                        f"{describe_event(event)} after the point where the code now returns.",
-                        expected=describe_event(event),
-                    ),
-                    with_traceback=False,
-                )
+                self._match_late(event)
+
+    def _match_late(self, event: HistoryEvent) -> None:
+        """A scheduling event recorded after the code's outcome was decided: work created in
+        the finishing episode (history keeps it) must match what the code creates now."""
+        context = self._require_context()
+        event_id: int = event.event_id  # type: ignore[attr-defined]
+        if event_id not in context._pending:
+            self._fail(
+                NonDeterminismError(
+                    "Non-deterministic orchestrator: history has "
+                    f"{describe_event(event)} after the point where the code now returns.",
+                    expected=describe_event(event),
+                ),
+                with_traceback=False,
+            )
+            return
+        try:
+            self._on_scheduled(event)
+        except NonDeterminismError as exc:
+            self._fail(exc, with_traceback=False)
 
     def run_episode(self, new_events: Iterable[HistoryEvent], now: float) -> Decision:
         """Apply new events at time ``now`` and return what to record and do."""
@@ -167,7 +188,7 @@ class OrchestrationRuntime:
             if handler is None:
                 return True
             return handler(self, event)
-        except NonDeterminismError as exc:
+        except (NonDeterminismError, DeserializationError) as exc:
             self._fail(exc, with_traceback=False)
             return True
 
@@ -189,8 +210,8 @@ class OrchestrationRuntime:
             input_=event.input,
             parent_instance_id=event.parent_instance_id,
             version=event.version,
-            activity_exists=self._activity_exists,
-            orchestrator_exists=self._orchestrator_exists,
+            resolve_activity=self._resolve_activity,
+            resolve_orchestrator=self._resolve_orchestrator,
         )
         context._set_now(max(self._first_episode_at, event.timestamp))
         context._is_replaying = self._replaying
@@ -211,8 +232,8 @@ class OrchestrationRuntime:
                 actual=None,
             )
         action = entry[0]
-        if not isinstance(action, _SCHEDULING_EVENTS[type(event)]) or (
-            getattr(action, "name", None) != getattr(event, "name", None)
+        if not isinstance(action, _SCHEDULING_EVENTS[type(event)]) or not _same_name(
+            getattr(action, "name", None), getattr(event, "name", None)
         ):
             actual = describe_action(action)
             raise NonDeterminismError(
@@ -248,6 +269,7 @@ class OrchestrationRuntime:
 
     def _on_terminated(self, event: ExecutionTerminated) -> bool:
         self._close_generator()
+        self._drop_work = True
         self._outcome = Status.Terminated
         self._output = serialization.dumps(event.reason)
         return True
@@ -329,6 +351,7 @@ class OrchestrationRuntime:
             )
             return
         self._awaited = yielded
+        self._require_context()._yielded(yielded)
 
     def _finish(self, value: Any) -> None:
         if self._require_context()._continue_as_new is not None:
@@ -357,6 +380,9 @@ class OrchestrationRuntime:
         self._close_generator()
 
     def _fail(self, exc: BaseException, with_traceback: bool = True) -> None:
+        # Code out of step with history (or history it cannot read) creates no trustworthy work.
+        if isinstance(exc, NonDeterminismError | DeserializationError):
+            self._drop_work = True
         details = (
             "".join(traceback.format_exception(exc)) if with_traceback else None
         )
@@ -385,16 +411,27 @@ class OrchestrationRuntime:
         self, appended: list[HistoryEvent], now: float, late_events: list[EventRaised]
     ) -> Decision:
         context = self._require_context()
+        try:
+            custom = (
+                serialization.dumps(context._custom_status, "custom status")
+                if context._custom_status_set else None
+            )
+        except SerializationError as exc:
+            # The value was checked when set, but may have been mutated since.
+            context._custom_status_set = False
+            custom = None
+            if self._outcome is None or self._outcome is Status.Completed:
+                self._fail(exc, with_traceback=False)
         actions: list[Action] = []
-        if self._outcome is None:
+        finished = self._outcome is not None
+        if not (finished and self._drop_work):
             for action, event in context._pending.values():
                 event.timestamp = now
                 appended.append(event)
-                actions.append(action)
+                # A finished orchestration would discard its timers' firing: record, don't send.
+                if not (finished and isinstance(action, ScheduleTimer)):
+                    actions.append(action)
         context._pending.clear()
-        custom = (
-            serialization.dumps(context._custom_status) if context._custom_status_set else None
-        )
         outcome = self._outcome
         if outcome is None:
             status = Status.Suspended if self._suspended else Status.Running
@@ -406,7 +443,7 @@ class OrchestrationRuntime:
                 request.carried_events.extend(late_events)
             appended.append(ContinueAsNew(timestamp=now, input=request.input))
             decision = Decision(
-                appended, [], outcome, custom_status=custom, continue_as_new=request
+                appended, actions, outcome, custom_status=custom, continue_as_new=request
             )
         else:
             appended.append(
@@ -416,7 +453,7 @@ class OrchestrationRuntime:
                 )
             )
             decision = Decision(
-                appended, [], outcome, output=self._output, failure=self._failure,
+                appended, actions, outcome, output=self._output, failure=self._failure,
                 custom_status=custom,
             )
         return decision
@@ -450,12 +487,12 @@ def execute(
     new_events: Iterable[HistoryEvent],
     now: float,
     *,
-    activity_exists: NameLookup | None = None,
-    orchestrator_exists: NameLookup | None = None,
+    resolve_activity: NameResolver | None = None,
+    resolve_orchestrator: NameResolver | None = None,
 ) -> Decision:
     """Pure replay: run ``orchestrator`` over ``history``, then apply ``new_events`` at ``now``."""
     runtime = OrchestrationRuntime(
-        orchestrator, activity_exists=activity_exists, orchestrator_exists=orchestrator_exists
+        orchestrator, resolve_activity=resolve_activity, resolve_orchestrator=resolve_orchestrator
     )
     runtime.replay(history)
     return runtime.run_episode(new_events, now)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from durable.errors import EventTimeoutError
+
 if TYPE_CHECKING:
     from durable.orchestration.context import DurableOrchestrationContext
     from durable.orchestration.retry import RetryOptions
@@ -94,11 +96,27 @@ class SubOrchestrationTask(AtomicTask):
 
 
 class ExternalEventTask(AtomicTask):
-    __slots__ = ("name",)
+    """Completed by the next event of its name that reaches it while it is *live*.
 
-    def __init__(self, name: str) -> None:
+    A waiter is live while something could still want its value: it was never put in a
+    ``task_any``/``task_all``, the orchestrator is yielding it, or one of the compound tasks
+    holding it is itself live. A waiter whose every ``task_any`` was won by another task is
+    abandoned, and an event skips it (see ``DurableOrchestrationContext._deliver_event``).
+    Putting it in a new compound task, or yielding it, makes it live again (``_revive``).
+    """
+
+    __slots__ = ("_revive", "name", "registered")
+
+    def __init__(self, name: str, revive: Callable[[ExternalEventTask], None]) -> None:
         super().__init__(name, f"wait_for_external_event('{name}')")
         self.name = name
+        self.registered = False  # in the context's queue of waiters for this name
+        self._revive = revive
+
+    def _add_parent(self, parent: CompoundTask) -> None:
+        super()._add_parent(parent)
+        if not self.registered and not self.is_completed:
+            self._revive(self)
 
 
 class TimerTask(AtomicTask):
@@ -194,6 +212,34 @@ class WhenAnyTask(CompoundTask):
     def _on_child_done(self, child: TaskBase) -> None:
         if not self.is_completed:
             self._set_value(child)
+
+
+class TimedEventTask(CompoundTask):
+    """``wait_for_external_event(name, timeout=...)``: the event's value, or
+    :class:`~durable.errors.EventTimeoutError` if the timer fires first.
+
+    Whichever loses is cancelled: a late timer is ignored, and a waiter that timed out is
+    abandoned, so a later event of that name goes to the next live waiter (or the buffer).
+    """
+
+    __slots__ = ("event", "timeout", "timer")
+
+    def __init__(self, event: ExternalEventTask, timer: TimerTask, timeout: float) -> None:
+        super().__init__([event, timer])
+        self.event = event
+        self.timer = timer
+        self.timeout = timeout
+        self._attach()
+
+    def _on_child_done(self, child: TaskBase) -> None:
+        if self.is_completed:
+            return
+        if child is self.event:
+            if not self.timer.is_completed:
+                self.timer.cancel()
+            self._set_value(child.result)
+        elif not self.timer.is_cancelled:
+            self._set_exception(EventTimeoutError(self.event.name, self.timeout))
 
 
 class RetryableTask(CompoundTask):

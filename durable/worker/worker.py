@@ -385,13 +385,14 @@ class Worker:
     # -- episodes -----------------------------------------------------------------------------
 
     def _new_runtime(self, name: str) -> OrchestrationRuntime | None:
-        info = self.registry.orchestrators.get(name)
-        if info is None:
+        try:
+            info = self.registry.orchestrator(name)
+        except FunctionNotFoundError:
             return None
         return OrchestrationRuntime(
             info.fn,
-            activity_exists=self.executor.knows,
-            orchestrator_exists=self.registry.has_orchestrator,
+            resolve_activity=self.executor.resolve,
+            resolve_orchestrator=self.registry.resolve_orchestrator,
         )
 
     def _episode_from_item(self, item: OrchestrationWorkItem) -> _Episode | None:

@@ -63,6 +63,13 @@ async def test_start_answers_202_with_the_check_status_payload(api: Served) -> N
     assert status.input_ == {"a": [1, 2]} and status.output == {"a": [1, 2]}
 
 
+async def test_start_matches_the_function_name_ignoring_case(api: Served) -> None:
+    response = await start(api, "DOUBLER", "shouted", body=21)
+    assert response.status_code == 202
+    status = await api.finished("shouted")
+    assert status.output == 42 and status.name == "doubler"  # the registered spelling
+
+
 async def test_start_with_an_id_and_no_body(api: Served) -> None:
     response = await start(api, "echo", "my-id")
     assert response.status_code == 202
