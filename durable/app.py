@@ -30,6 +30,7 @@ class AuthLevel(StrEnum):
 class FunctionKind(StrEnum):
     ORCHESTRATOR = "orchestrator"
     ACTIVITY = "activity"
+    ENTITY = "entity"
     HTTP = "http"
 
 
@@ -111,6 +112,28 @@ class Blueprint:
             info.trigger_arg = input_name
             if activity:
                 info.explicit_name = activity
+            return fn
+
+        return decorate
+
+    def entity_trigger(
+        self, context_name: str, entity_name: str | None = None
+    ) -> Callable[[F], F]:
+        """Register an entity function: ``fn(context)`` runs one operation on the entity's
+        state (``context.operation_name``, ``get_state``, ``set_state``, ``set_result``)."""
+
+        def decorate(fn: F) -> F:
+            target = getattr(fn, "entity_function", fn)  # df.Entity.create(fn) works too
+            if inspect.iscoroutinefunction(target) or inspect.isgeneratorfunction(target):
+                raise InvalidInputError(
+                    f"Entity '{getattr(target, '__name__', fn)}' must be a plain function "
+                    "(operations run one at a time, without awaiting)."
+                )
+            info = self._add(fn)
+            self._set_kind(info, FunctionKind.ENTITY)
+            info.trigger_arg = context_name
+            if entity_name:
+                info.explicit_name = entity_name
             return fn
 
         return decorate
@@ -205,12 +228,16 @@ class DFApp(Blueprint):
         return self._by_kind(FunctionKind.ACTIVITY)
 
     @property
+    def entities(self) -> dict[str, FunctionInfo]:
+        return self._by_kind(FunctionKind.ENTITY)
+
+    @property
     def http_functions(self) -> list[FunctionInfo]:
         return [info for info in self._functions if info.kind is FunctionKind.HTTP]
 
     def registry(self) -> Registry:
         """A frozen name lookup for the worker (decorators may not change it afterwards)."""
-        return Registry(self.orchestrators, self.activities)
+        return Registry(self.orchestrators, self.activities, self.entities)
 
 
 class Registry:
@@ -224,11 +251,14 @@ class Registry:
         self,
         orchestrators: dict[str, FunctionInfo],
         activities: dict[str, FunctionInfo],
+        entities: dict[str, FunctionInfo] | None = None,
     ) -> None:
         self.orchestrators = orchestrators
         self.activities = activities
+        self.entities = entities or {}
         self._orchestrators_folded = {name.casefold(): info for name, info in orchestrators.items()}
         self._activities_folded = {name.casefold(): info for name, info in activities.items()}
+        self._entities_folded = {name.casefold(): info for name, info in self.entities.items()}
 
     def resolve_activity(self, name: str) -> str | None:
         """The registered spelling of activity ``name`` (any case), or None."""
@@ -239,6 +269,10 @@ class Registry:
         """The registered spelling of orchestrator ``name`` (any case), or None."""
         info = self._find(self.orchestrators, self._orchestrators_folded, name)
         return info.name if info is not None else None
+
+    def entity(self, name: str) -> FunctionInfo | None:
+        """The entity function registered as ``name`` (any case), or None."""
+        return self._find(self.entities, self._entities_folded, name)
 
     def has_activity(self, name: str) -> bool:
         return self.resolve_activity(name) is not None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from durable import serialization
 from durable.app import Registry
+from durable.entity_client import EntityClient
 from durable.errors import (
     InstanceNotFoundError,
     InstanceNotRunningError,
@@ -83,7 +84,7 @@ def _timestamp(moment: datetime | None) -> float | None:
     return to_timestamp(moment) if moment is not None else None
 
 
-class DurableOrchestrationClient:
+class DurableOrchestrationClient(EntityClient):
     """Manage orchestration instances stored in ``backend``.
 
     ``registry`` (optional) lets ``start_new`` reject unknown orchestrator names up front;

@@ -17,7 +17,6 @@ from typing import Any, cast
 
 from durable import serialization
 from durable.errors import (
-    DeserializationError,
     FailureDetails,
     FunctionNotFoundError,
     InvalidInputError,
@@ -37,8 +36,11 @@ from durable.orchestration.actions import (
     Action,
     ScheduleActivity,
     ScheduleTimer,
+    SendEvent,
     StartSubOrchestration,
 )
+from durable.orchestration.decoding import decode_payload
+from durable.orchestration.entity_calls import EntityCalls
 from durable.orchestration.retry import RetryOptions
 from durable.orchestration.tasks import (
     ActivityTask,
@@ -84,19 +86,7 @@ def function_name(fn: str | Callable[..., Any], kind: str | None = None) -> str:
     )
 
 
-def decode_payload(text: str | None, what: str) -> Any:
-    """Decode a stored JSON payload; a value that cannot be decoded is a typed error naming it.
-
-    The engine turns that error into a clear failure of the instance instead of letting an
-    exception escape the episode (which the worker could only retry, forever).
-    """
-    try:
-        return serialization.loads(text)
-    except Exception as exc:
-        raise DeserializationError(f"The {what} cannot be decoded: {exc}") from exc
-
-
-class DurableOrchestrationContext:
+class DurableOrchestrationContext(EntityCalls):
     """Passed to orchestrator functions; names follow ``azure.durable_functions``."""
 
     def __init__(
@@ -137,6 +127,7 @@ class DurableOrchestrationContext:
         self._custom_status: Any = None
         self._custom_status_set = False
         self._continue_as_new: tuple[str, bool] | None = None
+        self._init_entities()
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -243,6 +234,7 @@ class DurableOrchestrationContext:
         Durable Task Framework, which is unique and stable across replays.
         """
         orchestrator = self._resolve(function_name(name, "orchestrator"), "orchestrator")
+        self._check_not_in_section("call_sub_orchestrator")
         if instance_id is not None:
             validate_instance_id(instance_id)
             if instance_id in (self._instance_id, self._parent_instance_id):
@@ -388,6 +380,11 @@ class DurableOrchestrationContext:
             raise InvalidInputError("No work can be scheduled after continue_as_new.")
         task_id = cast(int, task.id)
         self._open_tasks[task_id] = task
+        self._pending[task_id] = (action, event)
+
+    def _schedule_send(self, task_id: int, action: SendEvent, event: HistoryEvent) -> None:
+        if self._continue_as_new is not None:
+            raise InvalidInputError("No work can be scheduled after continue_as_new.")
         self._pending[task_id] = (action, event)
 
     def _schedule_timer(self, fire_at: float) -> TimerTask:

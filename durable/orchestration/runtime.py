@@ -51,9 +51,11 @@ from durable.orchestration.actions import (
     Decision,
     ScheduleActivity,
     ScheduleTimer,
+    SendEvent,
     StartSubOrchestration,
 )
 from durable.orchestration.context import DurableOrchestrationContext, NameResolver
+from durable.orchestration.entity_ids import RELEASE_EVENT
 from durable.orchestration.tasks import TaskBase
 from durable.status import OrchestrationRuntimeStatus as Status
 
@@ -64,6 +66,7 @@ _SCHEDULING_EVENTS: dict[type[HistoryEvent], type[Action]] = {
     TaskScheduled: ScheduleActivity,
     TimerCreated: ScheduleTimer,
     SubOrchestrationInstanceCreated: StartSubOrchestration,
+    EventSent: SendEvent,
 }
 
 
@@ -72,6 +75,8 @@ def describe_action(action: Action) -> str:
         return f"call_activity('{action.name}')"
     if isinstance(action, StartSubOrchestration):
         return f"call_sub_orchestrator('{action.name}')"
+    if isinstance(action, SendEvent):
+        return f"a message '{action.name}' to '{action.instance_id}'"
     return "create_timer"
 
 
@@ -82,6 +87,8 @@ def describe_event(event: HistoryEvent) -> str:
         return f"call_sub_orchestrator('{event.name}')"
     if isinstance(event, TimerCreated):
         return "create_timer"
+    if isinstance(event, EventSent):
+        return f"a message '{event.name}' to '{event.instance_id}'"
     return type(event).__name__
 
 
@@ -234,7 +241,7 @@ class OrchestrationRuntime:
         action = entry[0]
         if not isinstance(action, _SCHEDULING_EVENTS[type(event)]) or not _same_name(
             getattr(action, "name", None), getattr(event, "name", None)
-        ):
+        ) or getattr(action, "instance_id", None) != getattr(event, "instance_id", None):
             actual = describe_action(action)
             raise NonDeterminismError(
                 f"Non-deterministic orchestrator: task #{event_id} was {expected} in history, "
@@ -263,7 +270,9 @@ class OrchestrationRuntime:
         return True
 
     def _on_event_raised(self, event: EventRaised) -> bool:
-        self._require_context()._deliver_event(event.name, event.input)
+        context = self._require_context()
+        if not context._complete_entity_call(event.name, event.input):
+            context._deliver_event(event.name, event.input)
         self._resume()
         return True
 
@@ -351,7 +360,12 @@ class OrchestrationRuntime:
             )
             return
         self._awaited = yielded
-        self._require_context()._yielded(yielded)
+        context = self._require_context()
+        misuse = context._lock_yielded(yielded)
+        if misuse is not None:
+            self._step(generator, None, misuse)
+            return
+        context._yielded(yielded)
 
     def _finish(self, value: Any) -> None:
         if self._require_context()._continue_as_new is not None:
@@ -431,7 +445,14 @@ class OrchestrationRuntime:
                 # A finished orchestration would discard its timers' firing: record, don't send.
                 if not (finished and isinstance(action, ScheduleTimer)):
                     actions.append(action)
+        else:
+            # Terminated (or out of step with history): no new work, but the lock releases
+            # of a critical section closed on the way out still go.
+            actions.extend(action for action, _ in context._pending.values()
+                           if isinstance(action, SendEvent) and action.name == RELEASE_EVENT)
         context._pending.clear()
+        if finished:
+            actions.extend(context._releases_at_end())  # never leave entities locked
         outcome = self._outcome
         if outcome is None:
             status = Status.Suspended if self._suspended else Status.Running
@@ -466,7 +487,7 @@ _HANDLERS: dict[type[HistoryEvent], Callable[[OrchestrationRuntime, Any], bool]]
     TaskScheduled: OrchestrationRuntime._on_scheduled,
     TimerCreated: OrchestrationRuntime._on_scheduled,
     SubOrchestrationInstanceCreated: OrchestrationRuntime._on_scheduled,
-    EventSent: lambda runtime, event: True,
+    EventSent: OrchestrationRuntime._on_scheduled,
     TaskCompleted: OrchestrationRuntime._on_task_completed,
     SubOrchestrationInstanceCompleted: OrchestrationRuntime._on_task_completed,
     TaskFailed: OrchestrationRuntime._on_task_failed,

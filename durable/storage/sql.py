@@ -37,6 +37,7 @@ from durable.history import (
     encode_event,
     encode_events,
 )
+from durable.ids import new_execution_id
 from durable.status import (
     RUNNING_STATUSES,
     TERMINAL_STATUSES,
@@ -47,6 +48,7 @@ from durable.storage.base import (
     ActivityResult,
     ActivityWorkItem,
     CommitOutcome,
+    EntityQuery,
     InboxEntry,
     InstancePage,
     InstanceQuery,
@@ -270,6 +272,53 @@ def create_instance(
     )
 
 
+def _ensure_entity(instance_id: str, now: float) -> Op:
+    """The entity's row, created on its first message (name = the ``@name@`` part)."""
+    name = instance_id[1:].partition("@")[0]
+    return count("insert_entity", instance_id=instance_id, name=name,
+                 execution_id=new_execution_id(), now=now)
+
+
+def send_entity_message(message: Message, now: float) -> Txn:
+    yield _ensure_entity(message.instance_id, now)
+    yield _insert_message(message, now, False)
+
+
+def query_entities(query: EntityQuery) -> Txn:
+    if query.page_size < 1:
+        raise InvalidInputError("The page size must be at least 1.")
+    after = None
+    if query.continuation_token:
+        try:
+            padded = query.continuation_token + "=" * (-len(query.continuation_token) % 4)
+            after = base64.urlsafe_b64decode(padded).decode()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInputError("The continuation token is not valid.") from exc
+    found = yield rows(
+        "query_entities",
+        prefix="@" + (query.name_prefix or ""),
+        updated_from=query.last_operation_from,
+        updated_to=query.last_operation_to,
+        after_id=after,
+        limit=query.page_size + 1,
+    )
+    records = [instance_from_row(row) for row in found[: query.page_size]]
+    token = None
+    if len(found) > query.page_size and records:
+        token = base64.urlsafe_b64encode(records[-1].instance_id.encode()).decode().rstrip("=")
+    return InstancePage(records, token)
+
+
+def remove_entity(instance_id: str, revision: int) -> Txn:
+    row = yield one("lock_instance", instance_id=instance_id)
+    if row is None or int(row[1]) != revision:
+        return False
+    waiting = yield one("count_inbox", instance_id=instance_id)
+    if waiting and int(waiting[0]):
+        return False
+    return bool((yield from _delete_instance(instance_id)))
+
+
 def send_message(message: Message, now: float) -> Txn:
     row = yield one("lock_instance", instance_id=message.instance_id)
     if row is None:
@@ -382,13 +431,20 @@ def lease_orchestrations(
     for instance_id, mid, exe, event in found:
         messages.setdefault(instance_id, []).append(InboxEntry(mid, decode_event(event), exe))
     cached = cached_revisions or {}
-    # Revision 1 is a row just inserted: no history yet, nothing to read.
-    wanted = [row[0] for row in live if cached.get(row[0]) != row[4] and row[4] != 1]
+    uncached = [row for row in live if cached.get(row[0]) != row[4]]
+    # Revision 1 is a row just inserted: no history yet, nothing to read. Entities keep their
+    # state in the row instead of a history.
+    wanted = [row[0] for row in uncached if row[4] != 1 and not row[0].startswith("@")]
+    entity_ids = [row[0] for row in uncached if row[0].startswith("@")]
     histories: dict[str, list[HistoryEvent]] = {}
     if wanted:
         chunks = yield rows("select_history_for", instance_ids=wanted)
         for instance_id, chunk in chunks:
             histories.setdefault(instance_id, []).extend(decode_events(chunk))
+    entity_states: dict[str, str | None] = {}
+    if entity_ids:
+        for instance_id, state in (yield rows("select_inputs_for", instance_ids=entity_ids)):
+            entity_states[instance_id] = state
     items = []
     for instance_id, name, execution_id, status, revision in live:
         if instance_id not in messages:
@@ -400,7 +456,8 @@ def lease_orchestrations(
             history = histories.get(instance_id, [])
         items.append(
             OrchestrationWorkItem(instance_id, name, execution_id, Status(status), revision,
-                                  messages[instance_id], history)
+                                  messages[instance_id], history,
+                                  entity_states.get(instance_id))
         )
     return items
 
@@ -461,7 +518,16 @@ def _commit_one(
     lease_expires_at = now + lease_seconds if keep_lease else None
     terminal = commit.status in TERMINAL_STATUSES
     plan = commit.continue_as_new
-    if plan is not None:
+    if commit.entity_state is not None:
+        yield count(
+            "update_entity",
+            instance_id=instance_id,
+            state=commit.entity_state,
+            now=now,
+            lease_owner=lease_owner,
+            lease_expires_at=lease_expires_at,
+        )
+    elif plan is not None:
         yield count("delete_history", instance_id=instance_id)
         yield count("delete_unclaimed_tasks", instance_id=instance_id)
         yield count(
@@ -516,7 +582,12 @@ def _commit_one(
             ],
         )
     for message in commit.messages:
-        yield _insert_message(message, now, message.instance_id != instance_id)
+        target = message.instance_id
+        if target.startswith("@") and target != instance_id:
+            yield _ensure_entity(target, now)  # a message creates the entity it is sent to
+            yield _insert_message(message, now, False)
+        else:
+            yield _insert_message(message, now, target != instance_id)
     for child in commit.new_instances:
         yield from _create_child(child, commit, now)
     return CommitOutcome(True, commit.revision + 1)

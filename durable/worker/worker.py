@@ -33,6 +33,8 @@ from durable.app import FunctionInfo, Registry
 from durable.errors import FunctionNotFoundError, StorageError
 from durable.history import HistoryEvent
 from durable.orchestration.actions import Decision
+from durable.orchestration.entity_ids import EntityId
+from durable.orchestration.entity_runtime import EntityRuntime
 from durable.orchestration.runtime import OrchestrationRuntime
 from durable.storage.base import (
     ActivityResult,
@@ -43,7 +45,7 @@ from durable.storage.base import (
     OrchestrationWorkItem,
 )
 from durable.worker.activities import ActivityExecutor
-from durable.worker.cache import InstanceCache, OwnedInstance
+from durable.worker.cache import InstanceCache, OwnedInstance, Runtime
 from durable.worker.commits import commit_for
 from durable.worker.options import (
     DEFAULT_MAX_CACHED,
@@ -416,7 +418,11 @@ class Worker:
                 # We believed we had this revision cached but no longer do; read it again.
                 self.hint(item.instance_id)
                 return None
-            runtime = self._new_runtime(item.name)
+            runtime: Runtime | None
+            if item.is_entity:
+                runtime = self._new_entity_runtime(item)
+            else:
+                runtime = self._new_runtime(item.name)
             if runtime is None:
                 return self._unknown_orchestrator(item)
             runtime.replay(item.history)
@@ -429,6 +435,13 @@ class Worker:
             if m.execution_id is None or m.execution_id == owned.execution_id
         ]
         return self._run(owned, events, consumed)
+
+    def _new_entity_runtime(self, item: OrchestrationWorkItem) -> EntityRuntime:
+        """An entity's runtime from its stored scheduler state. An entity with no registered
+        function still runs: its callers get FunctionNotFoundError answers."""
+        info = self.registry.entity(item.name)
+        return EntityRuntime(info.fn if info is not None else None,
+                             EntityId.from_instance_id(item.instance_id), item.entity_state)
 
     def _unknown_orchestrator(self, item: OrchestrationWorkItem) -> _Episode | None:
         """Fail an instance whose orchestrator is not registered in this app."""
