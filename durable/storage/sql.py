@@ -291,9 +291,11 @@ def query_entities(query: EntityQuery) -> Txn:
     if query.continuation_token:
         try:
             padded = query.continuation_token + "=" * (-len(query.continuation_token) % 4)
-            after = base64.urlsafe_b64decode(padded).decode()
+            after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidInputError("The continuation token is not valid.") from exc
+        if not after.startswith("@"):
+            raise InvalidInputError("The continuation token is not valid.")
     found = yield rows(
         "query_entities",
         prefix="@" + (query.name_prefix or ""),
