@@ -9,7 +9,6 @@ whose ID is ``@name@key`` and whose input is the scheduler state (see
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from durable import serialization
 from durable.errors import FunctionNotFoundError, InvalidInputError
 from durable.history import EventRaised, to_datetime, to_timestamp
+from durable.ids import new_id
 from durable.orchestration.entity_ids import (
     RELEASE_EVENT,
     REQUEST_EVENT,
@@ -126,7 +126,7 @@ class EntityClient:
             visible_at = to_timestamp(scheduled_time)
         elif scheduled_time is not None:
             raise InvalidInputError("scheduled_time must be a datetime or a timedelta.")
-        request = EntityRequest(str(uuid.uuid4()), operation_name, signal=True, input=payload)
+        request = EntityRequest(new_id(), operation_name, signal=True, input=payload)
         event = EventRaised(timestamp=now, name=REQUEST_EVENT, input=request.to_json())
         await self._backend.send_entity_message(
             Message(target.instance_id, event, visible_at=visible_at))

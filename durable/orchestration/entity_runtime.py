@@ -33,13 +33,13 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from durable import serialization
 from durable.errors import FailureDetails, FunctionNotFoundError
 from durable.history import EventRaised, ExecutionStarted, HistoryEvent
+from durable.ids import new_id
 from durable.orchestration.actions import Decision, SendEvent
 from durable.orchestration.entity_context import _UNSET, DurableEntityContext
 from durable.orchestration.entity_ids import (
@@ -223,4 +223,4 @@ class EntityRuntime:
 
 def _new_request_id() -> str:
     # Entities are not replayed, so their requests need no deterministic IDs.
-    return str(uuid.uuid4())
+    return new_id()

@@ -93,6 +93,7 @@ class Worker:
         self._poll_soon = asyncio.Event()
         self._accepted: list[OrchestrationWorkItem] = []
         self._hinted: set[str] = set()
+        self._leasing: set[str] = set()  # instances with a lease read in flight
         self._with_local: set[str] = set()
         self._to_inbox: list[ActivityResult] = []
         self._busy_count = 0
@@ -218,7 +219,10 @@ class Worker:
             self._spawn(self._deliver_to_inbox(batch))
         capacity = self.options.max_concurrent_orchestrations - self._busy_count
         if self._hinted and capacity > 0 and not self._stopping:
-            wanted = [i for i in self._hinted if not self._cache.is_busy(i)]
+            # One lease read per instance at a time: a burst of messages to one instance (a
+            # hot entity) must not start a read of its whole inbox per message.
+            wanted = [i for i in self._hinted
+                      if not self._cache.is_busy(i) and i not in self._leasing]
             wanted = wanted[: self.options.lease_batch]
             if wanted:
                 self._hinted.difference_update(wanted)
@@ -265,11 +269,13 @@ class Worker:
         """Instances whose messages this worker already holds (an episode in flight, or a
         leased item waiting for one): a poll need not lease and read them again."""
         held = [item.instance_id for item in self._accepted]
+        held.extend(self._leasing)
         if self._busy_count:
             held.extend(owned.instance_id for owned in self._cache if owned.busy)
         return held
 
     async def _lease(self, instance_ids: list[str]) -> None:
+        self._leasing.update(instance_ids)
         try:
             items = await self.backend.lease_orchestrations(
                 self.id,
@@ -281,6 +287,10 @@ class Worker:
         except Exception:
             log.exception("leasing orchestrations failed; will retry on the next poll")
             return
+        finally:
+            self._leasing.difference_update(instance_ids)
+            if self._hinted:
+                self._wake.set()  # hints that waited for this read
         for item in items:
             self.accept(item)
 
