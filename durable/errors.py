@@ -11,6 +11,7 @@ The tree::
     ├── InstanceAlreadyExistsError                start_new of an ID in a non-overridable state
     ├── InstanceNotFoundError                     no instance with that ID
     ├── InstanceNotRunningError                   the instance already finished (HTTP 410)
+    ├── InstanceNotFailedError                    rewind of an instance that did not fail
     ├── TaskFailedError                           an activity or sub-orchestration failed
     ├── NonDeterminismError                       replayed code diverged from history
     ├── OrchestrationTimeoutError (also TimeoutError)   wait_for_completion gave up
@@ -90,6 +91,18 @@ class InstanceNotRunningError(DurableError):
     def __init__(self, instance_id: str, status: str) -> None:
         super().__init__(
             f"The orchestration instance '{instance_id}' is not running (status {status})."
+        )
+        self.instance_id = instance_id
+        self.status = status
+
+
+class InstanceNotFailedError(DurableError):
+    """Only a Failed orchestration instance can be rewound."""
+
+    def __init__(self, instance_id: str, status: str) -> None:
+        super().__init__(
+            f"The orchestration instance '{instance_id}' cannot be rewound: only Failed "
+            f"instances can, and it is {status}."
         )
         self.instance_id = instance_id
         self.status = status

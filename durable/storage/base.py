@@ -202,6 +202,10 @@ class OrchestrationCommit:
     continue_as_new: ContinueAsNewPlan | None = None
     release: bool = False
     entity_state: str | None = None  # an entity's new scheduler state (no history, no status)
+    # Rewind: ``history`` is the whole new history (it replaces the stored one), and failed
+    # sub-orchestrations are rewound or, if they no longer exist as Failed, started again.
+    replace_history: bool = False
+    rewind_children: list[NewInstance] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -270,6 +274,12 @@ class Backend(Protocol):
         """Append a message to a running instance's inbox (events, terminate, suspend, resume).
 
         Raises InstanceNotFoundError, or InstanceNotRunningError if the instance finished.
+        """
+
+    async def rewind_instance(self, instance_id: str, reason: str | None) -> None:
+        """Reopen a Failed instance (status Running) and queue its ExecutionRewound.
+
+        Raises InstanceNotFoundError, or InstanceNotFailedError for any other status.
         """
 
     async def send_entity_message(self, message: Message) -> None:

@@ -24,12 +24,14 @@ from typing import Any
 from durable.errors import (
     FailureDetails,
     InstanceAlreadyExistsError,
+    InstanceNotFailedError,
     InstanceNotFoundError,
     InstanceNotRunningError,
     InvalidInputError,
     SchemaVersionError,
 )
 from durable.history import (
+    ExecutionRewound,
     HistoryEvent,
     SubOrchestrationInstanceFailed,
     decode_event,
@@ -321,6 +323,36 @@ def remove_entity(instance_id: str, revision: int) -> Txn:
     return bool((yield from _delete_instance(instance_id)))
 
 
+def rewind_instance(instance_id: str, reason: str | None, now: float) -> Txn:
+    row = yield one("lock_instance", instance_id=instance_id)
+    if row is None:
+        raise InstanceNotFoundError(instance_id)
+    if Status(row[0]) is not Status.Failed:
+        raise InstanceNotFailedError(instance_id, row[0])
+    yield from _reopen(instance_id, row[3], reason, now)
+
+
+def _reopen(instance_id: str, execution_id: str, reason: str | None, now: float) -> Txn:
+    yield count("reopen_instance", instance_id=instance_id, now=now)
+    rewound = ExecutionRewound(timestamp=now, reason=reason)
+    yield _insert_message(Message(instance_id, rewound, execution_id), now, False)
+
+
+def _rewind_child(child: NewInstance, now: float) -> Txn:
+    """A parent is rewound: rewind its failed child too, or start it again if it is gone."""
+    row = yield one("lock_instance", instance_id=child.instance_id)
+    if row is not None and Status(row[0]) is Status.Failed:
+        yield from _reopen(child.instance_id, row[3], "the parent was rewound", now)
+        return
+    if row is not None and Status(row[0]) in RUNNING_STATUSES:
+        return  # it will answer the parent when it ends
+    outcome = yield from _insert_or_replace(child, OverridableStates.NonRunningStates, None, None)
+    if not isinstance(outcome, Status):
+        started = child.started_event()
+        yield _insert_message(Message(child.instance_id, started, child.execution_id), now,
+                              False)
+
+
 def send_message(message: Message, now: float) -> Txn:
     row = yield one("lock_instance", instance_id=message.instance_id)
     if row is None:
@@ -543,6 +575,8 @@ def _commit_one(
             lease_expires_at=lease_expires_at,
         )
     else:
+        if commit.replace_history:
+            yield count("delete_history", instance_id=instance_id)
         if commit.history:
             yield count(
                 "insert_history",
@@ -592,6 +626,8 @@ def _commit_one(
             yield _insert_message(message, now, target != instance_id)
     for child in commit.new_instances:
         yield from _create_child(child, commit, now)
+    for child in commit.rewind_children:
+        yield from _rewind_child(child, now)
     return CommitOutcome(True, commit.revision + 1)
 
 

@@ -611,3 +611,75 @@ async def test_remove_entity_only_when_unchanged_and_idle(backend: Backend) -> N
     assert current is not None
     assert await backend.remove_entity("@counter@gone", current.revision)
     assert await backend.get_instance("@counter@gone") is None
+
+
+# -- rewind -------------------------------------------------------------------------------------
+
+
+async def fail_instance(backend: Backend, instance_id: str) -> OrchestrationWorkItem:
+    item = await start_running(backend, instance_id)
+    record = await backend.get_instance(instance_id)
+    assert record is not None
+    [outcome] = await backend.commit_orchestrations([
+        OrchestrationCommit(instance_id, item.execution_id, record.revision, OWNER,
+                            [OrchestratorStarted(timestamp=time.time())], Status.Failed,
+                            failure=FailureDetails("ValueError", "boom"), release=True)
+    ])
+    assert outcome.ok
+    return item
+
+
+async def test_rewind_reopens_only_failed_instances(backend: Backend) -> None:
+    from durable.errors import InstanceNotFailedError
+    from durable.history import ExecutionRewound
+
+    with pytest.raises(InstanceNotFoundError):
+        await backend.rewind_instance("nobody", "why")
+    await start_running(backend, "still-running")
+    with pytest.raises(InstanceNotFailedError) as refused:
+        await backend.rewind_instance("still-running", "why")
+    assert refused.value.status == "Running"
+    await fail_instance(backend, "broken")
+    await backend.rewind_instance("broken", "fixed the bug")
+    record = await backend.get_instance("broken")
+    assert record is not None and record.status is Status.Running
+    item = await lease_one(backend, "broken")
+    [message] = item.messages
+    assert isinstance(message.event, ExecutionRewound)
+    assert message.event.reason == "fixed the bug"
+    # The rewind episode replaces the history and schedules the failed work again.
+    new_history = [OrchestratorStarted(timestamp=time.time()), message.event]
+    [outcome] = await backend.commit_orchestrations([
+        episode_commit(item, history=new_history, replace_history=True,
+                       new_tasks=[NewTask(0, "act", '"again"', claimed=False)])
+    ])
+    assert outcome.ok
+    assert [type(e) for e in await backend.get_history("broken")] == [
+        OrchestratorStarted, ExecutionRewound]
+    [task] = await backend.lease_activities(OWNER, limit=10)
+    assert (task.instance_id, task.name, task.input) == ("broken", "act", '"again"')
+
+
+async def test_rewinding_a_parent_rewinds_or_restarts_its_children(backend: Backend) -> None:
+    from durable.history import ExecutionRewound
+
+    parent = await start_running(backend, "parent")
+    await fail_instance(backend, "failed-child")
+    children = [
+        new_instance(child, parent_instance_id="parent", parent_execution_id=parent.execution_id,
+                     parent_task_id=index)
+        for index, child in enumerate(("failed-child", "purged-child"))
+    ]
+    record = await backend.get_instance("parent")
+    assert record is not None
+    [outcome] = await backend.commit_orchestrations([
+        OrchestrationCommit("parent", parent.execution_id, record.revision, OWNER, [],
+                            Status.Running, rewind_children=children)
+    ])
+    assert outcome.ok
+    rewound = await lease_one(backend, "failed-child")
+    assert [type(m.event) for m in rewound.messages] == [ExecutionRewound]
+    restarted = await lease_one(backend, "purged-child")
+    [started] = restarted.messages
+    assert isinstance(started.event, ExecutionStarted)
+    assert started.event.parent_instance_id == "parent"

@@ -293,6 +293,11 @@ class PostgresBackend:
             message.instance_id, lambda now: sql.send_message(message, now)
         )
 
+    async def rewind_instance(self, instance_id: str, reason: str | None) -> None:
+        await self._client_writes.submit(
+            instance_id, lambda now: sql.rewind_instance(instance_id, reason, now)
+        )
+
     async def send_entity_message(self, message: Message) -> None:
         await self._client_writes.submit(
             message.instance_id, lambda now: sql.send_entity_message(message, now)

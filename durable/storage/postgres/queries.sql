@@ -273,3 +273,9 @@ LIMIT %(limit)s;
 
 -- name: count_inbox
 SELECT COUNT(*) FROM inbox WHERE instance_id = %(instance_id)s;
+
+-- name: reopen_instance
+-- Rewind: a Failed instance runs again.
+UPDATE instances
+SET status = 'Running', completed_at = NULL, updated_at = %(now)s, revision = revision + 1
+WHERE instance_id = %(instance_id)s;

@@ -29,7 +29,7 @@ _UNREAD = frozenset({
     "insert_history", "update_instance", "continue_instance", "delete_history", "delete_inbox",
     "delete_tasks", "delete_unclaimed_tasks", "insert_message_if_running", "release_instance",
     "renew_instance_leases", "renew_task_leases", "release_all_instances", "release_all_tasks",
-    "insert_entity", "update_entity",
+    "insert_entity", "update_entity", "reopen_instance",
 })
 
 

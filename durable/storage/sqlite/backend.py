@@ -341,6 +341,9 @@ class SQLiteBackend:
     async def send_message(self, message: Message) -> None:
         await self._write(lambda now: sql.send_message(message, now))
 
+    async def rewind_instance(self, instance_id: str, reason: str | None) -> None:
+        await self._write(lambda now: sql.rewind_instance(instance_id, reason, now))
+
     async def send_entity_message(self, message: Message) -> None:
         await self._write(lambda now: sql.send_entity_message(message, now))
 

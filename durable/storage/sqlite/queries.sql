@@ -227,3 +227,9 @@ LIMIT :limit;
 
 -- name: count_inbox
 SELECT COUNT(*) FROM inbox WHERE instance_id = :instance_id;
+
+-- name: reopen_instance
+-- Rewind: a Failed instance runs again.
+UPDATE instances
+SET status = 'Running', completed_at = NULL, updated_at = :now, revision = revision + 1
+WHERE instance_id = :instance_id;
