@@ -7,7 +7,10 @@ A rewind keeps everything the orchestration completed and runs again only what f
   ``SubOrchestrationInstanceCreated`` events stay, so a replay finds the same calls waiting
   for an answer;
 - those activities are scheduled again, and those sub-orchestrations rewound (recursively) or
-  started again.
+  started again;
+- so is the work that was still open when the orchestration failed: activities, children and
+  timers whose answer came after the failure was dropped (a finished instance takes no
+  messages), so it would otherwise never come.
 
 A failure followed by new work stays: the code saw it and went on (it caught it, or a retry
 policy waited and tried again), so replay must still see it. If the orchestrator itself raised
@@ -24,11 +27,14 @@ from durable.history import (
     ExecutionCompleted,
     ExecutionRewound,
     HistoryEvent,
+    SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceCreated,
     SubOrchestrationInstanceFailed,
+    TaskCompleted,
     TaskFailed,
     TaskScheduled,
     TimerCreated,
+    TimerFired,
 )
 from durable.status import OrchestrationRuntimeStatus as Status
 
@@ -42,6 +48,7 @@ class RewindPlan:
     history: list[HistoryEvent]
     activities: list[TaskScheduled] = field(default_factory=list)
     sub_orchestrations: list[SubOrchestrationInstanceCreated] = field(default_factory=list)
+    timers: list[TimerCreated] = field(default_factory=list)
 
 
 def is_failed(history: list[HistoryEvent]) -> bool:
@@ -60,18 +67,20 @@ def plan_rewind(history: list[HistoryEvent], rewound: ExecutionRewound) -> Rewin
     )
     scheduled = {e.event_id: e for e in history if isinstance(e, TaskScheduled)}
     children = {e.event_id: e for e in history if isinstance(e, SubOrchestrationInstanceCreated)}
+    timers = {e.event_id: e for e in history if isinstance(e, TimerCreated)}
+    answered: set[int] = set()
     plan = RewindPlan(history=[])
     for index, event in enumerate(history[:-1]):  # the ExecutionCompleted goes
-        if index > last_work and isinstance(event, TaskFailed):
-            task = scheduled.get(event.task_scheduled_id)
-            if task is not None:
-                plan.activities.append(task)
-                continue
-        if index > last_work and isinstance(event, SubOrchestrationInstanceFailed):
-            child = children.get(event.task_scheduled_id)
-            if child is not None:
-                plan.sub_orchestrations.append(child)
-                continue
+        if isinstance(event, TaskFailed | SubOrchestrationInstanceFailed) and index > last_work:
+            continue  # what failed the orchestration: it runs again
+        if isinstance(event, TaskCompleted | TaskFailed | SubOrchestrationInstanceCompleted
+                      | SubOrchestrationInstanceFailed):
+            answered.add(event.task_scheduled_id)
+        elif isinstance(event, TimerFired):
+            answered.add(event.timer_id)
         plan.history.append(event)
     plan.history.append(rewound)
+    plan.activities = [e for i, e in scheduled.items() if i not in answered]
+    plan.sub_orchestrations = [e for i, e in children.items() if i not in answered]
+    plan.timers = [e for i, e in timers.items() if i not in answered]
     return plan

@@ -33,6 +33,7 @@ from durable.errors import (
 from durable.history import (
     ExecutionRewound,
     HistoryEvent,
+    SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceFailed,
     decode_event,
     decode_events,
@@ -346,6 +347,14 @@ def _rewind_child(child: NewInstance, now: float) -> Txn:
         return
     if row is not None and Status(row[0]) in RUNNING_STATUSES:
         return  # it will answer the parent when it ends
+    if row is not None and Status(row[0]) is Status.Completed:
+        # It finished after the parent failed, so its answer was dropped: send it again.
+        record = yield one("get_instance", instance_id=child.instance_id)
+        done = SubOrchestrationInstanceCompleted(
+            timestamp=now, task_scheduled_id=child.parent_task_id or 0, result=record[7])
+        yield _insert_message(Message(child.parent_instance_id or "", done,
+                                      child.parent_execution_id), now, False)
+        return
     outcome = yield from _insert_or_replace(child, OverridableStates.NonRunningStates, None, None)
     if not isinstance(outcome, Status):
         started = child.started_event()
