@@ -306,6 +306,21 @@ class DurableOrchestrationClient(EntityClient):
         except InstanceNotRunningError:
             return
 
+    async def rewind(
+        self,
+        instance_id: str,
+        reason: str | None = None,
+        task_hub_name: str | None = None,
+        connection_name: str | None = None,
+    ) -> None:
+        """Run a Failed instance again from where it failed: its failed activities and
+        sub-orchestrations (and work still open at the failure) run again, completed work is
+        kept, and the instance is Running until it ends anew. Raises InstanceNotFoundError,
+        or InstanceNotFailedError for an instance that is not Failed."""
+        await self._backend.rewind_instance(instance_id, reason)
+        if self._worker is not None:
+            self._worker.hint(instance_id)
+
     async def restart(self, instance_id: str, restart_with_new_instance_id: bool = True) -> str:
         """Start the instance's orchestrator again with its original input; return the ID."""
         record = await self._backend.get_instance(instance_id)

@@ -26,6 +26,7 @@ from starlette.requests import Request
 
 from durable.client import DurableOrchestrationClient
 from durable.errors import (
+    InstanceNotFailedError,
     InstanceNotFoundError,
     InstanceNotRunningError,
     OrchestrationTimeoutError,
@@ -304,10 +305,14 @@ async def restart(call: Call) -> HttpResponse:
 
 
 async def rewind(call: Call) -> HttpResponse:
-    status = await call.client.get_status(call.instance_id, show_input=False)
-    if not status:
-        raise InstanceNotFoundError(call.instance_id)
-    raise HttpError(501, "Rewind is not supported by durable; use restart instead.")
+    """202; 404 unknown; 410 Completed/Canceled/Terminated (as Durable Functions); 409 for an
+    instance that is still running (Durable Functions answers 202 and does nothing)."""
+    try:
+        await call.client.rewind(call.instance_id, call.arg("reason"))
+    except InstanceNotFailedError as exc:
+        code = 410 if Status(exc.status).is_terminal else 409
+        raise HttpError(code, str(exc)) from None
+    return HttpResponse(status_code=202)
 
 
 async def openapi(call: Call) -> HttpResponse:

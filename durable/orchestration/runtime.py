@@ -119,6 +119,7 @@ class OrchestrationRuntime:
         self._outcome: Status | None = None
         self._output: str | None = None
         self._failure: FailureDetails | None = None
+        self._error: BaseException | None = None
         # Work the code created is sent even in the episode that finishes the orchestration,
         # unless the code is out of step with history or was stopped from outside.
         self._drop_work = False
@@ -130,6 +131,21 @@ class OrchestrationRuntime:
     @property
     def is_done(self) -> bool:
         return self._outcome is not None
+
+    @property
+    def output(self) -> str | None:
+        """The output (JSON text) once done; for a failure, the failure message."""
+        return self._output
+
+    @property
+    def failure(self) -> FailureDetails | None:
+        return self._failure
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The exception that failed this execution (a NonDeterminismError for code that no
+        longer matches its history), if it failed."""
+        return self._error
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -397,6 +413,7 @@ class OrchestrationRuntime:
         # Code out of step with history (or history it cannot read) creates no trustworthy work.
         if isinstance(exc, NonDeterminismError | DeserializationError):
             self._drop_work = True
+        self._error = exc
         details = (
             "".join(traceback.format_exception(exc)) if with_traceback else None
         )
