@@ -302,6 +302,18 @@ def openapi_document() -> dict[str, Any]:
                     "409": _error("Restarting with the same ID while it is still running."),
                 },
             }},
+            "/instances/{instanceId}/rewind": {"post": {
+                "operationId": "rewind",
+                "summary": "Run a Failed instance again from where it failed.",
+                "parameters": [_INSTANCE, _REASON],
+                "responses": {
+                    "202": {"description": "Accepted."},
+                    "400": _error("Bad request."),
+                    "404": _error("No such instance."),
+                    "409": _error("The instance is still running."),
+                    "410": _error("The instance completed, or was canceled or terminated."),
+                },
+            }},
             **_entity_paths(),
         },
     }

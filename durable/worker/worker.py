@@ -55,6 +55,7 @@ from durable.worker.options import (
     dead_local_owners,
     new_worker_id,
 )
+from durable.worker.rewinds import apply_rewind, rewind_of
 
 log = logging.getLogger("durable.worker")
 
@@ -435,16 +436,23 @@ class Worker:
                 runtime = self._new_runtime(item.name)
             if runtime is None:
                 return self._unknown_orchestrator(item)
-            runtime.replay(item.history)
+            rewind = rewind_of(item)
+            runtime.replay(rewind[1].history if rewind else item.history)
             owned = OwnedInstance(item.instance_id, item.execution_id, item.revision, runtime)
             self._cache.remember(owned)
+        else:
+            rewind = None
         consumed = [m.message_id for m in item.messages]
         events = [
             m.event
             for m in item.messages
-            if m.execution_id is None or m.execution_id == owned.execution_id
+            if (m.execution_id is None or m.execution_id == owned.execution_id)
+            and (rewind is None or m is not rewind[0])
         ]
-        return self._run(owned, events, consumed)
+        episode = self._run(owned, events, consumed)
+        if episode is not None and rewind is not None:
+            apply_rewind(episode.commit, rewind[1], time.time(), self._claim)
+        return episode
 
     def _new_entity_runtime(self, item: OrchestrationWorkItem) -> EntityRuntime:
         """An entity's runtime from its stored scheduler state. An entity with no registered
