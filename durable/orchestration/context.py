@@ -1,50 +1,41 @@
-"""The orchestration context: the API an orchestrator function uses, and its replay state.
+"""The orchestration context: the API an orchestrator function uses.
 
-Every scheduling call (``call_activity``, ``create_timer``, ...) takes the next sequence number
-at the moment it is called and records a pending action. The replay engine
-(:mod:`durable.orchestration.runtime`) matches pending actions against the scheduling events in
-history and completes tasks from the completion events; what is still pending at the end of an
-episode is new work. All times come from history, never from the wall clock.
+A thin façade over the execution's :class:`~durable.orchestration.replay_state.ReplayState`:
+every scheduling call (``call_activity``, ``create_timer``, ...) validates its arguments, takes
+the next sequence number at the moment it is called, and records the work there. The replay
+engine (:mod:`durable.orchestration.runtime`) matches that work against the scheduling events
+in history and completes tasks from the completion events; what history does not hold at the
+end of an episode is new work. All times come from history, never from the wall clock.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from durable import serialization
 from durable.errors import (
-    FailureDetails,
     FunctionNotFoundError,
     InvalidInputError,
-    NonDeterminismError,
-    TaskFailedError,
 )
 from durable.history import (
-    HistoryEvent,
     SubOrchestrationInstanceCreated,
     TaskScheduled,
-    TimerCreated,
-    to_datetime,
     to_timestamp,
 )
 from durable.ids import validate_instance_id
 from durable.orchestration.actions import (
-    Action,
     ScheduleActivity,
-    ScheduleTimer,
-    SendEvent,
     StartSubOrchestration,
 )
 from durable.orchestration.decoding import decode_payload
 from durable.orchestration.entity_calls import EntityCalls
+from durable.orchestration.replay_state import ReplayState
 from durable.orchestration.retry import RetryOptions
 from durable.orchestration.tasks import (
     ActivityTask,
-    AtomicTask,
     ExternalEventTask,
     RetryableTask,
     SubOrchestrationTask,
@@ -100,6 +91,7 @@ class DurableOrchestrationContext(EntityCalls):
         version: str | None = None,
         resolve_activity: NameResolver | None = None,
         resolve_orchestrator: NameResolver | None = None,
+        state: ReplayState | None = None,
     ) -> None:
         self._name = name
         self._instance_id = instance_id
@@ -109,25 +101,8 @@ class DurableOrchestrationContext(EntityCalls):
         self._version = version
         self._resolve_activity = resolve_activity
         self._resolve_orchestrator = resolve_orchestrator
-        self._now = 0.0
-        self._now_datetime: datetime | None = None
-        self._is_replaying = False
-        self._sequence = 0
+        self._state = state or ReplayState(instance_id, execution_id)
         self._uuid_counter = 0
-        # Scheduled in code, not yet matched by (or written to) history: id -> (action, event).
-        self._pending: dict[int, tuple[Action, HistoryEvent]] = {}
-        # Scheduled tasks awaiting their completion event: id -> task.
-        self._open_tasks: dict[int, AtomicTask] = {}
-        # Waiters per event name (casefolded), oldest first; events no live waiter took.
-        self._event_waiters: dict[str, deque[ExternalEventTask]] = {}
-        self._event_buffer: dict[str, deque[str | None]] = {}
-        self._buffered_count = 0
-        self._awaited: TaskBase | None = None  # what the orchestrator yields now
-        self._buffered_names: dict[str, str] = {}
-        self._custom_status: Any = None
-        self._custom_status_set = False
-        self._continue_as_new: tuple[str, bool] | None = None
-        self._init_entities()
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -154,22 +129,20 @@ class DurableOrchestrationContext(EntityCalls):
     @property
     def is_replaying(self) -> bool:
         """True while the code re-runs past steps from history (e.g. to skip logging)."""
-        return self._is_replaying
+        return self._state.is_replaying
 
     @property
     def current_utc_datetime(self) -> datetime:
         """Replay-safe current time: when the current episode started, tz-aware UTC."""
-        if self._now_datetime is None:
-            self._now_datetime = to_datetime(self._now)
-        return self._now_datetime
+        return self._state.now_datetime
 
     @property
     def custom_status(self) -> Any:
-        return self._custom_status
+        return self._state.custom_status
 
     @property
     def will_continue_as_new(self) -> bool:
-        return self._continue_as_new is not None
+        return self._state.continue_as_new is not None
 
     # -- inputs and status --------------------------------------------------------------------
 
@@ -183,8 +156,8 @@ class DurableOrchestrationContext(EntityCalls):
     def set_custom_status(self, status: Any) -> None:
         """Publish a JSON-serializable value in the instance status (``customStatus``)."""
         serialization.dumps(status, "custom status")
-        self._custom_status = status
-        self._custom_status_set = True
+        self._state.custom_status = status
+        self._state.custom_status_set = True
 
     def new_uuid(self) -> str:
         """A replay-safe UUID string (same algorithm and namespace as Durable Functions)."""
@@ -206,12 +179,13 @@ class DurableOrchestrationContext(EntityCalls):
         """Schedule an activity; yield the task to get its result."""
         activity = self._resolve(function_name(name, "activity"), "activity")
         payload = serialization.dumps(input_, f"input of activity '{activity}'")
-        task_id = self._next_id()
+        state = self._state
+        task_id = state.next_id()
         task = ActivityTask(task_id, f"call_activity('{activity}')")
-        self._schedule(
+        state.schedule(
             task,
             ScheduleActivity(task_id, activity, payload),
-            TaskScheduled(timestamp=self._now, event_id=task_id, name=activity, input=payload),
+            TaskScheduled(timestamp=state.now, event_id=task_id, name=activity, input=payload),
         )
         return task
 
@@ -219,7 +193,7 @@ class DurableOrchestrationContext(EntityCalls):
         self, name: str | Callable[..., Any], retry_options: RetryOptions, input_: Any = None
     ) -> TaskBase:
         _check_retry_options(retry_options)
-        return RetryableTask(self, retry_options, lambda: self.call_activity(name, input_))
+        return RetryableTask(self._state, retry_options, lambda: self.call_activity(name, input_))
 
     def call_sub_orchestrator(
         self,
@@ -242,14 +216,15 @@ class DurableOrchestrationContext(EntityCalls):
                     f"A sub-orchestration cannot use its parent's instance ID '{instance_id}'."
                 )
         payload = serialization.dumps(input_, f"input of sub-orchestration '{orchestrator}'")
-        task_id = self._next_id()
+        state = self._state
+        task_id = state.next_id()
         child_id = instance_id if instance_id is not None else f"{self._execution_id}:{task_id}"
         task = SubOrchestrationTask(task_id, f"call_sub_orchestrator('{orchestrator}')")
-        self._schedule(
+        state.schedule(
             task,
             StartSubOrchestration(task_id, orchestrator, child_id, payload, version),
             SubOrchestrationInstanceCreated(
-                timestamp=self._now,
+                timestamp=state.now,
                 event_id=task_id,
                 name=orchestrator,
                 instance_id=child_id,
@@ -268,7 +243,7 @@ class DurableOrchestrationContext(EntityCalls):
     ) -> TaskBase:
         _check_retry_options(retry_options)
         return RetryableTask(
-            self,
+            self._state,
             retry_options,
             lambda: self.call_sub_orchestrator(name, input_, instance_id, version),
         )
@@ -300,14 +275,14 @@ class DurableOrchestrationContext(EntityCalls):
     def create_timer(self, fire_at: datetime | timedelta) -> TimerTask:
         """A durable timer that fires at ``fire_at`` (a datetime, or a delay from now)."""
         if isinstance(fire_at, timedelta):
-            moment = self._now + fire_at.total_seconds()
+            moment = self._state.now + fire_at.total_seconds()
         elif isinstance(fire_at, datetime):
             moment = to_timestamp(fire_at)
         else:
             raise InvalidInputError(
                 f"create_timer takes a datetime or timedelta, not {type(fire_at).__name__}."
             )
-        return self._schedule_timer(moment)
+        return self._state.schedule_timer(moment)
 
     def wait_for_external_event(
         self, name: str, timeout: timedelta | float | None = None
@@ -323,15 +298,11 @@ class DurableOrchestrationContext(EntityCalls):
         if not isinstance(name, str) or not name:
             raise InvalidInputError("The event name must be a non-empty string.")
         seconds = _timeout_seconds(timeout)
-        task = ExternalEventTask(name, self._register_waiter)
-        buffered = self._event_buffer.get(name.casefold())
-        if buffered:
-            self._take_buffered(task, buffered)
-        else:
-            self._register_waiter(task)
+        task = self._state.events.wait(name)
         if seconds is None or task.is_completed:
             return task
-        return TimedEventTask(task, self._schedule_timer(self._now + seconds), seconds)
+        timer = self._state.schedule_timer(self._state.now + seconds)
+        return TimedEventTask(task, timer, seconds)
 
     def task_all(self, activities: Sequence[TaskBase]) -> WhenAllTask:
         """Completes with all results in order; fails fast with the first failure."""
@@ -348,10 +319,10 @@ class DurableOrchestrationContext(EntityCalls):
         consumed are delivered to the new execution, in order; by default (as in Durable
         Functions for Python) they are dropped.
         """
-        if self._continue_as_new is not None:
+        if self._state.continue_as_new is not None:
             return  # as in Azure: the first call decides, later ones are ignored
         payload = serialization.dumps(input_, "continue_as_new input")
-        self._continue_as_new = (payload, preserve_unprocessed_events)
+        self._state.continue_as_new = (payload, preserve_unprocessed_events)
 
     # -- engine side --------------------------------------------------------------------------
 
@@ -369,142 +340,6 @@ class DurableOrchestrationContext(EntityCalls):
             other_kind = "orchestrator" if kind == "activity" else "activity"
             hint = f"'{name}' is an {other_kind}: use {_CALL_FOR_KIND[other_kind]}."
         raise FunctionNotFoundError(kind, name, hint)
-
-    def _next_id(self) -> int:
-        task_id = self._sequence
-        self._sequence += 1
-        return task_id
-
-    def _schedule(self, task: AtomicTask, action: Action, event: HistoryEvent) -> None:
-        if self._continue_as_new is not None:
-            raise InvalidInputError("No work can be scheduled after continue_as_new.")
-        task_id = cast(int, task.id)
-        self._open_tasks[task_id] = task
-        self._pending[task_id] = (action, event)
-
-    def _schedule_send(self, task_id: int, action: SendEvent, event: HistoryEvent) -> None:
-        if self._continue_as_new is not None:
-            raise InvalidInputError("No work can be scheduled after continue_as_new.")
-        self._pending[task_id] = (action, event)
-
-    def _schedule_timer(self, fire_at: float) -> TimerTask:
-        timer_id = self._next_id()
-        task = TimerTask(timer_id, fire_at)
-        self._schedule(
-            task,
-            ScheduleTimer(timer_id, fire_at),
-            TimerCreated(timestamp=self._now, event_id=timer_id, fire_at=fire_at),
-        )
-        return task
-
-    def _set_now(self, timestamp: float) -> None:
-        if timestamp > self._now:
-            self._now = timestamp
-            self._now_datetime = None
-
-    # -- external events: waiters, buffer, liveness -------------------------------------------
-
-    def _register_waiter(self, task: ExternalEventTask) -> None:
-        waiters = self._event_waiters.setdefault(task.name.casefold(), deque())
-        # Drop abandoned waiters at the head, so a loop that re-arms its wait every round
-        # (and never gets an event) does not grow the queue without bound.
-        while waiters and not self._is_live(waiters[0]):
-            waiters.popleft().registered = False
-        task.registered = True
-        waiters.append(task)
-
-    def _take_buffered(self, task: ExternalEventTask, buffered: deque[str | None]) -> None:
-        self._buffered_count -= 1
-        task._set_value(decode_payload(buffered.popleft(), f"payload of event '{task.name}'"))
-
-    def _is_live(self, task: TaskBase) -> bool:
-        """Could the orchestrator still want this task's value? (See ExternalEventTask.)"""
-        if task.is_completed:
-            return False
-        if task is self._awaited:
-            return True
-        parents = task._parents
-        return not parents or any(self._is_live(parent) for parent in parents)
-
-    def _deliver_event(self, name: str, payload: str | None) -> None:
-        """Hand an event to the oldest live waiter of its name, else buffer it. Abandoned
-        waiters passed over leave the queue (a waiter that is revived rejoins it)."""
-        key = name.casefold()
-        waiters = self._event_waiters.get(key)
-        while waiters:
-            task = waiters.popleft()
-            task.registered = False
-            if self._is_live(task):
-                task._set_value(decode_payload(payload, f"payload of event '{task.name}'"))
-                return
-        self._event_buffer.setdefault(key, deque()).append(payload)
-        self._buffered_names.setdefault(key, name)
-        self._buffered_count += 1
-
-    def _yielded(self, task: TaskBase) -> None:
-        """The orchestrator now waits for ``task``: a revived waiter may take a buffered event."""
-        self._awaited = task
-        if isinstance(task, ExternalEventTask) and not task.registered and not task.is_completed:
-            self._register_waiter(task)
-        if self._buffered_count:
-            for key, buffered in self._event_buffer.items():
-                waiters = self._event_waiters.get(key)
-                while buffered and waiters:
-                    waiter = waiters.popleft()
-                    waiter.registered = False
-                    if self._is_live(waiter):
-                        self._take_buffered(waiter, buffered)
-
-    def _unconsumed_events(self) -> list[tuple[str, str | None]]:
-        return [
-            (self._buffered_names[key], payload)
-            for key, queue in self._event_buffer.items()
-            for payload in queue
-        ]
-
-    def _outcome_before_scheduling(self, task_id: int) -> bool:
-        """A completion for a task whose scheduling event history does not hold yet.
-
-        In stored history that is corruption (or code that now schedules differently), and
-        fails the instance; arriving as a new message it can only be stale, and is dropped,
-        so the task is neither completed early nor scheduled twice.
-        """
-        if task_id not in self._pending:
-            return False
-        if self._is_replaying:
-            _action, event = self._pending[task_id]
-            raise NonDeterminismError(
-                f"History has the outcome of task #{task_id} before it was scheduled "
-                f"({type(event).__name__}); the history does not match the code.",
-            )
-        return True
-
-    def _fail_task(self, task_id: int, failure: FailureDetails) -> bool:
-        if self._outcome_before_scheduling(task_id):
-            return False
-        task = self._open_tasks.pop(task_id, None)
-        if task is None:
-            return False
-        message = f"{task.description} failed: {failure.error_type}: {failure.message}"
-        task._set_exception(TaskFailedError(message, failure, task.description))
-        return True
-
-    def _complete_task(self, task_id: int, payload: str | None) -> bool:
-        """Complete an open task from its completion event; False if no such task is open."""
-        if self._outcome_before_scheduling(task_id):
-            return False
-        task = self._open_tasks.get(task_id)
-        if task is None:
-            return False
-        if isinstance(task, TimerTask):
-            del self._open_tasks[task_id]
-            if not task.is_cancelled:
-                task._set_value(None)
-            return True
-        value = decode_payload(payload, f"result of {task.description} (task #{task_id})")
-        del self._open_tasks[task_id]
-        task._set_value(value)
-        return True
 
 
 def _timeout_seconds(timeout: timedelta | float | None) -> float | None:

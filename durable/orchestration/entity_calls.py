@@ -44,7 +44,7 @@ from durable.orchestration.entity_ids import (
 from durable.orchestration.tasks import AtomicTask, TaskBase
 
 if TYPE_CHECKING:
-    from durable.orchestration.context import DurableOrchestrationContext
+    from durable.orchestration.replay_state import ReplayState
 
 _REQUEST_NAMESPACE = uuid.UUID("0b3a3a3c-51c2-4c4e-9a7a-8c1f3d3e6f21")
 
@@ -68,15 +68,15 @@ class LockTask(AtomicTask):
 class CriticalSection:
     """The locks an orchestration holds; leaving the ``with`` block releases them."""
 
-    def __init__(self, context: DurableOrchestrationContext, lockset: list[EntityId]) -> None:
-        self._context = context
+    def __init__(self, state: EntityCallState, lockset: list[EntityId]) -> None:
+        self._state = state
         self.entities = lockset
 
     def __enter__(self) -> CriticalSection:
         return self
 
     def __exit__(self, *exc_info: object) -> bool:
-        self._context._release_locks(self)
+        self._state.release(self)
         return False
 
 
@@ -89,112 +89,42 @@ class _LockState:
         self.section: CriticalSection | None = None  # set once every lock is held
 
 
-class EntityCalls:
-    """The entity part of :class:`~durable.orchestration.context.DurableOrchestrationContext`
-    (a mixin: it uses the context's sequence numbers and pending work)."""
+class EntityCallState:
+    """The engine's side of entities: requests waiting for answers, the lock being acquired
+    or held. Part of :class:`~durable.orchestration.replay_state.ReplayState`."""
 
-    _instance_id: str
-    _execution_id: str
-    _now: float
-    _entity_calls: dict[str, AtomicTask]
-    _lock: _LockState | None
-
-    def _init_entities(self) -> None:
-        self._entity_calls = {}
-        self._lock = None
-
-    # -- the API ----------------------------------------------------------------------------------
-
-    def call_entity(self, entity_id: EntityId | str, operation_name: str,
-                    operation_input: Any = None) -> EntityCallTask:
-        """Run an operation on an entity; yield the task for its result. A failed operation
-        raises ``TaskFailedError`` naming the entity and the operation."""
-        target = as_entity_id(entity_id)
-        _check_operation(operation_name)
-        lock = self._lock
-        if lock is not None and lock.section is not None and target not in lock.lockset:
-            raise InvalidInputError(
-                f"call_entity('{target}') inside a critical section: only the locked entities "
-                f"({', '.join(str(e) for e in lock.lockset)}) can be called there."
-            )
-        payload = serialization.dumps(operation_input, f"input of operation '{operation_name}'")
-        task_id = self._next_id()  # type: ignore[attr-defined]
-        request_id = self._request_id(task_id)
-        task = EntityCallTask(request_id, f"call_entity('{target}', '{operation_name}')")
-        self._entity_calls[request_id] = task
-        request = EntityRequest(request_id, operation_name, input=payload,
-                                parent=self._instance_id, parent_execution=self._execution_id)
-        self._send(task_id, target.instance_id, request.to_json())
-        return task
-
-    def signal_entity(self, entity_id: EntityId | str, operation_name: str,
-                      operation_input: Any = None,
-                      scheduled_time: datetime | timedelta | None = None) -> None:
-        """Send a one-way operation to an entity (now, or at ``scheduled_time``)."""
-        target = as_entity_id(entity_id)
-        _check_operation(operation_name)
-        payload = serialization.dumps(operation_input, f"input of operation '{operation_name}'")
-        task_id = self._next_id()  # type: ignore[attr-defined]
-        request = EntityRequest(self._request_id(task_id), operation_name, signal=True,
-                                input=payload, parent=self._instance_id,
-                                parent_execution=self._execution_id)
-        self._send(task_id, target.instance_id, request.to_json(),
-                   visible_at=_due(scheduled_time, self._now))
-
-    def lock(self, entities: list[EntityId | str]) -> LockTask:
-        """Acquire the locks of ``entities``; yield the task for a :class:`CriticalSection`."""
-        if self._lock is not None:
-            what = "inside a critical section" if self._lock.section else "while a lock is pending"
-            raise InvalidInputError(f"lock() {what}: critical sections cannot be nested.")
-        if not entities:
-            raise InvalidInputError("lock() needs at least one entity.")
-        lockset = sorted({as_entity_id(e) for e in entities}, key=lambda e: e.instance_id)
-        task_id = self._next_id()  # type: ignore[attr-defined]
-        lock_id = self._request_id(task_id)
-        task = LockTask(lock_id, f"lock({', '.join(str(e) for e in lockset)})")
-        self._entity_calls[lock_id] = task
-        self._lock = _LockState(lock_id, lockset)
-        request = EntityRequest(lock_id, None, parent=self._instance_id,
-                                parent_execution=self._execution_id,
-                                lockset=[e.instance_id for e in lockset])
-        self._send(task_id, lockset[0].instance_id, request.to_json())
-        return task
+    def __init__(self, state: ReplayState) -> None:
+        self._state = state
+        self._calls: dict[str, AtomicTask] = {}
+        self.lock: _LockState | None = None
 
     @property
-    def is_locked(self) -> bool:
-        """True inside a critical section (every lock held)."""
-        return self._lock is not None and self._lock.section is not None
+    def in_section(self) -> bool:
+        return self.lock is not None and self.lock.section is not None
 
-    @property
-    def locked_entities(self) -> list[EntityId]:
-        lock = self._lock
-        return list(lock.lockset) if lock is not None and lock.section is not None else []
+    def request_id(self, task_id: int) -> str:
+        """Deterministic: the same on every replay of this execution."""
+        return str(uuid.uuid5(_REQUEST_NAMESPACE, f"{self._state.execution_id}:{task_id}"))
 
-    # -- engine side ------------------------------------------------------------------------------
+    def send(self, task_id: int, instance_id: str, message: str, *,
+             name: str = REQUEST_EVENT, visible_at: float | None = None) -> None:
+        action = SendEvent(task_id, instance_id, name, message, visible_at=visible_at)
+        event = EventSent(timestamp=self._state.now, event_id=task_id, instance_id=instance_id,
+                          name=name, input=message)
+        self._state.schedule_message(task_id, action, event)
 
-    def _request_id(self, task_id: int) -> str:
-        return str(uuid.uuid5(_REQUEST_NAMESPACE, f"{self._execution_id}:{task_id}"))
+    def expect(self, request_id: str, task: AtomicTask) -> None:
+        self._calls[request_id] = task
 
-    def _send(self, task_id: int, instance_id: str, request: str, *,
-              name: str = REQUEST_EVENT, visible_at: float | None = None) -> None:
-        action = SendEvent(task_id, instance_id, name, request, visible_at=visible_at)
-        event = EventSent(timestamp=self._now, event_id=task_id, instance_id=instance_id,
-                          name=name, input=request)
-        self._schedule_send(task_id, action, event)  # type: ignore[attr-defined]
-
-    def _check_not_in_section(self, what: str) -> None:
-        if self._lock is not None and self._lock.section is not None:
-            raise InvalidInputError(f"{what} is not allowed inside a critical section.")
-
-    def _complete_entity_call(self, name: str, payload: str | None) -> bool:
+    def answer(self, name: str, payload: str | None) -> bool:
         """Deliver a response if ``name`` is one of our request IDs; False otherwise."""
-        task = self._entity_calls.pop(name, None)
+        task = self._calls.pop(name, None)
         if task is None:
             return False
         if isinstance(task, LockTask):
-            lock = self._lock
+            lock = self.lock
             if lock is not None and lock.lock_id == name:
-                lock.section = CriticalSection(self, lock.lockset)  # type: ignore[arg-type]
+                lock.section = CriticalSection(self, lock.lockset)
                 task._set_value(lock.section)
             return True
         try:
@@ -214,33 +144,112 @@ class EntityCalls:
         task._set_value(decode_payload(result, f"result of {task.description}"))
         return True
 
-    def _release_locks(self, section: CriticalSection | None = None) -> None:
+    def release(self, section: CriticalSection | None = None) -> None:
         """Leave the critical section (its ``with`` block ended): one release per entity."""
-        lock = self._lock
+        lock = self.lock
         if lock is None or (section is not None and lock.section is not section):
             return
-        self._lock = None
+        self.lock = None
         for entity in lock.lockset:
-            task_id = self._next_id()  # type: ignore[attr-defined]
-            self._send(task_id, entity.instance_id, release_json(self._instance_id, lock.lock_id),
-                       name=RELEASE_EVENT)
+            self.send(self._state.next_id(), entity.instance_id,
+                      release_json(self._state.instance_id, lock.lock_id), name=RELEASE_EVENT)
 
-    def _releases_at_end(self) -> list[SendEvent]:
+    def releases_at_end(self) -> list[SendEvent]:
         """The orchestration ended holding (or acquiring) locks: release every one. A lock
         still being acquired is released too; the entities remember it (see entity_runtime)."""
-        lock, self._lock = self._lock, None
+        lock, self.lock = self.lock, None
         if lock is None:
             return []
-        message = release_json(self._instance_id, lock.lock_id)
+        message = release_json(self._state.instance_id, lock.lock_id)
         return [SendEvent(None, e.instance_id, RELEASE_EVENT, message) for e in lock.lockset]
 
-    def _lock_yielded(self, task: TaskBase) -> InvalidInputError | None:
+    def check_yield(self, task: TaskBase) -> InvalidInputError | None:
         if not isinstance(task, LockTask):
             return None
         if task.yielded:
             return InvalidInputError(f"{task.description} was yielded twice; yield it once.")
         task.yielded = True
         return None
+
+
+class EntityCalls:
+    """The entity API of :class:`~durable.orchestration.context.DurableOrchestrationContext`
+    (a mixin over its replay state)."""
+
+    _state: ReplayState
+
+    def call_entity(self, entity_id: EntityId | str, operation_name: str,
+                    operation_input: Any = None) -> EntityCallTask:
+        """Run an operation on an entity; yield the task for its result. A failed operation
+        raises ``TaskFailedError`` naming the entity and the operation."""
+        target = as_entity_id(entity_id)
+        _check_operation(operation_name)
+        entities = self._state.entities
+        lock = entities.lock
+        if entities.in_section and lock is not None and target not in lock.lockset:
+            raise InvalidInputError(
+                f"call_entity('{target}') inside a critical section: only the locked entities "
+                f"({', '.join(str(e) for e in lock.lockset)}) can be called there."
+            )
+        payload = serialization.dumps(operation_input, f"input of operation '{operation_name}'")
+        task_id = self._state.next_id()
+        request_id = entities.request_id(task_id)
+        task = EntityCallTask(request_id, f"call_entity('{target}', '{operation_name}')")
+        request = EntityRequest(request_id, operation_name, input=payload,
+                                parent=self._state.instance_id,
+                                parent_execution=self._state.execution_id)
+        entities.send(task_id, target.instance_id, request.to_json())
+        entities.expect(request_id, task)
+        return task
+
+    def signal_entity(self, entity_id: EntityId | str, operation_name: str,
+                      operation_input: Any = None,
+                      scheduled_time: datetime | timedelta | None = None) -> None:
+        """Send a one-way operation to an entity (now, or at ``scheduled_time``)."""
+        target = as_entity_id(entity_id)
+        _check_operation(operation_name)
+        payload = serialization.dumps(operation_input, f"input of operation '{operation_name}'")
+        entities = self._state.entities
+        task_id = self._state.next_id()
+        request = EntityRequest(entities.request_id(task_id), operation_name, signal=True,
+                                input=payload, parent=self._state.instance_id,
+                                parent_execution=self._state.execution_id)
+        entities.send(task_id, target.instance_id, request.to_json(),
+                      visible_at=_due(scheduled_time, self._state.now))
+
+    def lock(self, entities: list[EntityId | str]) -> LockTask:
+        """Acquire the locks of ``entities``; yield the task for a :class:`CriticalSection`."""
+        state = self._state.entities
+        if state.lock is not None:
+            what = "inside a critical section" if state.in_section else "while a lock is pending"
+            raise InvalidInputError(f"lock() {what}: critical sections cannot be nested.")
+        if not entities:
+            raise InvalidInputError("lock() needs at least one entity.")
+        lockset = sorted({as_entity_id(e) for e in entities}, key=lambda e: e.instance_id)
+        task_id = self._state.next_id()
+        lock_id = state.request_id(task_id)
+        task = LockTask(lock_id, f"lock({', '.join(str(e) for e in lockset)})")
+        request = EntityRequest(lock_id, None, parent=self._state.instance_id,
+                                parent_execution=self._state.execution_id,
+                                lockset=[e.instance_id for e in lockset])
+        state.send(task_id, lockset[0].instance_id, request.to_json())
+        state.expect(lock_id, task)
+        state.lock = _LockState(lock_id, lockset)
+        return task
+
+    @property
+    def is_locked(self) -> bool:
+        """True inside a critical section (every lock held)."""
+        return self._state.entities.in_section
+
+    @property
+    def locked_entities(self) -> list[EntityId]:
+        lock = self._state.entities.lock
+        return list(lock.lockset) if lock is not None and lock.section is not None else []
+
+    def _check_not_in_section(self, what: str) -> None:
+        if self._state.entities.in_section:
+            raise InvalidInputError(f"{what} is not allowed inside a critical section.")
 
 
 def _check_operation(name: object) -> None:

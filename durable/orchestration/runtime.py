@@ -56,6 +56,7 @@ from durable.orchestration.actions import (
 )
 from durable.orchestration.context import DurableOrchestrationContext, NameResolver
 from durable.orchestration.entity_ids import RELEASE_EVENT
+from durable.orchestration.replay_state import ReplayState
 from durable.orchestration.tasks import TaskBase
 from durable.status import OrchestrationRuntimeStatus as Status
 
@@ -111,6 +112,7 @@ class OrchestrationRuntime:
         self._resolve_activity = resolve_activity
         self._resolve_orchestrator = resolve_orchestrator
         self.context: DurableOrchestrationContext | None = None
+        self.state: ReplayState | None = None
         self.started: ExecutionStarted | None = None
         self._generator: Generator[Any, Any, Any] | None = None
         self._awaited: TaskBase | None = None
@@ -160,9 +162,9 @@ class OrchestrationRuntime:
     def _match_late(self, event: HistoryEvent) -> None:
         """A scheduling event recorded after the code's outcome was decided: work created in
         the finishing episode (history keeps it) must match what the code creates now."""
-        context = self._require_context()
+        state = self._require_state()
         event_id: int = event.event_id  # type: ignore[attr-defined]
-        if event_id not in context._pending:
+        if not state.is_scheduled(event_id):
             self._fail(
                 NonDeterminismError(
                     "Non-deterministic orchestrator: history has "
@@ -197,9 +199,8 @@ class OrchestrationRuntime:
     def _apply(self, event: HistoryEvent, replaying: bool) -> bool:
         """Apply one event; return False if it is a stale duplicate that history should skip."""
         self._replaying = replaying
-        context = self.context
-        if context is not None:
-            context._is_replaying = replaying
+        if self.state is not None:
+            self.state.is_replaying = replaying
         try:
             if self._suspended and not isinstance(
                 event,
@@ -216,8 +217,8 @@ class OrchestrationRuntime:
             return True
 
     def _on_orchestrator_started(self, event: OrchestratorStarted) -> bool:
-        if self.context is not None:
-            self.context._set_now(event.timestamp)
+        if self.state is not None:
+            self.state.advance_clock(event.timestamp)
         else:
             self._first_episode_at = event.timestamp
         return True
@@ -226,6 +227,7 @@ class OrchestrationRuntime:
         if self.started is not None:
             return False
         self.started = event
+        state = ReplayState(event.instance_id, event.execution_id)
         context = DurableOrchestrationContext(
             name=event.name,
             instance_id=event.instance_id,
@@ -235,18 +237,19 @@ class OrchestrationRuntime:
             version=event.version,
             resolve_activity=self._resolve_activity,
             resolve_orchestrator=self._resolve_orchestrator,
+            state=state,
         )
-        context._set_now(max(self._first_episode_at, event.timestamp))
-        context._is_replaying = self._replaying
+        state.advance_clock(max(self._first_episode_at, event.timestamp))
+        state.is_replaying = self._replaying
+        self.state = state
         self.context = context
         self._start()
         return True
 
     def _on_scheduled(self, event: HistoryEvent) -> bool:
-        context = self._require_context()
         event_id: int = event.event_id  # type: ignore[attr-defined]
         expected = describe_event(event)
-        entry = context._pending.pop(event_id, None)
+        entry = self._require_state().take_scheduled(event_id)
         if entry is None:
             raise NonDeterminismError(
                 f"Non-deterministic orchestrator: history has {expected} as task #{event_id}, "
@@ -268,27 +271,25 @@ class OrchestrationRuntime:
         return True
 
     def _on_task_completed(self, event: TaskCompleted | SubOrchestrationInstanceCompleted) -> bool:
-        if not self._require_context()._complete_task(event.task_scheduled_id, event.result):
+        if not self._require_state().complete_task(event.task_scheduled_id, event.result):
             return False
         self._resume()
         return True
 
     def _on_task_failed(self, event: TaskFailed | SubOrchestrationInstanceFailed) -> bool:
-        if not self._require_context()._fail_task(event.task_scheduled_id, event.failure):
+        if not self._require_state().fail_task(event.task_scheduled_id, event.failure):
             return False
         self._resume()
         return True
 
     def _on_timer_fired(self, event: TimerFired) -> bool:
-        if not self._require_context()._complete_task(event.timer_id, None):
+        if not self._require_state().complete_task(event.timer_id, None):
             return False
         self._resume()
         return True
 
     def _on_event_raised(self, event: EventRaised) -> bool:
-        context = self._require_context()
-        if not context._complete_entity_call(event.name, event.input):
-            context._deliver_event(event.name, event.input)
+        self._require_state().deliver_event(event.name, event.input)
         self._resume()
         return True
 
@@ -311,7 +312,7 @@ class OrchestrationRuntime:
         for queued in held:
             if self._outcome is not None:
                 break
-            self._apply(queued, replaying=self._require_context()._is_replaying)
+            self._apply(queued, replaying=self._require_state().is_replaying)
         return True
 
     def _on_execution_completed(self, event: ExecutionCompleted) -> bool:
@@ -364,7 +365,7 @@ class OrchestrationRuntime:
         except Exception as exc:
             self._fail(exc)
             return
-        if self._require_context()._continue_as_new is not None:
+        if self._require_state().continue_as_new is not None:
             self._finish_continue_as_new()
             return
         if not isinstance(yielded, TaskBase):
@@ -376,15 +377,12 @@ class OrchestrationRuntime:
             )
             return
         self._awaited = yielded
-        context = self._require_context()
-        misuse = context._lock_yielded(yielded)
+        misuse = self._require_state().yielded(yielded)
         if misuse is not None:
             self._step(generator, None, misuse)
-            return
-        context._yielded(yielded)
 
     def _finish(self, value: Any) -> None:
-        if self._require_context()._continue_as_new is not None:
+        if self._require_state().continue_as_new is not None:
             self._finish_continue_as_new()
             return
         try:
@@ -395,12 +393,12 @@ class OrchestrationRuntime:
         self._outcome = Status.Completed
 
     def _finish_continue_as_new(self) -> None:
-        context = self._require_context()
-        assert context._continue_as_new is not None
-        payload, preserve = context._continue_as_new
+        state = self._require_state()
+        assert state.continue_as_new is not None
+        payload, preserve = state.continue_as_new
         carried = (
-            [EventRaised(timestamp=context._now, name=name, input=data)
-             for name, data in context._unconsumed_events()]
+            [EventRaised(timestamp=state.now, name=name, input=data)
+             for name, data in state.events.unconsumed()]
             if preserve
             else []
         )
@@ -429,6 +427,11 @@ class OrchestrationRuntime:
             with contextlib.suppress(Exception):
                 generator.close()
 
+    def _require_state(self) -> ReplayState:
+        self._require_context()
+        assert self.state is not None
+        return self.state
+
     def _require_context(self) -> DurableOrchestrationContext:
         if self.context is None:
             raise NonDeterminismError(
@@ -441,22 +444,20 @@ class OrchestrationRuntime:
     def _decide(
         self, appended: list[HistoryEvent], now: float, late_events: list[EventRaised]
     ) -> Decision:
-        context = self._require_context()
+        state = self._require_state()
         try:
-            custom = (
-                serialization.dumps(context._custom_status, "custom status")
-                if context._custom_status_set else None
-            )
+            custom = state.custom_status_json()
         except SerializationError as exc:
             # The value was checked when set, but may have been mutated since.
-            context._custom_status_set = False
+            state.custom_status_set = False
             custom = None
             if self._outcome is None or self._outcome is Status.Completed:
                 self._fail(exc, with_traceback=False)
         actions: list[Action] = []
         finished = self._outcome is not None
+        work = state.take_new_work()
         if not (finished and self._drop_work):
-            for action, event in context._pending.values():
+            for action, event in work:
                 event.timestamp = now
                 appended.append(event)
                 # A finished orchestration would discard its timers' firing: record, don't send.
@@ -465,11 +466,10 @@ class OrchestrationRuntime:
         else:
             # Terminated (or out of step with history): no new work, but the lock releases
             # of a critical section closed on the way out still go.
-            actions.extend(action for action, _ in context._pending.values()
+            actions.extend(action for action, _ in work
                            if isinstance(action, SendEvent) and action.name == RELEASE_EVENT)
-        context._pending.clear()
         if finished:
-            actions.extend(context._releases_at_end())  # never leave entities locked
+            actions.extend(state.end_messages())  # never leave entities locked
         outcome = self._outcome
         if outcome is None:
             status = Status.Suspended if self._suspended else Status.Running

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from durable.errors import EventTimeoutError
 
 if TYPE_CHECKING:
-    from durable.orchestration.context import DurableOrchestrationContext
+    from durable.orchestration.replay_state import ReplayState
     from durable.orchestration.retry import RetryOptions
 
 
@@ -252,19 +252,19 @@ class RetryableTask(CompoundTask):
     own ID in history, so replay follows the same path.
     """
 
-    __slots__ = ("_attempts", "_context", "_first_attempt_at", "_options", "_start_attempt")
+    __slots__ = ("_attempts", "_first_attempt_at", "_options", "_start_attempt", "_state")
 
     def __init__(
         self,
-        context: DurableOrchestrationContext,
+        state: ReplayState,
         options: RetryOptions,
         start_attempt: Callable[[], TaskBase],
     ) -> None:
         super().__init__([])
-        self._context = context
+        self._state = state
         self._options = options
         self._start_attempt = start_attempt
-        self._first_attempt_at = context._now
+        self._first_attempt_at = state.now
         self._attempts = 0
         self._next_attempt()
 
@@ -286,11 +286,11 @@ class RetryableTask(CompoundTask):
             self._set_value(child.result)
             return
         delay = self._options.delay_before_retry(
-            self._attempts, child.result, self._context._now - self._first_attempt_at
+            self._attempts, child.result, self._state.now - self._first_attempt_at
         )
         if delay is None:
             self._set_exception(child.result)
             return
-        timer = self._context._schedule_timer(self._context._now + delay)
+        timer = self._state.schedule_timer(self._state.now + delay)
         self.children.append(timer)
         timer._add_parent(self)

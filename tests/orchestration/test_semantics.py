@@ -223,8 +223,8 @@ def test_abandoned_waiters_do_not_pile_up_in_a_long_reminder_loop() -> None:
     for _ in range(200):
         [timer] = timers(decision)
         decision = driver.step(fired(timer.timer_id, timer.fire_at))
-    context = driver.runtime.context
-    assert context is not None and len(context._event_waiters["approve"]) == 1
+    state = driver.runtime.state
+    assert state is not None and state.events.waiting("approve") == 1
 
 
 def test_an_event_between_rounds_is_buffered_for_the_next_waiter() -> None:
