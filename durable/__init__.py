@@ -32,7 +32,10 @@ from durable.errors import (
     OrchestrationTimeoutError,
     SchemaVersionError,
     SerializationError,
+    StorageCorruptError,
     StorageError,
+    StorageFullError,
+    StorageReadOnlyError,
     TaskFailedError,
 )
 from durable.host import Host
@@ -76,7 +79,10 @@ __all__ = [
     "RetryOptions",
     "SchemaVersionError",
     "SerializationError",
+    "StorageCorruptError",
     "StorageError",
+    "StorageFullError",
+    "StorageReadOnlyError",
     "TaskBase",
     "TaskFailedError",
     "TaskState",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,10 +29,13 @@ from durable.errors import (
     InstanceNotRunningError,
     InvalidInputError,
     SchemaVersionError,
+    StorageCorruptError,
 )
 from durable.history import (
     HistoryEvent,
     SubOrchestrationInstanceFailed,
+    TaskCompleted,
+    TaskFailed,
     decode_event,
     decode_events,
     encode_event,
@@ -55,6 +59,13 @@ from durable.storage.base import (
     NewInstance,
     OrchestrationCommit,
     OrchestrationWorkItem,
+)
+from durable.storage.checks import (
+    bad_json,
+    bad_raw,
+    commit_problem,
+    is_lookup_id,
+    new_instance_problem,
 )
 
 Status = OrchestrationRuntimeStatus
@@ -159,6 +170,14 @@ INSTANCE_COLUMNS = (
 )
 
 
+def _failure_from_text(text: str) -> FailureDetails:
+    try:
+        return FailureDetails.from_json(json.loads(text))
+    except (ValueError, TypeError, AttributeError):
+        # Never make an instance unreadable because of its failure text: show it as it is.
+        return FailureDetails("Unknown", text)
+
+
 def instance_from_row(row: Sequence[Any]) -> InstanceRecord:
     failure = row[9]
     return InstanceRecord(
@@ -171,7 +190,7 @@ def instance_from_row(row: Sequence[Any]) -> InstanceRecord:
         input=row[6],
         output=row[7],
         custom_status=row[8],
-        failure=FailureDetails.from_json(json.loads(failure)) if failure else None,
+        failure=_failure_from_text(failure) if failure else None,
         version=row[10],
         parent_instance_id=row[11],
         completed_at=row[12],
@@ -192,9 +211,12 @@ def decode_token(token: str) -> tuple[float, str]:
     try:
         padded = token + "=" * (-len(token) % 4)
         created_at, instance_id = json.loads(base64.urlsafe_b64decode(padded))
-        return float(created_at), str(instance_id)
+        after = float(created_at)
     except (ValueError, TypeError) as exc:
         raise InvalidInputError("The continuation token is not valid.") from exc
+    if not isinstance(instance_id, str) or not math.isfinite(after) or bad_raw(instance_id):
+        raise InvalidInputError("The continuation token is not valid.")
+    return after, instance_id
 
 
 # -- client operations --------------------------------------------------------------------------
@@ -208,6 +230,9 @@ def _insert_or_replace(
 ) -> Generator[Op, Any, int | Status]:
     """Create the instance row (or replace a replaceable one); return its revision, or the
     status of the existing instance that blocks it."""
+    problem = new_instance_problem(new)
+    if problem is not None:  # before any write: the rest of a batch is unaffected
+        raise InvalidInputError(problem)
     params = {
         "instance_id": new.instance_id,
         "name": new.name,
@@ -232,12 +257,14 @@ def _insert_or_replace(
     return int(row[0])
 
 
-def _insert_message(message: Message, now: float, guarded: bool) -> Op:
+def _insert_message(
+    message: Message, now: float, guarded: bool, event: str | None = None
+) -> Op:
     params = {
         "instance_id": message.instance_id,
         "execution_id": message.execution_id,
         "visible_at": message.visible_at if message.visible_at is not None else now,
-        "event": encode_event(message.event),
+        "event": event if event is not None else encode_event(message.event),
     }
     if guarded:
         return count("insert_message_if_running", **params)
@@ -271,25 +298,42 @@ def create_instance(
 
 
 def send_message(message: Message, now: float) -> Txn:
+    if not is_lookup_id(message.instance_id):
+        raise InstanceNotFoundError(message.instance_id)
+    event = encode_event(message.event)
+    problem = bad_json(event)
+    if problem is not None:
+        raise InvalidInputError(f"The {type(message.event).__name__} message cannot be "
+                                f"stored: {problem}.")
     row = yield one("lock_instance", instance_id=message.instance_id)
     if row is None:
         raise InstanceNotFoundError(message.instance_id)
     status = Status(row[0])
     if status in TERMINAL_STATUSES:
         raise InstanceNotRunningError(message.instance_id, status.value)
-    yield _insert_message(message, now, False)
+    yield _insert_message(message, now, False, event)
 
 
 def get_instance(instance_id: str) -> Txn:
+    if not is_lookup_id(instance_id):
+        return None
     row = yield one("get_instance", instance_id=instance_id)
     return instance_from_row(row) if row is not None else None
 
 
 def get_history(instance_id: str) -> Txn:
+    if not is_lookup_id(instance_id):
+        return []
     chunks = yield rows("select_history", instance_id=instance_id)
     events: list[HistoryEvent] = []
-    for (chunk,) in chunks:
-        events.extend(decode_events(chunk))
+    for index, (chunk,) in enumerate(chunks):
+        try:
+            events.extend(decode_events(chunk))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StorageCorruptError(
+                f"History chunk {index + 1} of instance '{instance_id}' cannot be decoded: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
     return events
 
 
@@ -300,12 +344,15 @@ def query_instances(query: InstanceQuery) -> Txn:
     after_id: str | None = None
     if query.continuation_token:
         after_created, after_id = decode_token(query.continuation_token)
+    prefix = query.instance_id_prefix or None
+    if prefix is not None and not is_lookup_id(prefix):
+        return InstancePage([], None)  # no instance ID can start like this
     found = yield rows(
         "query_instances",
         created_from=query.created_from,
         created_to=query.created_to,
         statuses=[s.value for s in query.statuses] if query.statuses else None,
-        prefix=query.instance_id_prefix or None,
+        prefix=prefix,
         after_created=after_created,
         after_id=after_id,
         limit=query.page_size + 1,
@@ -325,6 +372,8 @@ def _delete_instance(instance_id: str) -> Txn:
 
 
 def purge_instance(instance_id: str) -> Txn:
+    if not is_lookup_id(instance_id):
+        return 0
     return (yield from _delete_instance(instance_id))
 
 
@@ -379,8 +428,18 @@ def lease_orchestrations(
     # Messages and history of every leased instance in one query each, not one per instance.
     found = yield rows("select_messages_for", instance_ids=[row[0] for row in live], now=now)
     messages: dict[str, list[InboxEntry]] = {}
+    # What could not be decoded, per instance: only that instance is failed for it, never the
+    # others leased with it.
+    damage: dict[str, str] = {}
     for instance_id, mid, exe, event in found:
-        messages.setdefault(instance_id, []).append(InboxEntry(mid, decode_event(event), exe))
+        try:
+            decoded = decode_event(event)
+        except (ValueError, KeyError, TypeError) as exc:
+            damage.setdefault(instance_id, f"inbox message #{mid} cannot be decoded "
+                                           f"({type(exc).__name__}: {exc})")
+            messages.setdefault(instance_id, [])
+            continue
+        messages.setdefault(instance_id, []).append(InboxEntry(mid, decoded, exe))
     cached = cached_revisions or {}
     # Revision 1 is a row just inserted: no history yet, nothing to read.
     wanted = [row[0] for row in live if cached.get(row[0]) != row[4] and row[4] != 1]
@@ -388,7 +447,11 @@ def lease_orchestrations(
     if wanted:
         chunks = yield rows("select_history_for", instance_ids=wanted)
         for instance_id, chunk in chunks:
-            histories.setdefault(instance_id, []).extend(decode_events(chunk))
+            try:
+                histories.setdefault(instance_id, []).extend(decode_events(chunk))
+            except (ValueError, KeyError, TypeError) as exc:
+                damage.setdefault(instance_id, f"a history chunk cannot be decoded "
+                                               f"({type(exc).__name__}: {exc})")
     items = []
     for instance_id, name, execution_id, status, revision in live:
         if instance_id not in messages:
@@ -400,7 +463,7 @@ def lease_orchestrations(
             history = histories.get(instance_id, [])
         items.append(
             OrchestrationWorkItem(instance_id, name, execution_id, Status(status), revision,
-                                  messages[instance_id], history)
+                                  messages[instance_id], history, damage.get(instance_id))
         )
     return items
 
@@ -441,6 +504,14 @@ def _commit_one(
         or fence[3] != commit.execution_id
     ):
         return CommitOutcome(False)
+    # Encode everything first and check it: a value storage refuses must fail this commit
+    # alone, before it writes anything into the transaction it shares with the batch.
+    plan = commit.continue_as_new
+    history = encode_events(commit.history) if commit.history and plan is None else None
+    events = [encode_event(message.event) for message in commit.messages]
+    problem = commit_problem(commit, history, events)
+    if problem is not None:
+        return CommitOutcome(False, error=problem)
     if commit.delivered_tasks:
         # Results delivered from memory. A task this worker no longer leases was (or is being)
         # run again elsewhere; recording this result first is still correct, because the
@@ -460,7 +531,6 @@ def _commit_one(
     lease_owner = commit.lease_owner if keep_lease else None
     lease_expires_at = now + lease_seconds if keep_lease else None
     terminal = commit.status in TERMINAL_STATUSES
-    plan = commit.continue_as_new
     if plan is not None:
         yield count("delete_history", instance_id=instance_id)
         yield count("delete_unclaimed_tasks", instance_id=instance_id)
@@ -475,12 +545,12 @@ def _commit_one(
             lease_expires_at=lease_expires_at,
         )
     else:
-        if commit.history:
+        if history is not None:
             yield count(
                 "insert_history",
                 instance_id=instance_id,
                 chunk=commit.revision,
-                events=encode_events(commit.history),
+                events=history,
             )
         if terminal:
             yield count("delete_inbox", instance_id=instance_id)
@@ -515,8 +585,8 @@ def _commit_one(
                 for task in commit.new_tasks
             ],
         )
-    for message in commit.messages:
-        yield _insert_message(message, now, message.instance_id != instance_id)
+    for message, event in zip(commit.messages, events, strict=True):
+        yield _insert_message(message, now, message.instance_id != instance_id, event)
     for child in commit.new_instances:
         yield from _create_child(child, commit, now)
     return CommitOutcome(True, commit.revision + 1)
@@ -565,9 +635,27 @@ def complete_activities(owner: str, results: Sequence[ActivityResult], now: floa
         )
         if deleted:
             message = Message(task.instance_id, result.event, task.execution_id)
-            yield _insert_message(message, now, True)
+            event = encode_event(result.event)
+            if bad_json(event) is not None:
+                event = encode_event(_unstorable_result(result, bad_json(event) or ""))
+            yield _insert_message(message, now, True, event)
         delivered.append(bool(deleted))
     return delivered
+
+
+def _unstorable_result(result: ActivityResult, problem: str) -> HistoryEvent:
+    """The failure that replaces an activity result storage cannot hold, so that only its own
+    orchestration sees the problem (as a failed activity), never the results delivered with
+    it."""
+    name = result.task.name.encode("utf-8", "backslashreplace").decode("utf-8")
+    scheduled = getattr(result.event, "task_scheduled_id", result.task.task_id)
+    what = "result" if isinstance(result.event, TaskCompleted) else "failure"
+    failure = FailureDetails(
+        "durable.errors.SerializationError",
+        f"The {what} of activity '{name}' cannot be stored: {problem}.",
+    )
+    return TaskFailed(timestamp=result.event.timestamp, task_scheduled_id=scheduled,
+                      failure=failure)
 
 
 def abandon_activities(
