@@ -225,7 +225,9 @@ async def list_instances(call: Call) -> HttpResponse:
     top_raw = call.arg("top")
     page_size = DEFAULT_PAGE_SIZE
     if top_raw:
-        if not top_raw.strip().isdigit() or not 1 <= int(top_raw) <= MAX_PAGE_SIZE:
+        digits = top_raw.strip()
+        # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
+        if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= MAX_PAGE_SIZE:
             raise HttpError(400, f"Query parameter 'top' must be an integer 1..{MAX_PAGE_SIZE}.")
         page_size = int(top_raw)
     token = call.request.headers.get(CONTINUATION_HEADER) or None
