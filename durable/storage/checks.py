@@ -15,10 +15,17 @@ Checks cost one ``isascii`` pass per text in the common case.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
+from durable.errors import FailureDetails
+from durable.history import HistoryEvent, TaskCompleted, TaskFailed, event_to_dict
 from durable.serialization import unencodable
-from durable.storage.base import NewInstance, OrchestrationCommit
+from durable.storage.base import ActivityResult, NewInstance, OrchestrationCommit
+
+# As durable.history.encode_event writes events, but refusing NaN and Infinity: for messages
+# from clients, whose fields (a terminate reason) are not JSON text already checked.
+_STRICT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def bad_raw(value: str | None) -> str | None:
@@ -35,6 +42,11 @@ def bad_json(value: str | None) -> str | None:
     if value is None:
         return None
     return unencodable(value)
+
+
+def client_event_text(event: HistoryEvent) -> str:
+    """``event`` encoded for the inbox; raises ValueError or TypeError if it is not JSON."""
+    return _STRICT.encode(event_to_dict(event))
 
 
 def is_lookup_id(instance_id: str) -> bool:
@@ -91,6 +103,21 @@ def commit_problem(
         if problem is not None:
             return f"The {field} of {where} cannot be stored: {problem}."
     return None
+
+
+def unstorable_result(result: ActivityResult, problem: str) -> HistoryEvent:
+    """The failure that replaces an activity result storage cannot hold, so that only its own
+    orchestration sees the problem (as a failed activity), never the results delivered with
+    it."""
+    name = result.task.name.encode("utf-8", "backslashreplace").decode("utf-8")
+    scheduled = getattr(result.event, "task_scheduled_id", result.task.task_id)
+    what = "result" if isinstance(result.event, TaskCompleted) else "failure"
+    failure = FailureDetails(
+        "durable.errors.SerializationError",
+        f"The {what} of activity '{name}' cannot be stored: {problem}.",
+    )
+    return TaskFailed(timestamp=result.event.timestamp, task_scheduled_id=scheduled,
+                      failure=failure)
 
 
 def _shown(text: str) -> str:

@@ -13,9 +13,6 @@ PostgreSQL awaits them on an async connection. The transaction rules live here:
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 import re
 from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,8 +31,6 @@ from durable.errors import (
 from durable.history import (
     HistoryEvent,
     SubOrchestrationInstanceFailed,
-    TaskCompleted,
-    TaskFailed,
     decode_event,
     decode_events,
     encode_event,
@@ -54,7 +49,6 @@ from durable.storage.base import (
     InboxEntry,
     InstancePage,
     InstanceQuery,
-    InstanceRecord,
     Message,
     NewInstance,
     OrchestrationCommit,
@@ -62,11 +56,13 @@ from durable.storage.base import (
 )
 from durable.storage.checks import (
     bad_json,
-    bad_raw,
+    client_event_text,
     commit_problem,
     is_lookup_id,
     new_instance_problem,
+    unstorable_result,
 )
+from durable.storage.rows import decode_token, encode_token, failure_text, instance_from_row
 
 Status = OrchestrationRuntimeStatus
 TERMINAL_NAMES = sorted(s.value for s in TERMINAL_STATUSES)
@@ -162,63 +158,6 @@ async def run_async(execute: Callable[[Op], Any], txn: Txn) -> Any:
         return stop.value
 
 
-# -- rows ---------------------------------------------------------------------------------------
-
-INSTANCE_COLUMNS = (
-    "instance_id, name, execution_id, status, created_at, updated_at, input, output, "
-    "custom_status, failure, version, parent_instance_id, completed_at, revision"
-)
-
-
-def _failure_from_text(text: str) -> FailureDetails:
-    try:
-        return FailureDetails.from_json(json.loads(text))
-    except (ValueError, TypeError, AttributeError):
-        # Never make an instance unreadable because of its failure text: show it as it is.
-        return FailureDetails("Unknown", text)
-
-
-def instance_from_row(row: Sequence[Any]) -> InstanceRecord:
-    failure = row[9]
-    return InstanceRecord(
-        instance_id=row[0],
-        name=row[1],
-        execution_id=row[2],
-        status=Status(row[3]),
-        created_at=row[4],
-        updated_at=row[5],
-        input=row[6],
-        output=row[7],
-        custom_status=row[8],
-        failure=_failure_from_text(failure) if failure else None,
-        version=row[10],
-        parent_instance_id=row[11],
-        completed_at=row[12],
-        revision=row[13],
-    )
-
-
-def _failure_text(failure: FailureDetails | None) -> str | None:
-    return json.dumps(failure.to_json()) if failure is not None else None
-
-
-def encode_token(created_at: float, instance_id: str) -> str:
-    raw = json.dumps([created_at, instance_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_token(token: str) -> tuple[float, str]:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        created_at, instance_id = json.loads(base64.urlsafe_b64decode(padded))
-        after = float(created_at)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInputError("The continuation token is not valid.") from exc
-    if not isinstance(instance_id, str) or not math.isfinite(after) or bad_raw(instance_id):
-        raise InvalidInputError("The continuation token is not valid.")
-    return after, instance_id
-
-
 # -- client operations --------------------------------------------------------------------------
 
 
@@ -300,7 +239,11 @@ def create_instance(
 def send_message(message: Message, now: float) -> Txn:
     if not is_lookup_id(message.instance_id):
         raise InstanceNotFoundError(message.instance_id)
-    event = encode_event(message.event)
+    try:
+        event = client_event_text(message.event)
+    except (TypeError, ValueError) as exc:  # e.g. a terminate reason that is not a string
+        raise InvalidInputError(f"The {type(message.event).__name__} message is not "
+                                f"JSON-serializable: {exc}") from None
     problem = bad_json(event)
     if problem is not None:
         raise InvalidInputError(f"The {type(message.event).__name__} message cannot be "
@@ -507,8 +450,12 @@ def _commit_one(
     # Encode everything first and check it: a value storage refuses must fail this commit
     # alone, before it writes anything into the transaction it shares with the batch.
     plan = commit.continue_as_new
-    history = encode_events(commit.history) if commit.history and plan is None else None
-    events = [encode_event(message.event) for message in commit.messages]
+    try:
+        history = encode_events(commit.history) if commit.history and plan is None else None
+        events = [encode_event(message.event) for message in commit.messages]
+    except (TypeError, ValueError) as exc:
+        return CommitOutcome(False, error=f"The episode of instance '{instance_id}' is not "
+                                          f"JSON-serializable: {exc}")
     problem = commit_problem(commit, history, events)
     if problem is not None:
         return CommitOutcome(False, error=problem)
@@ -560,7 +507,7 @@ def _commit_one(
             instance_id=instance_id,
             status=commit.status.value,
             output=commit.output,
-            failure=_failure_text(commit.failure),
+            failure=failure_text(commit.failure),
             custom_status=commit.custom_status,
             now=now,
             completed_at=now if terminal else None,
@@ -637,25 +584,10 @@ def complete_activities(owner: str, results: Sequence[ActivityResult], now: floa
             message = Message(task.instance_id, result.event, task.execution_id)
             event = encode_event(result.event)
             if bad_json(event) is not None:
-                event = encode_event(_unstorable_result(result, bad_json(event) or ""))
+                event = encode_event(unstorable_result(result, bad_json(event) or ""))
             yield _insert_message(message, now, True, event)
         delivered.append(bool(deleted))
     return delivered
-
-
-def _unstorable_result(result: ActivityResult, problem: str) -> HistoryEvent:
-    """The failure that replaces an activity result storage cannot hold, so that only its own
-    orchestration sees the problem (as a failed activity), never the results delivered with
-    it."""
-    name = result.task.name.encode("utf-8", "backslashreplace").decode("utf-8")
-    scheduled = getattr(result.event, "task_scheduled_id", result.task.task_id)
-    what = "result" if isinstance(result.event, TaskCompleted) else "failure"
-    failure = FailureDetails(
-        "durable.errors.SerializationError",
-        f"The {what} of activity '{name}' cannot be stored: {problem}.",
-    )
-    return TaskFailed(timestamp=result.event.timestamp, task_scheduled_id=scheduled,
-                      failure=failure)
 
 
 def abandon_activities(

@@ -168,7 +168,8 @@ def park_commit(
     if terminate is not None:
         status = Status.Terminated
         reason = terminate.reason
-        output = serialization.dumps(serialization.printable(reason) if reason else reason)
+        output = serialization.dumps(None if reason is None else serialization.printable(
+            reason if isinstance(reason, str) else repr(reason)))
         failure = None
         history.append(terminate)
     else:
