@@ -41,7 +41,10 @@ from durable.errors import (
     OrchestrationTimeoutError,
     SchemaVersionError,
     SerializationError,
+    StorageCorruptError,
     StorageError,
+    StorageFullError,
+    StorageReadOnlyError,
     TaskFailedError,
 )
 from durable.host import Host
@@ -99,7 +102,10 @@ __all__ = [
     "RetryOptions",
     "SchemaVersionError",
     "SerializationError",
+    "StorageCorruptError",
     "StorageError",
+    "StorageFullError",
+    "StorageReadOnlyError",
     "TaskBase",
     "TaskFailedError",
     "TaskState",

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 
 def _decode(text: str | None) -> Any:
-    return serialization.loads(text) if text is not None else None
+    return serialization.loads_for_display(text)
 
 
 def status_from_record(

@@ -17,7 +17,10 @@ The tree::
     ├── OrchestrationTimeoutError (also TimeoutError)   wait_for_completion gave up
     ├── EventTimeoutError (also TimeoutError)   wait_for_external_event(timeout=) expired
     └── StorageError                              the backend failed (I/O, connection, schema)
-        └── SchemaVersionError                    the store was written by a newer version
+        ├── SchemaVersionError                    the store was written by a newer version
+        ├── StorageFullError                      the disk (or database quota) is full
+        ├── StorageReadOnlyError                  the store cannot be written (permissions, ro)
+        └── StorageCorruptError                   the store is damaged or not a database
 
 The class docstring's first line is the default message, so ``raise InstanceNotFoundError()``
 still says something useful.
@@ -125,11 +128,14 @@ class FailureDetails:
 
     @classmethod
     def from_exception(cls, exc: BaseException, details: str | None = None) -> FailureDetails:
+        """The failure an exception describes. Text that UTF-8 cannot hold (a lone surrogate
+        from a file name in the message or traceback) is escaped, so the failure can always
+        be stored and shown."""
         kind = type(exc)
         name = kind.__qualname__ if kind.__module__ == "builtins" else (
             f"{kind.__module__}.{kind.__qualname__}"
         )
-        return cls(name, str(exc), details)
+        return cls(name, _printable(str(exc)), _printable(details) if details else details)
 
 
 class TaskFailedError(DurableError):
@@ -179,3 +185,21 @@ class StorageError(DurableError):
 
 class SchemaVersionError(StorageError):
     """The store's schema is newer than this version of durable understands."""
+
+
+class StorageFullError(StorageError):
+    """The storage is full (no space left on the disk, or a database size limit)."""
+
+
+class StorageReadOnlyError(StorageError):
+    """The storage is read-only (file or directory permissions, a read-only mount or server)."""
+
+
+class StorageCorruptError(StorageError):
+    """The storage is damaged: not a database, or a malformed database image."""
+
+
+def _printable(text: str) -> str:
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

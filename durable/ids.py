@@ -9,7 +9,7 @@ import re
 from durable.errors import InvalidInstanceIdError
 
 MAX_INSTANCE_ID_LENGTH = 256
-_FORBIDDEN = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+_FORBIDDEN = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def validate_instance_id(instance_id: object) -> str:
@@ -17,7 +17,7 @@ def validate_instance_id(instance_id: object) -> str:
 
     Rules (as the Durable Functions extension enforces them): a non-empty string of at most 256
     characters that does not start with ``@`` (reserved for entities) and contains none of
-    ``/ \\ # ?`` and no control characters.
+    ``/ \\ # ?`` and no control characters (nor a lone surrogate, which no store can hold).
     """
     if not isinstance(instance_id, str):
         raise InvalidInstanceIdError(

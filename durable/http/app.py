@@ -13,21 +13,26 @@ One request goes through, in order:
    ``auth_level`` decides it;
 4. the handler, with every exception mapped by :mod:`durable.http.errors`. An error the mapping
    does not know is logged and answered 500 with a generic message: that is a bug, in durable
-   or in a user's route, never the reaction to malformed input.
+   or in a user's route, never the reaction to malformed input. A client that goes away in the
+   middle of its request is not an error: it is logged at debug level and nothing is sent.
+
+Slow clients are cut off below the application, by :mod:`durable.http.protocol`.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from durable.app import DFApp
 from durable.client import DurableOrchestrationClient
+from durable.errors import StorageError
 from durable.http import entity_routes, management
 from durable.http.errors import (
     GENERIC_500,
@@ -45,6 +50,7 @@ log = logging.getLogger("durable.http")
 
 DEFAULT_MAX_REQUEST_BODY = 10 * 1024 * 1024  # bytes, as the issue asks (10 MiB)
 DEFAULT_ROUTE_PREFIX = "api"
+STORAGE_LOG_EVERY = 10.0  # seconds between log lines about the same kind of storage trouble
 
 
 def to_starlette(response: HttpResponse | Response) -> Response:
@@ -114,6 +120,7 @@ class DurableHttpApp:
         self.route_prefix = f"/{prefix}" if prefix else ""
         self.max_request_body = max_request_body
         self.routes = RouteTable(app)
+        self._storage_logged: dict[str, float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -129,6 +136,10 @@ class DurableHttpApp:
             response = await self._dispatch(Request(scope, limited))
         except HttpError as exc:
             response = to_starlette(error_response(exc.status, exc.message, headers=exc.headers))
+        except ClientDisconnect:
+            log.debug("%s %s: the client disconnected before sending its whole request",
+                      scope.get("method"), scope.get("path"))
+            return
         await response(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -208,15 +219,27 @@ class DurableHttpApp:
         """Await ``work``; map durable errors to their status, anything else to a logged 500."""
         try:
             return await work
-        except RequestTooLargeError:
+        except (RequestTooLargeError, ClientDisconnect):
             raise
         except Exception as exc:
             mapped = response_for(exc)
             if mapped is not None:
-                log.debug("%s: %s %s", what, mapped.status_code, exc)
+                if isinstance(exc, StorageError):
+                    self._log_storage_trouble(what, mapped.status_code, exc)
+                else:
+                    log.debug("%s: %s %s", what, mapped.status_code, exc)
                 return mapped
             log.exception("%s failed", what)
             return error_response(500, GENERIC_500)
+
+
+    def _log_storage_trouble(self, what: str, status: int, exc: StorageError) -> None:
+        """The operator must hear about storage trouble, once per kind every few seconds."""
+        kind = type(exc).__name__
+        now = time.monotonic()
+        if now - self._storage_logged.get(kind, -STORAGE_LOG_EVERY) >= STORAGE_LOG_EVERY:
+            self._storage_logged[kind] = now
+            log.warning("%s answered %d: %s", what, status, exc)
 
 
 def path_of(request: Request) -> str:

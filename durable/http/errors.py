@@ -6,7 +6,10 @@ Error bodies have Durable Functions' shape: ``{"Message": ...}``, plus ``Excepti
 
 The mapping is the Durable Functions one: bad input 400, unknown instance 404, an instance ID
 in a non-overridable state 409 (Azure answers 500 there; see docs/singletons.md), a finished
-instance 410, a body over the limit 413, a missing or wrong key 401.
+instance 410, a body over the limit 413, a missing or wrong key 401. Storage trouble says what
+it is (docs/reliability.md): 503 with ``Retry-After`` while storage is unreachable, full or
+read-only (nothing of the request was stored; the same request can simply be sent again),
+500 when it is damaged.
 """
 
 from __future__ import annotations
@@ -16,10 +19,15 @@ from durable.errors import (
     InstanceNotFoundError,
     InstanceNotRunningError,
     InvalidInputError,
+    StorageCorruptError,
+    StorageError,
+    StorageFullError,
+    StorageReadOnlyError,
 )
 from durable.http.types import HttpResponse, json_response
 
 GENERIC_500 = "Something went wrong while processing your request"
+STORAGE_RETRY_AFTER = "5"  # seconds, on a 503 for unavailable storage
 
 
 class HttpError(Exception):
@@ -45,6 +53,8 @@ _STATUS_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
     (InstanceNotFoundError, 404),
     (InstanceAlreadyExistsError, 409),
     (InstanceNotRunningError, 410),
+    (StorageCorruptError, 500),
+    (StorageError, 503),
 )
 
 
@@ -83,7 +93,20 @@ def response_for(exc: BaseException) -> HttpResponse | None:
         return None
     if isinstance(exc, HttpError):
         return error_response(status, exc.message, headers=exc.headers)
+    if isinstance(exc, StorageError):
+        headers = {"Retry-After": STORAGE_RETRY_AFTER} if status == 503 else None
+        return error_response(status, _storage_summary(exc), exc, headers)
     return error_response(status, _summary(status), exc)
+
+
+def _storage_summary(exc: StorageError) -> str:
+    if isinstance(exc, StorageFullError):
+        return "The storage is full; nothing of this request was stored"
+    if isinstance(exc, StorageReadOnlyError):
+        return "The storage is read-only; nothing of this request was stored"
+    if isinstance(exc, StorageCorruptError):
+        return "The storage is damaged"
+    return "The storage is unavailable; try again later"
 
 
 def _summary(status: int) -> str:

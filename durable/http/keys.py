@@ -26,8 +26,9 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import quote, unquote_plus
 
 from durable.app import AuthLevel
 from durable.storage.base import Backend
@@ -59,22 +60,60 @@ def mask(key: str) -> str:
     return f"{key[:4]}…({len(key)} chars)"
 
 
-_CODE_IN_URL = re.compile(r"(?i)([?&]code=)[^&\s\"]*")
+_QUERY_PARAMETER = re.compile(r"([?&])([^=&#\s\"']*)=([^&#\s\"']*)")
 
 
-def redact(text: str) -> str:
-    """``text`` with every ``code=<key>`` in a URL replaced by ``code=***``."""
-    return _CODE_IN_URL.sub(r"\1***", text)
+def _hide_code(match: re.Match[str]) -> str:
+    # The name as the server reads it: "%63ode" and "c%6Fde" are "code" too.
+    if unquote_plus(match.group(2)).strip().lower() == KEY_QUERY:
+        return f"{match.group(1)}{match.group(2)}=***"
+    return match.group(0)
+
+
+def redact(text: str, keys: Iterable[str] = ()) -> str:
+    """``text`` with every ``code=<key>`` in a URL (however the name is percent-encoded)
+    replaced by ``code=***``, and every occurrence of one of ``keys`` masked."""
+    if "=" in text:
+        text = _QUERY_PARAMETER.sub(_hide_code, text)
+    for key in keys:
+        if key and key in text:
+            text = text.replace(key, mask(key))
+        escaped = quote(key, safe="") if key else ""
+        if escaped and escaped != key and escaped in text:
+            text = text.replace(escaped, mask(key))
+    return text
 
 
 class RedactKeysFilter(logging.Filter):
-    """A logging filter that keeps keys passed as ``code=`` out of log lines (access logs)."""
+    """A logging filter that keeps keys out of log lines: ``code=`` in any URL, and the
+    actual key values wherever they appear (message, arguments, traceback).
+
+    Attached to the *handlers* of the root and uvicorn loggers by ``durable run``, so it sees
+    every record that is written, whichever logger it came from.
+    """
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.keys = tuple(k for k in keys if k)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            # uvicorn's access formatter unpacks the arguments: keep them a tuple.
+            record.args = tuple(redact(a, self.keys) if isinstance(a, str) else a
+                                for a in record.args)
+            if isinstance(record.msg, str):
+                record.msg = redact(record.msg, self.keys)
+        else:
+            try:
+                message = record.getMessage()
+            except Exception:  # a broken record: let the handler report it as usual
+                return True
+            record.msg, record.args = redact(message, self.keys), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info),
+                                     self.keys)
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text, self.keys)
         return True
 
 

@@ -227,9 +227,11 @@ def page_size_of(call: Call) -> int:
     top_raw = call.arg("top")
     if not top_raw:
         return DEFAULT_PAGE_SIZE
-    if not top_raw.strip().isdigit() or not 1 <= int(top_raw) <= MAX_PAGE_SIZE:
+    digits = top_raw.strip()
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= MAX_PAGE_SIZE:
         raise HttpError(400, f"Query parameter 'top' must be an integer 1..{MAX_PAGE_SIZE}.")
-    return int(top_raw)
+    return int(digits)
 
 
 async def list_instances(call: Call) -> HttpResponse:

@@ -7,6 +7,12 @@ Shutdown on SIGINT/SIGTERM, in an order that loses nothing: stop accepting conne
 let in-flight requests finish (uvicorn's graceful shutdown), then stop the worker, which lets
 running activities finish and commits their results (up to its shutdown timeout) and hands
 every lease back so another process can take over at once, then close storage.
+
+Slow clients: every connection must deliver its request headers within ``head_timeout`` and
+its body within ``body_timeout``, and at most ``max_connections`` are open at once
+(:mod:`durable.http.protocol`). Each can be set in the environment: ``DURABLE_RUN_HEAD_TIMEOUT``,
+``DURABLE_RUN_BODY_TIMEOUT``, ``DURABLE_RUN_MAX_CONNECTIONS``. Keys never reach a log line in
+full: a filter on every log handler masks them (:class:`durable.http.keys.RedactKeysFilter`).
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
 
@@ -26,6 +33,12 @@ from durable.host import Host, start_with_retry
 from durable.http.app import DEFAULT_MAX_REQUEST_BODY, DEFAULT_ROUTE_PREFIX, create_app
 from durable.http.keys import KeyRing, RedactKeysFilter, is_loopback, load_keys
 from durable.http.payloads import WEBHOOK_PATH, WebhookSettings
+from durable.http.protocol import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    guarded_protocol,
+)
 from durable.http.routes import RouteTable
 from durable.status import OverridableStates
 
@@ -34,6 +47,22 @@ log = logging.getLogger("durable.run")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7071  # as Azure Functions Core Tools
 GRACEFUL_HTTP_SECONDS = 30.0
+
+
+def _from_env(name: str, default: float, kind: type = float) -> Callable[[], float]:
+    def read() -> float:
+        raw = os.environ.get(name)
+        if not raw:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not a number") from None
+        if value <= 0:
+            raise ValueError(f"{name} must be positive")
+        return value
+
+    return read
 
 
 @dataclass(slots=True)
@@ -47,6 +76,13 @@ class ServeOptions:
     overridable_states: OverridableStates = OverridableStates.NonRunningStates
     # False: a front end only; `durable worker` processes run the work (docs/scale-out.md).
     run_worker: bool = True
+    # Slow clients (durable/http/protocol.py); defaults from DURABLE_RUN_* in the environment.
+    head_timeout: float = field(
+        default_factory=_from_env("DURABLE_RUN_HEAD_TIMEOUT", DEFAULT_HEAD_TIMEOUT))
+    body_timeout: float = field(
+        default_factory=_from_env("DURABLE_RUN_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT))
+    max_connections: int = field(default_factory=_from_env(  # type: ignore[assignment]
+        "DURABLE_RUN_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, int))
 
 
 class _Server(uvicorn.Server):
@@ -108,6 +144,16 @@ def banner(
     return "\n".join(lines)
 
 
+def install_redaction(keys: list[str]) -> None:
+    """Mask keys in everything the root and uvicorn loggers' handlers write."""
+    redacting = RedactKeysFilter(keys)
+    for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error"):
+        for handler in logging.getLogger(name).handlers:
+            for old in [f for f in handler.filters if isinstance(f, RedactKeysFilter)]:
+                handler.removeFilter(old)
+            handler.addFilter(redacting)
+
+
 async def serve(
     app: DFApp,
     storage: str,
@@ -144,10 +190,13 @@ async def serve(
             access_log=options.access_log,
             log_level="info" if options.access_log else "warning",
             timeout_graceful_shutdown=int(GRACEFUL_HTTP_SECONDS),
+            http=guarded_protocol(options.head_timeout, options.body_timeout,
+                                  options.max_connections),
+            limit_concurrency=options.max_connections,
         )
         server = _Server(config)
-        # After uvicorn configured its loggers: keep `code=` keys out of the access log.
-        logging.getLogger("uvicorn.access").addFilter(RedactKeysFilter())
+        # After uvicorn configured its loggers: keep keys out of every log line.
+        install_redaction([keys.function, keys.system, keys.master])
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         stopping = asyncio.create_task(shutdown())
         deadline = time.monotonic() + 30

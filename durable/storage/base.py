@@ -118,6 +118,9 @@ class OrchestrationWorkItem:
     # Entities (instance IDs starting with "@") keep no history: their scheduler state, sent
     # when the worker does not hold this revision.
     entity_state: str | None = None
+    # Set when a stored message or history chunk of this instance could not be decoded
+    # (what, and where): the worker fails the instance with it instead of running it.
+    damage: str | None = None
 
     @property
     def is_entity(self) -> bool:
@@ -210,10 +213,13 @@ class OrchestrationCommit:
 
 @dataclass(slots=True)
 class CommitOutcome:
-    """Per commit: ``ok`` is False when the fence failed (the lease or revision moved on)."""
+    """Per commit: ``ok`` is False when the fence failed (the lease or revision moved on), or
+    when ``error`` says why this commit cannot be stored (a value storage refuses). Either way
+    nothing of this commit was written, and the other commits of the batch are unaffected."""
 
     ok: bool
     revision: int = 0
+    error: str | None = None
 
 
 @dataclass(slots=True)

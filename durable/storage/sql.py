@@ -13,8 +13,6 @@ PostgreSQL awaits them on an async connection. The transaction rules live here:
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from durable.errors import (
     InstanceNotRunningError,
     InvalidInputError,
     SchemaVersionError,
+    StorageCorruptError,
 )
 from durable.history import (
     ExecutionRewound,
@@ -55,11 +54,26 @@ from durable.storage.base import (
     InboxEntry,
     InstancePage,
     InstanceQuery,
-    InstanceRecord,
     Message,
     NewInstance,
     OrchestrationCommit,
     OrchestrationWorkItem,
+)
+from durable.storage.checks import (
+    bad_json,
+    client_event_text,
+    commit_problem,
+    is_lookup_id,
+    new_instance_problem,
+    unstorable_result,
+)
+from durable.storage.rows import (
+    decode_entity_token,
+    decode_token,
+    encode_entity_token,
+    encode_token,
+    failure_text,
+    instance_from_row,
 )
 
 Status = OrchestrationRuntimeStatus
@@ -156,52 +170,6 @@ async def run_async(execute: Callable[[Op], Any], txn: Txn) -> Any:
         return stop.value
 
 
-# -- rows ---------------------------------------------------------------------------------------
-
-INSTANCE_COLUMNS = (
-    "instance_id, name, execution_id, status, created_at, updated_at, input, output, "
-    "custom_status, failure, version, parent_instance_id, completed_at, revision"
-)
-
-
-def instance_from_row(row: Sequence[Any]) -> InstanceRecord:
-    failure = row[9]
-    return InstanceRecord(
-        instance_id=row[0],
-        name=row[1],
-        execution_id=row[2],
-        status=Status(row[3]),
-        created_at=row[4],
-        updated_at=row[5],
-        input=row[6],
-        output=row[7],
-        custom_status=row[8],
-        failure=FailureDetails.from_json(json.loads(failure)) if failure else None,
-        version=row[10],
-        parent_instance_id=row[11],
-        completed_at=row[12],
-        revision=row[13],
-    )
-
-
-def _failure_text(failure: FailureDetails | None) -> str | None:
-    return json.dumps(failure.to_json()) if failure is not None else None
-
-
-def encode_token(created_at: float, instance_id: str) -> str:
-    raw = json.dumps([created_at, instance_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_token(token: str) -> tuple[float, str]:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        created_at, instance_id = json.loads(base64.urlsafe_b64decode(padded))
-        return float(created_at), str(instance_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInputError("The continuation token is not valid.") from exc
-
-
 # -- client operations --------------------------------------------------------------------------
 
 
@@ -213,6 +181,9 @@ def _insert_or_replace(
 ) -> Generator[Op, Any, int | Status]:
     """Create the instance row (or replace a replaceable one); return its revision, or the
     status of the existing instance that blocks it."""
+    problem = new_instance_problem(new)
+    if problem is not None:  # before any write: the rest of a batch is unaffected
+        raise InvalidInputError(problem)
     params = {
         "instance_id": new.instance_id,
         "name": new.name,
@@ -237,12 +208,14 @@ def _insert_or_replace(
     return int(row[0])
 
 
-def _insert_message(message: Message, now: float, guarded: bool) -> Op:
+def _insert_message(
+    message: Message, now: float, guarded: bool, event: str | None = None
+) -> Op:
     params = {
         "instance_id": message.instance_id,
         "execution_id": message.execution_id,
         "visible_at": message.visible_at if message.visible_at is not None else now,
-        "event": encode_event(message.event),
+        "event": event if event is not None else encode_event(message.event),
     }
     if guarded:
         return count("insert_message_if_running", **params)
@@ -283,22 +256,30 @@ def _ensure_entity(instance_id: str, now: float) -> Op:
 
 
 def send_entity_message(message: Message, now: float) -> Txn:
+    event = _checked_client_event(message)
     yield _ensure_entity(message.instance_id, now)
-    yield _insert_message(message, now, False)
+    yield _insert_message(message, now, False, event)
+
+
+def _checked_client_event(message: Message) -> str:
+    """A client's message as stored text, refused (InvalidInputError) if it cannot be stored
+    faithfully."""
+    try:
+        event = client_event_text(message.event)
+    except (TypeError, ValueError) as exc:  # e.g. a terminate reason that is not a string
+        raise InvalidInputError(f"The {type(message.event).__name__} message is not "
+                                f"JSON-serializable: {exc}") from None
+    problem = bad_json(event)
+    if problem is not None:
+        raise InvalidInputError(f"The {type(message.event).__name__} message cannot be "
+                                f"stored: {problem}.")
+    return event
 
 
 def query_entities(query: EntityQuery) -> Txn:
     if query.page_size < 1:
         raise InvalidInputError("The page size must be at least 1.")
-    after = None
-    if query.continuation_token:
-        try:
-            padded = query.continuation_token + "=" * (-len(query.continuation_token) % 4)
-            after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInputError("The continuation token is not valid.") from exc
-        if not after.startswith("@"):
-            raise InvalidInputError("The continuation token is not valid.")
+    after = decode_entity_token(query.continuation_token) if query.continuation_token else None
     found = yield rows(
         "query_entities",
         prefix="@" + (query.name_prefix or ""),
@@ -310,7 +291,7 @@ def query_entities(query: EntityQuery) -> Txn:
     records = [instance_from_row(row) for row in found[: query.page_size]]
     token = None
     if len(found) > query.page_size and records:
-        token = base64.urlsafe_b64encode(records[-1].instance_id.encode()).decode().rstrip("=")
+        token = encode_entity_token(records[-1].instance_id)
     return InstancePage(records, token)
 
 
@@ -325,6 +306,8 @@ def remove_entity(instance_id: str, revision: int) -> Txn:
 
 
 def rewind_instance(instance_id: str, reason: str | None, now: float) -> Txn:
+    if not is_lookup_id(instance_id):
+        raise InstanceNotFoundError(instance_id)
     row = yield one("lock_instance", instance_id=instance_id)
     if row is None:
         raise InstanceNotFoundError(instance_id)
@@ -334,9 +317,10 @@ def rewind_instance(instance_id: str, reason: str | None, now: float) -> Txn:
 
 
 def _reopen(instance_id: str, execution_id: str, reason: str | None, now: float) -> Txn:
+    message = Message(instance_id, ExecutionRewound(timestamp=now, reason=reason), execution_id)
+    event = _checked_client_event(message)  # before writing anything
     yield count("reopen_instance", instance_id=instance_id, now=now)
-    rewound = ExecutionRewound(timestamp=now, reason=reason)
-    yield _insert_message(Message(instance_id, rewound, execution_id), now, False)
+    yield _insert_message(message, now, False, event)
 
 
 def _rewind_child(child: NewInstance, now: float) -> Txn:
@@ -363,25 +347,38 @@ def _rewind_child(child: NewInstance, now: float) -> Txn:
 
 
 def send_message(message: Message, now: float) -> Txn:
+    if not is_lookup_id(message.instance_id):
+        raise InstanceNotFoundError(message.instance_id)
+    event = _checked_client_event(message)
     row = yield one("lock_instance", instance_id=message.instance_id)
     if row is None:
         raise InstanceNotFoundError(message.instance_id)
     status = Status(row[0])
     if status in TERMINAL_STATUSES:
         raise InstanceNotRunningError(message.instance_id, status.value)
-    yield _insert_message(message, now, False)
+    yield _insert_message(message, now, False, event)
 
 
 def get_instance(instance_id: str) -> Txn:
+    if not is_lookup_id(instance_id):
+        return None
     row = yield one("get_instance", instance_id=instance_id)
     return instance_from_row(row) if row is not None else None
 
 
 def get_history(instance_id: str) -> Txn:
+    if not is_lookup_id(instance_id):
+        return []
     chunks = yield rows("select_history", instance_id=instance_id)
     events: list[HistoryEvent] = []
-    for (chunk,) in chunks:
-        events.extend(decode_events(chunk))
+    for index, (chunk,) in enumerate(chunks):
+        try:
+            events.extend(decode_events(chunk))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StorageCorruptError(
+                f"History chunk {index + 1} of instance '{instance_id}' cannot be decoded: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
     return events
 
 
@@ -392,12 +389,15 @@ def query_instances(query: InstanceQuery) -> Txn:
     after_id: str | None = None
     if query.continuation_token:
         after_created, after_id = decode_token(query.continuation_token)
+    prefix = query.instance_id_prefix or None
+    if prefix is not None and not is_lookup_id(prefix):
+        return InstancePage([], None)  # no instance ID can start like this
     found = yield rows(
         "query_instances",
         created_from=query.created_from,
         created_to=query.created_to,
         statuses=[s.value for s in query.statuses] if query.statuses else None,
-        prefix=query.instance_id_prefix or None,
+        prefix=prefix,
         after_created=after_created,
         after_id=after_id,
         limit=query.page_size + 1,
@@ -417,6 +417,8 @@ def _delete_instance(instance_id: str) -> Txn:
 
 
 def purge_instance(instance_id: str) -> Txn:
+    if not is_lookup_id(instance_id):
+        return 0
     return (yield from _delete_instance(instance_id))
 
 
@@ -471,8 +473,18 @@ def lease_orchestrations(
     # Messages and history of every leased instance in one query each, not one per instance.
     found = yield rows("select_messages_for", instance_ids=[row[0] for row in live], now=now)
     messages: dict[str, list[InboxEntry]] = {}
+    # What could not be decoded, per instance: only that instance is failed for it, never the
+    # others leased with it.
+    damage: dict[str, str] = {}
     for instance_id, mid, exe, event in found:
-        messages.setdefault(instance_id, []).append(InboxEntry(mid, decode_event(event), exe))
+        try:
+            decoded = decode_event(event)
+        except (ValueError, KeyError, TypeError) as exc:
+            damage.setdefault(instance_id, f"inbox message #{mid} cannot be decoded "
+                                           f"({type(exc).__name__}: {exc})")
+            messages.setdefault(instance_id, [])
+            continue
+        messages.setdefault(instance_id, []).append(InboxEntry(mid, decoded, exe))
     cached = cached_revisions or {}
     uncached = [row for row in live if cached.get(row[0]) != row[4]]
     # Revision 1 is a row just inserted: no history yet, nothing to read. Entities keep their
@@ -483,7 +495,11 @@ def lease_orchestrations(
     if wanted:
         chunks = yield rows("select_history_for", instance_ids=wanted)
         for instance_id, chunk in chunks:
-            histories.setdefault(instance_id, []).extend(decode_events(chunk))
+            try:
+                histories.setdefault(instance_id, []).extend(decode_events(chunk))
+            except (ValueError, KeyError, TypeError) as exc:
+                damage.setdefault(instance_id, f"a history chunk cannot be decoded "
+                                               f"({type(exc).__name__}: {exc})")
     entity_states: dict[str, str | None] = {}
     if entity_ids:
         for instance_id, state in (yield rows("select_inputs_for", instance_ids=entity_ids)):
@@ -500,7 +516,8 @@ def lease_orchestrations(
         items.append(
             OrchestrationWorkItem(instance_id, name, execution_id, Status(status), revision,
                                   messages[instance_id], history,
-                                  entity_states.get(instance_id))
+                                  entity_state=entity_states.get(instance_id),
+                                  damage=damage.get(instance_id))
         )
     return items
 
@@ -541,6 +558,18 @@ def _commit_one(
         or fence[3] != commit.execution_id
     ):
         return CommitOutcome(False)
+    # Encode everything first and check it: a value storage refuses must fail this commit
+    # alone, before it writes anything into the transaction it shares with the batch.
+    plan = commit.continue_as_new
+    try:
+        history = encode_events(commit.history) if commit.history and plan is None else None
+        events = [encode_event(message.event) for message in commit.messages]
+    except (TypeError, ValueError) as exc:
+        return CommitOutcome(False, error=f"The episode of instance '{instance_id}' is not "
+                                          f"JSON-serializable: {exc}")
+    problem = commit_problem(commit, history, events)
+    if problem is not None:
+        return CommitOutcome(False, error=problem)
     if commit.delivered_tasks:
         # Results delivered from memory. A task this worker no longer leases was (or is being)
         # run again elsewhere; recording this result first is still correct, because the
@@ -560,7 +589,6 @@ def _commit_one(
     lease_owner = commit.lease_owner if keep_lease else None
     lease_expires_at = now + lease_seconds if keep_lease else None
     terminal = commit.status in TERMINAL_STATUSES
-    plan = commit.continue_as_new
     if commit.entity_state is not None:
         yield count(
             "update_entity",
@@ -586,12 +614,12 @@ def _commit_one(
     else:
         if commit.replace_history:
             yield count("delete_history", instance_id=instance_id)
-        if commit.history:
+        if history is not None:
             yield count(
                 "insert_history",
                 instance_id=instance_id,
                 chunk=commit.revision,
-                events=encode_events(commit.history),
+                events=history,
             )
         if terminal:
             yield count("delete_inbox", instance_id=instance_id)
@@ -601,7 +629,7 @@ def _commit_one(
             instance_id=instance_id,
             status=commit.status.value,
             output=commit.output,
-            failure=_failure_text(commit.failure),
+            failure=failure_text(commit.failure),
             custom_status=commit.custom_status,
             now=now,
             completed_at=now if terminal else None,
@@ -626,13 +654,13 @@ def _commit_one(
                 for task in commit.new_tasks
             ],
         )
-    for message in commit.messages:
+    for message, event in zip(commit.messages, events, strict=True):
         target = message.instance_id
         if target.startswith("@") and target != instance_id:
             yield _ensure_entity(target, now)  # a message creates the entity it is sent to
-            yield _insert_message(message, now, False)
+            yield _insert_message(message, now, False, event)
         else:
-            yield _insert_message(message, now, target != instance_id)
+            yield _insert_message(message, now, target != instance_id, event)
     for child in commit.new_instances:
         yield from _create_child(child, commit, now)
     for child in commit.rewind_children:
@@ -683,7 +711,10 @@ def complete_activities(owner: str, results: Sequence[ActivityResult], now: floa
         )
         if deleted:
             message = Message(task.instance_id, result.event, task.execution_id)
-            yield _insert_message(message, now, True)
+            event = encode_event(result.event)
+            if bad_json(event) is not None:
+                event = encode_event(unstorable_result(result, bad_json(event) or ""))
+            yield _insert_message(message, now, True, event)
         delivered.append(bool(deleted))
     return delivered
 

@@ -7,6 +7,8 @@ instances, a finished child reports to its parent, and continue-as-new starts a 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 
 from durable.errors import FailureDetails
@@ -29,6 +31,8 @@ from durable.orchestration.actions import (
 from durable.status import OrchestrationRuntimeStatus as Status
 from durable.storage.base import (
     ActivityResult,
+    ActivityWorkItem,
+    Backend,
     ContinueAsNewPlan,
     Message,
     NewInstance,
@@ -36,6 +40,9 @@ from durable.storage.base import (
     OrchestrationCommit,
 )
 from durable.worker.cache import OwnedInstance
+from durable.worker.options import MAX_RETRY_DELAY
+
+log = logging.getLogger("durable.worker")
 
 
 def commit_for(
@@ -139,3 +146,35 @@ def report_to_parent(started: ExecutionStarted, decision: Decision, now: float) 
             timestamp=now, task_scheduled_id=parent_task, failure=failure
         )
     return Message(started.parent_instance_id or "", event, started.parent_execution_id)
+
+
+async def give_back_claims(
+    backend: Backend,
+    owner: str,
+    commits: list[OrchestrationCommit],
+    first_delay: float,
+    stopping: Callable[[], bool],
+) -> None:
+    """After a commit failed with an error, give back the activities it claimed.
+
+    The error may have hidden a COMMIT that did land (the connection died while the server
+    committed). Its claimed tasks would then be leased to this worker, renewed by it, and never
+    run. Abandoning them is harmless if the commit did not land (no rows). The caller keeps the
+    episodes busy until this is done, so a re-run cannot claim them first.
+    """
+    tasks = [
+        ActivityWorkItem(c.instance_id, c.execution_id, t.task_id, t.name, t.input)
+        for c in commits for t in c.new_tasks if t.claimed
+    ]
+    delay = first_delay
+    while tasks:
+        try:
+            await backend.abandon_activities(owner, tasks)
+            return
+        except Exception as exc:
+            if stopping():
+                return
+            log.warning("giving back %d claimed activities failed: %s; retrying in %.1fs",
+                        len(tasks), exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_DELAY)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
 from dataclasses import dataclass
 
-from durable.storage.base import DEFAULT_LEASE_SECONDS
+from durable.storage.base import DEFAULT_LEASE_SECONDS, Backend
+
+log = logging.getLogger("durable.worker")
 
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_MAX_CACHED = 10_000
@@ -32,6 +35,12 @@ class WorkerOptions:
     # take, so a fan-out spreads over every worker instead of queueing behind one.
     activity_backlog: int | None = None
     shutdown_timeout: float = 30.0
+    # An instance whose episode fails inside durable this many times (an exception escaping
+    # replay, a commit storage refuses) is parked as Failed with the cause, instead of being
+    # retried forever; between attempts it backs off from poison_retry_delay, doubling
+    # (docs/reliability.md). Deterministic failures (a value storage refuses) park at once.
+    poison_attempts: int = 5
+    poison_retry_delay: float = 0.5
 
     @property
     def backlog(self) -> int:
@@ -65,3 +74,17 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True  # exists, owned by someone else
     return True
+
+
+async def reclaim_dead_owners(backend: Backend) -> None:
+    """Release leases of crashed workers of this machine at once instead of waiting for them
+    to expire, so a restarted single-machine app resumes immediately.
+
+    Only for single-host backends (SQLite): there a worker ID's host part is this machine and
+    a missing process ID proves its owner dead. Elsewhere leases simply expire.
+    """
+    if not getattr(backend, "single_host", False):
+        return
+    for owner in dead_local_owners(await backend.lease_owners()):
+        log.info("releasing the leases of %s: its process is gone", owner)
+        await backend.release_all(owner)

@@ -16,13 +16,16 @@ Design (see docs/architecture.md):
 - **Fencing.** A commit names the revision it read and the lease owner; if either moved on, the
   commit is void, the cached state is dropped, and finished activity results are re-delivered
   through the inbox so nothing is lost.
+- **Isolation.** An instance whose episode raises inside durable, or whose commit storage
+  refuses, costs only itself: it backs off and, after a few attempts (at once if the failure is
+  deterministic), is parked as Failed with the cause (durable/worker/poison.py). A batch commit
+  that raises is retried one commit at a time, so the others of the batch still land.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import time
 from collections.abc import Callable
@@ -30,8 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable.app import FunctionInfo, Registry
-from durable.errors import FunctionNotFoundError, StorageError
-from durable.history import HistoryEvent
+from durable.errors import FailureDetails, FunctionNotFoundError, InvalidInputError, StorageError
+from durable.history import ExecutionTerminated, HistoryEvent
 from durable.orchestration.actions import Decision
 from durable.orchestration.entity_ids import EntityId
 from durable.orchestration.entity_runtime import EntityRuntime
@@ -46,16 +49,19 @@ from durable.storage.base import (
 )
 from durable.worker.activities import ActivityExecutor
 from durable.worker.cache import InstanceCache, OwnedInstance, Runtime
-from durable.worker.commits import commit_for
+from durable.worker.commits import commit_for, give_back_claims
 from durable.worker.options import (
     DEFAULT_MAX_CACHED,
     DEFAULT_POLL_INTERVAL,
     MAX_RETRY_DELAY,
     WorkerOptions,
-    dead_local_owners,
     new_worker_id,
+    reclaim_dead_owners,
 )
+from durable.worker.poison import Strikes, describe_events, failure_of, park_commit
 from durable.worker.rewinds import apply_rewind, rewind_of
+from durable.worker.timers import TimerQueue
+from durable.worker.waiters import FinishWaiters
 
 log = logging.getLogger("durable.worker")
 
@@ -70,6 +76,7 @@ class _Episode:
     decision: Decision
     commit: OrchestrationCommit
     delivered: list[ActivityResult]
+    parked: bool = False  # the commit parks the instance (durable/worker/poison.py)
 
 
 class Worker:
@@ -99,9 +106,11 @@ class Worker:
         self._to_inbox: list[ActivityResult] = []
         self._busy_count = 0
         self._wake = asyncio.Event()
-        self._timers: list[tuple[float, str]] = []
-        self._timer_wake = asyncio.Event()
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._timers = TimerQueue(self.hint)
+        self._strikes = Strikes(self.options.poison_attempts, self.options.poison_retry_delay,
+                                MAX_RETRY_DELAY)
+        self._doing = ""  # what the episode being built is doing, for a failure message
+        self._finish_waiters = FinishWaiters()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -113,31 +122,19 @@ class Worker:
             max_async=self.options.max_concurrent_async_activities,
             builtins=builtin_activities,
         )
-        self.stats = {"episodes": 0, "commits": 0, "activities": 0, "lease_lost": 0}
+        self.stats = {"episodes": 0, "commits": 0, "activities": 0, "lease_lost": 0,
+                      "strikes": 0, "parked": 0}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self._started:
             return
-        await self._reclaim_dead_owners()  # may fail (storage down): then nothing started yet
+        await reclaim_dead_owners(self.backend)  # may fail (storage down): nothing started yet
         self._started = True
         self.executor.start()
-        for body in (self._dispatch_loop, self._poll_loop, self._renew_loop, self._timer_loop):
+        for body in (self._dispatch_loop, self._poll_loop, self._renew_loop, self._timers.run):
             self._loops.append(asyncio.get_running_loop().create_task(body()))
-
-    async def _reclaim_dead_owners(self) -> None:
-        """Release leases of crashed workers of this machine at once instead of waiting for
-        them to expire, so a restarted single-machine app resumes immediately.
-
-        Only for single-host backends (SQLite): there a worker ID's host part is this machine
-        and a missing process ID proves its owner dead. Elsewhere leases simply expire.
-        """
-        if not getattr(self.backend, "single_host", False):
-            return
-        for owner in dead_local_owners(await self.backend.lease_owners()):
-            log.info("releasing the leases of %s: its process is gone", owner)
-            await self.backend.release_all(owner)
 
     async def stop(self) -> None:
         """Finish in-flight work (up to ``shutdown_timeout``), then hand every lease back."""
@@ -182,16 +179,10 @@ class Worker:
         Register it *before* reading the status, so a finish in between is not missed; call
         :meth:`unwatch` when done waiting.
         """
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(instance_id, []).append(future)
-        return future
+        return self._finish_waiters.watch(instance_id)
 
     def unwatch(self, instance_id: str, future: asyncio.Future[None]) -> None:
-        waiters = self._waiters.get(instance_id)
-        if waiters and future in waiters:
-            waiters.remove(future)
-            if not waiters:
-                del self._waiters[instance_id]
+        self._finish_waiters.unwatch(instance_id, future)
 
     # -- background loops ---------------------------------------------------------------------
 
@@ -224,6 +215,11 @@ class Worker:
             # hot entity) must not start a read of its whole inbox per message.
             wanted = [i for i in self._hinted
                       if not self._cache.is_busy(i) and i not in self._leasing]
+            if self._strikes:
+                # Backing off: its retry is on the timer queue.
+                waiting = [i for i in wanted if self._strikes.is_backing_off(i)]
+                self._hinted.difference_update(waiting)
+                wanted = [i for i in wanted if i not in waiting]
             wanted = wanted[: self.options.lease_batch]
             if wanted:
                 self._hinted.difference_update(wanted)
@@ -253,26 +249,37 @@ class Worker:
 
     def _guarded(self, instance_id: str, step: Callable[..., _Episode | None], *args: Any
                  ) -> _Episode | None:
-        """Run one instance's episode; a bug there must not stop the others."""
+        """Run one instance's episode; whatever it raises costs that instance alone."""
+        self._doing = "running an episode"
         try:
             return step(*args)
-        except Exception:
-            log.exception("episode of %s failed inside durable; it will be retried from storage",
-                          instance_id)
+        except Exception as exc:
             owned = self._cache.get(instance_id)
             if owned is not None:
                 self._to_inbox.extend(owned.local)
                 owned.local = []
             self._forget(instance_id)
+            self._struck(instance_id, failure_of(exc, self._doing),
+                         deterministic=isinstance(exc, InvalidInputError), exc=exc)
             return None
+
+    def _struck(self, instance_id: str, cause: FailureDetails, *, deterministic: bool,
+                exc: BaseException | None = None) -> None:
+        """Count a failure of ``instance_id`` inside durable; retry it later, or park it."""
+        self.stats["strikes"] += 1
+        retry_at = self._strikes.record(instance_id, cause, deterministic=deterministic, exc=exc)
+        self._timers.add(retry_at, instance_id)  # exactly then it is no longer backing off
 
     def _in_hand(self) -> list[str]:
         """Instances whose messages this worker already holds (an episode in flight, or a
-        leased item waiting for one): a poll need not lease and read them again."""
+        leased item waiting for one), and instances backing off after a failure: a poll need
+        not lease and read them again."""
         held = [item.instance_id for item in self._accepted]
         held.extend(self._leasing)
         if self._busy_count:
             held.extend(owned.instance_id for owned in self._cache if owned.busy)
+        if self._strikes:
+            held.extend(self._strikes.backing_off())
         return held
 
     async def _lease(self, instance_ids: list[str]) -> None:
@@ -375,26 +382,6 @@ class Worker:
             except Exception:
                 log.exception("renewing leases failed; retrying in %.1fs", period)
 
-    async def _timer_loop(self) -> None:
-        while True:
-            if not self._timers:
-                await self._timer_wake.wait()
-                self._timer_wake.clear()
-                continue
-            delay = self._timers[0][0] - time.time()
-            if delay > 0:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel
-                # that arrives just as the event is set, and stop() then waits forever.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(delay, 3600)):
-                        await self._timer_wake.wait()
-                self._timer_wake.clear()
-                continue
-            now = time.time()
-            while self._timers and self._timers[0][0] <= now:
-                _, instance_id = heapq.heappop(self._timers)
-                self.hint(instance_id)
-
     # -- episodes -----------------------------------------------------------------------------
 
     def _new_runtime(self, name: str) -> OrchestrationRuntime | None:
@@ -409,6 +396,12 @@ class Worker:
         )
 
     def _episode_from_item(self, item: OrchestrationWorkItem) -> _Episode | None:
+        if self._strikes or item.damage is not None:
+            strike = self._strikes.get(item.instance_id)
+            if item.damage is not None or (strike is not None and strike.park) or (
+                strike is not None and _terminating(item)
+            ):
+                return self._park(item)
         owned = self._cache.get(item.instance_id)
         if owned is not None:
             if item.revision < owned.revision and item.execution_id in (
@@ -437,7 +430,9 @@ class Worker:
             if runtime is None:
                 return self._unknown_orchestrator(item)
             rewind = rewind_of(item)
-            runtime.replay(rewind[1].history if rewind else item.history)
+            history = rewind[1].history if rewind else item.history
+            self._doing = f"replaying its history ({len(history)} events)"
+            runtime.replay(history)
             owned = OwnedInstance(item.instance_id, item.execution_id, item.revision, runtime)
             self._cache.remember(owned)
         else:
@@ -477,14 +472,47 @@ class Worker:
         for result in delivered:
             events.append(result.event)
         now = time.time()
-        decision = owned.runtime.run_episode(events, now)
+        claims = self._claims_planned
+        decision: Decision | None = None
+        try:
+            decision = owned.runtime.run_episode(events, now)
+            commit = commit_for(owned, decision, lease_owner=self.id, consumed=consumed,
+                                delivered=delivered, now=now, claim=self._claim)
+        except Exception:
+            # Say what the episode was doing; its results are re-delivered via the inbox.
+            self._doing = (f"running an episode with {describe_events(events)}"
+                           if decision is None else "building the commit of an episode")
+            self._claims_planned = claims
+            owned.local = delivered + owned.local
+            raise
         self.stats["episodes"] += 1
-        commit = commit_for(owned, decision, lease_owner=self.id, consumed=consumed,
-                            delivered=delivered, now=now, claim=self._claim)
         owned.busy = True
         self._busy_count += 1
         self._cache.touch(owned.instance_id)
         return _Episode(owned, decision, commit, delivered)
+
+    def _park(self, item: OrchestrationWorkItem) -> _Episode | None:
+        """Commit ``item``'s instance as Failed (or Terminated, if asked to) without running it."""
+        self._forget(item.instance_id)
+        if item.history is None:
+            self.hint(item.instance_id)  # read it again, with its history
+            return None
+        strike = self._strikes.get(item.instance_id)
+        if item.damage is not None:
+            cause = FailureDetails("durable.errors.StorageCorruptError",
+                                   f"reading it from storage: {item.damage}")
+            attempts = 1
+        elif strike is not None:
+            cause, attempts = strike.cause, strike.attempts
+        else:  # pragma: no cover - callers check
+            return None
+        commit, decision = park_commit(item, self.id, cause, attempts, time.time())
+        owned = OwnedInstance(item.instance_id, item.execution_id, item.revision,
+                              OrchestrationRuntime(_missing_orchestrator(item.name)))
+        self._cache.remember(owned)
+        owned.busy = True
+        self._busy_count += 1
+        return _Episode(owned, decision, commit, [], parked=True)
 
     def _claim(self) -> bool:
         """Keep a newly scheduled activity for this worker, if its backlog has room."""
@@ -497,23 +525,22 @@ class Worker:
         self._claims_planned -= sum(
             task.claimed for episode in episodes for task in episode.commit.new_tasks
         )
-        try:
-            outcomes = await self.backend.commit_orchestrations(
-                [e.commit for e in episodes], lease_seconds=self.options.lease_seconds
-            )
-        except Exception as exc:
-            log.error("committing %d episodes failed: %s", len(episodes), exc)
-            outcomes = [CommitOutcome(False)] * len(episodes)
-            await self._unclaim([e.commit for e in episodes])
+        outcomes = await self._commit_batch(episodes)
         self.stats["commits"] += 1
         claimed: list[ActivityWorkItem] = []
         for episode, outcome in zip(episodes, outcomes, strict=True):
             owned = episode.owned
             owned.busy = False
             self._busy_count -= 1
+            if outcome.error is not None:
+                self._refused(episode, outcome.error)
+                continue
             if not outcome.ok:
                 self._lease_lost(episode)
                 continue
+            if self._strikes:
+                self._strikes.clear(owned.instance_id)
+            self.stats["parked"] += episode.parked
             self._after_commit(episode, outcome, claimed)
         if claimed:
             self.stats["activities"] += len(claimed)
@@ -521,30 +548,38 @@ class Worker:
         self._evict_if_needed()
         self._wake.set()
 
-    async def _unclaim(self, commits: list[OrchestrationCommit]) -> None:
-        """After a commit failed with an error, give back the activities it claimed.
+    async def _commit_batch(self, episodes: list[_Episode]) -> list[CommitOutcome]:
+        """Commit ``episodes`` together; if the batch raises for a reason other than an
+        outage, nothing of it was written, and each episode is committed on its own so that
+        one bad commit cannot hold back the others."""
+        commits = [e.commit for e in episodes]
+        try:
+            return await self.backend.commit_orchestrations(
+                commits, lease_seconds=self.options.lease_seconds
+            )
+        except StorageError as exc:
+            log.error("committing %d episodes failed: %s", len(episodes), exc)
+            failed = [CommitOutcome(False)] * len(episodes)
+        except Exception as exc:
+            if len(episodes) > 1:
+                log.warning("a batch of %d commits failed (%s: %s); committing them one by "
+                            "one", len(episodes), type(exc).__name__, exc)
+                parts = await asyncio.gather(*(self._commit_batch([e]) for e in episodes))
+                return [outcome for part in parts for outcome in part]
+            self._struck(episodes[0].owned.instance_id,
+                         failure_of(exc, "committing an episode"), deterministic=False,
+                         exc=exc)
+            failed = [CommitOutcome(False)]
+        await give_back_claims(self.backend, self.id, commits, self.options.poll_interval,
+                               lambda: self._stopping)
+        return failed
 
-        The error may have hidden a COMMIT that did land (the connection died while the
-        server committed). Its claimed tasks would then be leased to this worker, renewed by
-        it, and never run. Abandoning them is harmless if the commit did not land (no rows).
-        The episodes stay busy until this is done, so a re-run cannot claim them first.
-        """
-        tasks = [
-            ActivityWorkItem(c.instance_id, c.execution_id, t.task_id, t.name, t.input)
-            for c in commits for t in c.new_tasks if t.claimed
-        ]
-        delay = self.options.poll_interval
-        while tasks:
-            try:
-                await self.backend.abandon_activities(self.id, tasks)
-                return
-            except Exception as exc:
-                if self._stopping:
-                    return
-                log.warning("giving back %d claimed activities failed: %s; retrying in %.1fs",
-                            len(tasks), exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_RETRY_DELAY)
+    def _refused(self, episode: _Episode, error: str) -> None:
+        """Storage refused this commit's values: fail the instance (nothing was written)."""
+        self._lease_lost(episode, quiet=True)
+        cause = FailureDetails("durable.errors.SerializationError",
+                               f"committing an episode: {error}")
+        self._struck(episode.owned.instance_id, cause, deterministic=True)
 
     def _after_commit(
         self, episode: _Episode, outcome: CommitOutcome, claimed: list[ActivityWorkItem]
@@ -562,8 +597,7 @@ class Worker:
                 self._poll_soon.set()
         for message in commit.messages:
             if message.visible_at is not None:
-                heapq.heappush(self._timers, (message.visible_at, message.instance_id))
-                self._timer_wake.set()
+                self._timers.add(message.visible_at, message.instance_id)
             elif message.instance_id != owned.instance_id:
                 self.hint(message.instance_id)
         for child in commit.new_instances:
@@ -579,15 +613,16 @@ class Worker:
             self.hint(owned.instance_id)
         elif decision.status.is_terminal:
             self._forget(owned.instance_id)
-            self._notify_finished(owned.instance_id)
+            self._finish_waiters.finished(owned.instance_id)
         if owned.local:
             self._with_local.add(owned.instance_id)
 
-    def _lease_lost(self, episode: _Episode) -> None:
+    def _lease_lost(self, episode: _Episode, quiet: bool = False) -> None:
         """The fence failed: drop our copy and re-deliver finished activities via the inbox."""
-        self.stats["lease_lost"] += 1
         owned = episode.owned
-        log.warning("lost the lease of %s; discarding its cached state", owned.instance_id)
+        if not quiet:
+            self.stats["lease_lost"] += 1
+            log.warning("lost the lease of %s; discarding its cached state", owned.instance_id)
         pending = episode.delivered + owned.local
         owned.local = []
         self._forget(owned.instance_id)
@@ -635,14 +670,13 @@ class Worker:
         if evicted:
             self._spawn(self.backend.release_orchestrations(self.id, evicted))
 
-    def _notify_finished(self, instance_id: str) -> None:
-        for future in self._waiters.pop(instance_id, []):
-            if not future.done():
-                future.set_result(None)
-
     @property
     def cached_instances(self) -> int:
         return len(self._cache)
+
+
+def _terminating(item: OrchestrationWorkItem) -> bool:
+    return any(isinstance(m.event, ExecutionTerminated) for m in item.messages)
 
 
 def _missing_orchestrator(name: str) -> Callable[[Any], Any]:

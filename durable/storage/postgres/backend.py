@@ -29,9 +29,15 @@ module only runs their queries (``queries.sql``) on a pooled connection:
   SKIP LOCKED) long after its leases expired. That timeout is disarmed while the server waits
   for the rest of a pipeline, which is why every batch here is a single message.
 - **Outages.** Connection errors become :class:`~durable.errors.StorageError` with the server's
-  address in the message. A transaction that failed before its COMMIT was sent wrote nothing
-  and is retried once on fresh connections (a server restart leaves every pooled connection
-  dead); the pool reconnects in the background with backoff.
+  address in the message. A pooled connection the server has closed (``pg_terminate_backend``,
+  a restart) is noticed before it is used, without a round trip: an idle connection with
+  something to read has been told it is finished. It is discarded and the next one is taken, so
+  the request runs on a live connection. A transaction that still fails before its COMMIT was
+  sent wrote nothing and is retried on fresh connections; the pool reconnects in the background
+  with backoff. A failure *during* COMMIT has an unknown outcome and is never retried.
+- **Refused values** (a NUL in text, an encoding error) become
+  :class:`~durable.errors.InvalidInputError`; a full disk, a read-only server and a damaged
+  table become the matching :class:`~durable.errors.StorageError` subclasses.
 
 URL: ``postgresql://user:password@host:port/dbname?hub=name&pool_max=10``. Our options (``hub``,
 ``pool_min``, ``pool_max``, ``pool_timeout``, ``idle_txn_timeout``; docs/scale-out.md) are
@@ -43,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
@@ -52,7 +59,14 @@ from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from durable.errors import DurableError, StorageError
+from durable.errors import (
+    DurableError,
+    InvalidInputError,
+    StorageCorruptError,
+    StorageError,
+    StorageFullError,
+    StorageReadOnlyError,
+)
 from durable.history import HistoryEvent
 from durable.status import OrchestrationRuntimeStatus, OverridableStates
 from durable.storage import sql
@@ -79,6 +93,7 @@ _MIGRATIONS = sql.load_migrations("durable.storage.postgres")
 
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _MAX_ATTEMPTS = 4
+_CONNECTION_ATTEMPTS = 3  # attempts on fresh connections after a connection error
 _LISTEN_MAX_BACKOFF = 10.0
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 
@@ -212,11 +227,19 @@ class PostgresBackend:
         if pool is None:
             raise StorageError("The PostgreSQL backend is not open.")
         attempt = 0
+        stale = 0
         while True:
             attempt += 1
             committing = False
             try:
                 async with pool.connection() as conn:
+                    if _closed_by_server(conn) and stale <= self.settings.pool_max:
+                        # Told to go away while idle in the pool: throw it away, take the
+                        # next. Not an attempt: nothing was sent.
+                        stale += 1
+                        attempt -= 1
+                        await conn.close()
+                        continue
                     run = Run(conn, time.time(), defer=write)
                     if not write:
                         return await sql.run_async(run.execute, factory(run.now))
@@ -234,6 +257,8 @@ class PostgresBackend:
                     return value
             except DurableError:
                 raise
+            except UnicodeEncodeError as exc:
+                raise InvalidInputError(f"PostgreSQL cannot store a value: {exc}") from exc
             except _RETRYABLE as exc:
                 if attempt >= _MAX_ATTEMPTS:
                     raise StorageError(f"PostgreSQL: {_one_line(exc)}") from exc
@@ -251,14 +276,14 @@ class PostgresBackend:
                         f"COMMIT; the outcome is unknown: {_one_line(exc)}"
                     ) from exc
                 # Nothing was committed. After a server restart every pooled connection is
-                # dead: replace them all, then try once more.
+                # dead: replace them all, then try again.
                 await self._drain(pool)
-                if attempt >= 2:
+                if attempt >= _CONNECTION_ATTEMPTS:
                     raise StorageError(
                         f"PostgreSQL at {self.settings.where} is unreachable: {_one_line(exc)}"
                     ) from exc
             except psycopg.Error as exc:
-                raise StorageError(f"PostgreSQL error: {_one_line(exc)}") from exc
+                raise _typed_error(exc, self.settings.where) from exc
 
     @property
     def _notify_statement(self) -> str:
@@ -475,6 +500,39 @@ class PostgresBackend:
                 failing = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, _LISTEN_MAX_BACKOFF)
+
+
+def _closed_by_server(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle pooled connection was ended by the server (one ``select``, no I/O).
+
+    An idle connection outside a transaction receives nothing unasked, except the server's
+    last words: the FATAL "terminating connection" of ``pg_terminate_backend`` or a shutdown,
+    then end of file. Anything readable means the connection is not worth a query.
+    """
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(readable)
+
+
+def _typed_error(exc: psycopg.Error, where: str) -> DurableError:
+    """The durable error for a server error that is not about the connection."""
+    text = _one_line(exc)
+    if isinstance(exc, psycopg.DataError):
+        return InvalidInputError(f"PostgreSQL refused a value: {text}")
+    if isinstance(exc, pg_errors.DiskFull):
+        return StorageFullError(f"PostgreSQL at {where} is out of space: {text}")
+    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
+        return StorageReadOnlyError(
+            f"PostgreSQL at {where} is read-only (a standby, or "
+            f"default_transaction_read_only): {text}"
+        )
+    if isinstance(exc, pg_errors.DataCorrupted | pg_errors.IndexCorrupted):
+        return StorageCorruptError(f"PostgreSQL at {where} reports damaged data: {text}")
+    return StorageError(f"PostgreSQL error: {text}")
 
 
 async def _rollback(conn: psycopg.AsyncConnection[Any]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from durable.errors import DurableError
+from durable.errors import DurableError, InvalidInputError
 from durable.storage import sql
 
 QUERIES = sql.load_queries("durable.storage.postgres")
@@ -171,6 +171,11 @@ class GroupedWrites:
     committed the next one gathers, so a lone call goes out at once and a burst goes out in a
     few transactions. Operations are applied in instance-ID order, the order every batch here
     takes row locks in.
+
+    One caller's bad value must not fail the others: an operation refuses a value it cannot
+    store before it writes (durable.storage.checks), and should the server refuse one anyway
+    (:class:`InvalidInputError` for the whole transaction, which then wrote nothing), the group
+    is run again one operation per transaction, so only the culprit gets the error.
     """
 
     MAX_GROUP = 256
@@ -196,6 +201,11 @@ class GroupedWrites:
                 factories = [factory for _, factory, _ in group]
                 try:
                     outcomes = await self._run(functools.partial(_each, factories))
+                except InvalidInputError as exc:
+                    if len(group) == 1:
+                        outcomes = [(False, exc)]
+                    else:
+                        outcomes = [await self._alone(factory) for factory in factories]
                 except BaseException as exc:
                     for _, _, future in group:
                         if not future.done():
@@ -212,3 +222,9 @@ class GroupedWrites:
                         future.set_exception(value)
         finally:
             self._flushing = False
+
+    async def _alone(self, factory: TxnFactory) -> tuple[bool, Any]:
+        try:
+            return True, await self._run(factory)
+        except Exception as exc:
+            return False, exc

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from durable.errors import DurableError, StorageError
+from durable.errors import DurableError, InvalidInputError, StorageError
 from durable.history import HistoryEvent
 from durable.status import OrchestrationRuntimeStatus, OverridableStates
 from durable.storage import sql
@@ -44,6 +44,7 @@ from durable.storage.base import (
     OrchestrationCommit,
     OrchestrationWorkItem,
 )
+from durable.storage.sqlite.files import FileWatch, create_private, storage_error
 
 log = logging.getLogger("durable.storage.sqlite")
 
@@ -103,10 +104,13 @@ def _executor(conn: sqlite3.Connection) -> Callable[[sql.Op], Any]:
 class _Worker(threading.Thread):
     """A thread owning one connection; runs queued jobs, batching writes into one commit."""
 
-    def __init__(self, name: str, connect: Callable[[], sqlite3.Connection], write: bool):
+    def __init__(self, name: str, connect: Callable[[], sqlite3.Connection], write: bool,
+                 path: str):
         super().__init__(name=name, daemon=True)
         self._connect = connect
         self._write = write
+        self._path = path
+        self._watch: FileWatch | None = None
         self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
@@ -118,6 +122,8 @@ class _Worker(threading.Thread):
             self.startup_error = exc
             self.ready.set()
             return
+        if self._write:
+            self._watch = FileWatch(self._path)
         self.ready.set()
         execute = _executor(conn)
         try:
@@ -157,7 +163,7 @@ class _Worker(threading.Thread):
             try:
                 results.append((job, sql.run_sync(execute, job.factory(now)), None))
             except BaseException as exc:
-                results.append((job, None, _wrap(exc)))
+                results.append((job, None, _wrap(exc, self._path)))
         _deliver(results)
 
     def _run_writes(
@@ -165,9 +171,15 @@ class _Worker(threading.Thread):
     ) -> None:
         results: list[tuple[_Job, Any, BaseException | None]] = []
         try:
+            if self._watch is not None:
+                self._watch.check()
             conn.execute("BEGIN IMMEDIATE")
+        except StorageError as exc:
+            _deliver([(job, None, exc) for job in batch])
+            return
         except sqlite3.Error as exc:
-            _deliver([(job, None, StorageError(f"SQLite is unavailable: {exc}")) for job in batch])
+            error = storage_error(exc, self._path)
+            _deliver([(job, None, error) for job in batch])
             return
         now = time.time()
         try:
@@ -179,7 +191,7 @@ class _Worker(threading.Thread):
                 except BaseException as exc:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
-                    results.append((job, None, _wrap(exc)))
+                    results.append((job, None, _wrap(exc, self._path)))
                 else:
                     conn.execute("RELEASE job")
                     results.append((job, value, None))
@@ -187,16 +199,22 @@ class _Worker(threading.Thread):
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            error = StorageError(f"SQLite commit failed: {exc}")
+            error = storage_error(exc, self._path)
             _deliver([(job, None, error) for job in batch])
             return
         _deliver(results)
 
 
-def _wrap(exc: BaseException) -> BaseException:
-    if isinstance(exc, DurableError) or not isinstance(exc, sqlite3.Error):
+def _wrap(exc: BaseException, path: str) -> BaseException:
+    if isinstance(exc, DurableError):
         return exc
-    return StorageError(f"SQLite error: {exc}")
+    if isinstance(exc, sqlite3.Error):
+        return storage_error(exc, path)
+    if isinstance(exc, UnicodeEncodeError):
+        # A value the checks of durable.storage.checks missed: refused as bad input (the job
+        # was rolled back to its savepoint; the others of the batch are unaffected).
+        return InvalidInputError(f"SQLite cannot store a value: {exc}")
+    return exc
 
 
 def _deliver(results: list[tuple[_Job, Any, BaseException | None]]) -> None:
@@ -256,24 +274,32 @@ class SQLiteBackend:
             return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(create_private, self.path)
         await asyncio.to_thread(self._migrate)
 
         def connect() -> sqlite3.Connection:
             return _connect(self.path, self.synchronous, self.busy_timeout)
 
-        self._writer = _Worker("durable-sqlite-writer", connect, write=True)
-        self._reader = _Worker("durable-sqlite-reader", connect, write=False)
+        self._writer = _Worker("durable-sqlite-writer", connect, write=True, path=self.path)
+        self._reader = _Worker("durable-sqlite-reader", connect, write=False, path=self.path)
         for thread in (self._writer, self._reader):
             thread.start()
             thread.ready.wait()
-            if thread.startup_error is not None:
-                raise StorageError(f"Cannot open {self.path}: {thread.startup_error}")
+            failure = thread.startup_error
+            if failure is not None:
+                for started in (self._writer, self._reader):
+                    if started is not None:
+                        started.jobs.put(None)  # the other thread may be running: stop it
+                self._writer = self._reader = None
+                if isinstance(failure, sqlite3.Error):
+                    raise storage_error(failure, self.path) from failure
+                raise StorageError(f"Cannot open {self.path}: {failure}")
 
     def _migrate(self) -> None:
         try:
             conn = _connect(self.path, self.synchronous, self.busy_timeout)
         except sqlite3.Error as exc:
-            raise StorageError(f"Cannot open SQLite database {self.path}: {exc}") from exc
+            raise storage_error(exc, self.path) from exc
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(
@@ -293,8 +319,9 @@ class SQLiteBackend:
                     log.info("applied SQLite migration %04d to %s", version, self.path)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StorageError(f"Cannot migrate SQLite database {self.path}: {exc}") from exc
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise storage_error(exc, self.path) from exc
         finally:
             conn.close()
 
