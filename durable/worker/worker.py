@@ -42,6 +42,7 @@ from durable.storage.base import (
     OrchestrationCommit,
     OrchestrationWorkItem,
 )
+from durable.telemetry import Observer, observe_commit
 from durable.worker.activities import ActivityExecutor
 from durable.worker.cache import InstanceCache, OwnedInstance
 from durable.worker.commits import commit_for
@@ -80,8 +81,10 @@ class Worker:
         *,
         worker_id: str | None = None,
         builtin_activities: dict[str, FunctionInfo] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.registry = registry
+        self.observer = observer  # telemetry (durable.telemetry); None: nothing to pay
         self.backend = backend
         self.options = options or WorkerOptions()
         self.id = worker_id or new_worker_id()
@@ -465,6 +468,7 @@ class Worker:
         self._claims_planned -= sum(
             task.claimed for episode in episodes for task in episode.commit.new_tasks
         )
+        began = time.perf_counter()
         try:
             outcomes = await self.backend.commit_orchestrations(
                 [e.commit for e in episodes], lease_seconds=self.options.lease_seconds
@@ -473,6 +477,8 @@ class Worker:
             log.error("committing %d episodes failed: %s", len(episodes), exc)
             outcomes = [CommitOutcome(False)] * len(episodes)
             await self._unclaim([e.commit for e in episodes])
+        if self.observer is not None:
+            observe_commit(self.observer, episodes, outcomes, time.perf_counter() - began)
         self.stats["commits"] += 1
         claimed: list[ActivityWorkItem] = []
         for episode, outcome in zip(episodes, outcomes, strict=True):

@@ -169,22 +169,146 @@ SELECT lease_owner FROM tasks WHERE lease_owner IS NOT NULL;
 SELECT MIN(visible_at) FROM inbox WHERE visible_at > :now;
 
 -- name: query_instances
+-- Any combination of filters, oldest first. The variants below name the status
+-- (one) and/or the orchestrator name as plain equalities, so the planner walks the
+-- matching index of migration 0003 in creation order and stops at the LIMIT; the _desc
+-- variants walk it backwards (newest first). durable/storage/sql.py picks the variant and
+-- passes open bounds as sentinels (never NULL), so the time range and the continuation
+-- point are index range conditions rather than filters.
 SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
        custom_status, failure, version, parent_instance_id, completed_at, revision
 FROM instances
-WHERE (:created_from IS NULL OR created_at >= :created_from)
-  AND (:created_to IS NULL OR created_at <= :created_to)
+WHERE created_at >= :created_from AND created_at <= :created_to
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
   AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
-  AND (:after_created IS NULL OR (created_at, instance_id) > (:after_created, :after_id))
+  AND (created_at, instance_id) > (:after_created, :after_id)
 ORDER BY created_at, instance_id
 LIMIT :limit;
 
+-- name: query_instances_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE created_at >= :created_from AND created_at <= :created_to
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (created_at, instance_id) < (:after_created, :after_id)
+ORDER BY created_at DESC, instance_id DESC
+LIMIT :limit;
+
+-- name: query_instances_status
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE status = :status
+  AND created_at >= :created_from AND created_at <= :created_to
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (created_at, instance_id) > (:after_created, :after_id)
+ORDER BY created_at, instance_id
+LIMIT :limit;
+
+-- name: query_instances_status_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE status = :status
+  AND created_at >= :created_from AND created_at <= :created_to
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (created_at, instance_id) < (:after_created, :after_id)
+ORDER BY created_at DESC, instance_id DESC
+LIMIT :limit;
+
+-- name: query_instances_name
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE name = :name
+  AND created_at >= :created_from AND created_at <= :created_to
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (created_at, instance_id) > (:after_created, :after_id)
+ORDER BY created_at, instance_id
+LIMIT :limit;
+
+-- name: query_instances_name_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE name = :name
+  AND created_at >= :created_from AND created_at <= :created_to
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (created_at, instance_id) < (:after_created, :after_id)
+ORDER BY created_at DESC, instance_id DESC
+LIMIT :limit;
+
+-- name: query_instances_status_name
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE status = :status
+  AND name = :name
+  AND created_at >= :created_from AND created_at <= :created_to
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (created_at, instance_id) > (:after_created, :after_id)
+ORDER BY created_at, instance_id
+LIMIT :limit;
+
+-- name: query_instances_status_name_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE status = :status
+  AND name = :name
+  AND created_at >= :created_from AND created_at <= :created_to
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (created_at, instance_id) < (:after_created, :after_id)
+ORDER BY created_at DESC, instance_id DESC
+LIMIT :limit;
+
 -- name: select_purgeable
+-- One batch of finished instances in the range (sentinel bounds, so the created_at range is an
+-- index range); sql.purge_batch deletes them and the backend repeats until a batch is short.
 SELECT instance_id FROM instances
 WHERE status IN (SELECT value FROM json_each(:statuses))
-  AND (:created_from IS NULL OR created_at >= :created_from)
-  AND (:created_to IS NULL OR created_at <= :created_to);
+  AND created_at >= :created_from AND created_at <= :created_to
+LIMIT :limit;
+
+-- name: delete_finished_instances
+-- Re-checks the status: only rows still finished are deleted, and only their children go next.
+DELETE FROM instances
+WHERE instance_id IN (SELECT value FROM json_each(:instance_ids))
+  AND status IN ('Completed', 'Failed', 'Terminated', 'Canceled')
+RETURNING instance_id;
+
+-- name: delete_history_of
+DELETE FROM history WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
+
+-- name: delete_inbox_of
+DELETE FROM inbox WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
+
+-- name: delete_tasks_of
+DELETE FROM tasks WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
+
+-- name: count_by_status
+SELECT status, COUNT(*) FROM instances GROUP BY status;
+
+-- name: backlog
+-- Due inbox messages and waiting activity tasks (unleased, or their lease expired), with the
+-- time the oldest became due; and the workers that hold an unexpired lease.
+SELECT
+    (SELECT COUNT(*) FROM inbox WHERE visible_at <= :now),
+    (SELECT MIN(visible_at) FROM inbox WHERE visible_at <= :now),
+    (SELECT COUNT(*) FROM tasks
+     WHERE (lease_owner IS NULL AND visible_at <= :now) OR lease_expires_at < :now),
+    (SELECT MIN(visible_at) FROM tasks
+     WHERE (lease_owner IS NULL AND visible_at <= :now) OR lease_expires_at < :now),
+    (SELECT COUNT(*) FROM (
+        SELECT lease_owner FROM instances
+        WHERE lease_owner IS NOT NULL AND lease_expires_at >= :now
+        UNION
+        SELECT lease_owner FROM tasks
+        WHERE lease_owner IS NOT NULL AND lease_expires_at >= :now));
 
 -- name: get_setting
 SELECT value FROM durable_settings WHERE key = :key;
