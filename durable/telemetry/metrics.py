@@ -193,4 +193,38 @@ class MetricsObserver(Observer):
             thread.join(timeout=5)
 
 
-__all__ = ["CONTENT_TYPE", "MetricsObserver"]
+
+
+class MetricsEndpoint:
+    """``/metrics`` as an ASGI app: refreshes the storage gauges, then renders everything.
+
+    Beyond loopback it wants the system or master key, like the management API (Prometheus:
+    ``params: {code: [KEY]}`` or an ``x-functions-key`` header in the scrape config).
+    """
+
+    def __init__(self, observer: MetricsObserver, backend: Backend, keys: object = None) -> None:
+        self.observer = observer
+        self.backend = backend
+        self.keys = keys
+
+    async def __call__(self, scope: dict, receive: object, send: object) -> None:
+        from starlette.requests import Request
+        from starlette.responses import Response
+
+        from durable.http.keys import presented_key
+
+        request = Request(scope)
+        keys = self.keys
+        if keys is not None and getattr(keys, "required", False) and not keys.allows(  # type: ignore[attr-defined]
+            "system", presented_key(request.headers, request.query_params)
+        ):
+            response = Response("A valid key is required.\n", 401, media_type="text/plain")
+        elif request.method not in ("GET", "HEAD"):
+            response = Response("Method not allowed.\n", 405, media_type="text/plain")
+        else:
+            await self.observer.refresh(self.backend)
+            response = Response(self.observer.render(), 200, media_type=CONTENT_TYPE)
+        await response(scope, receive, send)  # type: ignore[arg-type]
+
+
+__all__ = ["CONTENT_TYPE", "MetricsEndpoint", "MetricsObserver"]
