@@ -294,7 +294,3 @@ def migrate(storage: str | None) -> None:
         return str(getattr(backend, "url", url))
 
     click.echo(f"schema is up to date: {asyncio.run(run())}")
-
-
-if __name__ == "__main__":
-    main()

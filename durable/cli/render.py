@@ -26,7 +26,11 @@ STATUS_STYLES = {
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """Rich output; piped (not a terminal) it is at least 160 columns, so IDs stay whole."""
+    out = Console(highlight=False, soft_wrap=False)
+    if not out.is_terminal and out.width < 160:
+        out = Console(highlight=False, soft_wrap=False, width=160)
+    return out
 
 
 def print_json(value: Any) -> None:
@@ -51,11 +55,11 @@ def _compact(value: Any, width: int = 40) -> str:
 
 def instances_table(instances: list[dict[str, Any]]) -> Table:
     table = Table(show_lines=False, header_style="bold")
-    table.add_column("Instance ID", overflow="fold")
-    table.add_column("Name")
-    table.add_column("Status")
-    table.add_column("Created (UTC)")
-    table.add_column("Last updated (UTC)")
+    table.add_column("Instance ID", no_wrap=True)
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Created (UTC)", no_wrap=True)
+    table.add_column("Last updated (UTC)", overflow="ellipsis", no_wrap=True)
     table.add_column("Custom status", overflow="ellipsis", max_width=40)
     for item in instances:
         table.add_row(item.get("instanceId") or "", item.get("name") or "",

@@ -8,6 +8,7 @@ raised as durable's typed errors (an HTTP status is mapped back to the error it 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -210,12 +211,15 @@ class HttpTarget:
         path = f"/orchestrators/{self._segment(name)}"
         if instance_id:
             path += f"/{self._segment(instance_id)}"
-        response = await self._send("POST", path, json=data, instance_id=instance_id or "")
+        response = await self._send("POST", path, content=json.dumps(data),
+                                    headers={"Content-Type": "application/json"},
+                                    instance_id=instance_id or "")
         return str(response.json()["id"])
 
     async def raise_event(self, instance_id: str, event: str, data: Any) -> None:
         await self._send("POST", f"/instances/{self._segment(instance_id)}/raiseEvent/"
-                                 f"{self._segment(event)}", json=data, instance_id=instance_id)
+                                 f"{self._segment(event)}", content=json.dumps(data),
+                         headers={"Content-Type": "application/json"}, instance_id=instance_id)
 
     async def control(self, instance_id: str, operation: str, reason: str | None) -> None:
         params = {"reason": reason} if reason else None
