@@ -17,6 +17,7 @@ answer, so a logged-in browser cannot be made to act by another site.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from durable.client import DurableOrchestrationClient
 from durable.dashboard import views
 from durable.dashboard.timeline import build_timeline
 from durable.errors import DurableError, InstanceNotFoundError, InvalidInputError
-from durable.history_view import render_history
+from durable.history import HistoryEvent, event_to_dict, to_datetime
 from durable.http.keys import KeyRing, presented_key
 from durable.status import OrchestrationRuntimeStatus
 
@@ -41,6 +42,26 @@ ACTION_HEADER = "x-durable-dashboard"
 PAGE_SIZE = 50
 COUNTS_MAX_AGE = 5.0  # seconds; counting a million rows is not free
 _STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+
+
+def raw_events(events: list[HistoryEvent]) -> list[dict[str, Any]]:
+    """Every stored event as it is (episode markers and scheduling events included), with
+    JSON payloads decoded for reading."""
+    out = []
+    for event in events:
+        data = event_to_dict(event)
+        entry: dict[str, Any] = {
+            "EventType": data.pop("type"),
+            "Timestamp": to_datetime(data.pop("timestamp", 0.0)).strftime(
+                "%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+        for key, value in data.items():
+            if key in ("input", "result") and isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    value = json.loads(value)
+            entry[key] = value
+        out.append(entry)
+    return out
 
 
 def _parse_time(raw: str) -> datetime | None:
@@ -156,7 +177,7 @@ class Dashboard:
         events = await self.client.backend.get_history(instance_id)
         body = views.instance_page(
             self.base, status, timeline=build_timeline(events, time.time()),
-            history=render_history(events, show_output=True), execution_id=record.execution_id,
+            history=raw_events(events), execution_id=record.execution_id,
             parent_instance_id=record.parent_instance_id,
         )
         return self._html(request, instance_id, body)

@@ -183,3 +183,34 @@ def test_a_server_beyond_loopback_wants_the_key(tmp_path: Path) -> None:
                          env["DURABLE_SYSTEM_KEY"])
         assert listed == {"instances": [], "continuationToken": None}
         run.stop()
+
+
+def test_durable_dashboard_serves_a_task_hub_on_its_own(tmp_path: Path) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    import httpx
+
+    storage = f"sqlite:///{tmp_path / 'alone.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLE_")}
+    as_json("instances", "start", "hello", "--id", "queued-1", "--storage", storage)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "durable.cli", "dashboard", "--storage", storage, "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:  # log lines may come first
+            seen.append(line)
+            found = re.search(r"(http://\S+)/dashboard/", line)
+            if found:
+                break
+        assert found, seen
+        response = httpx.get(found.group(1) + "/", follow_redirects=True)
+        assert response.status_code == 200 and "queued-1" in response.text
+        assert "Pending" in response.text
+    finally:
+        process.terminate()
+        assert process.wait(timeout=20) == 0
