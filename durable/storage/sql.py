@@ -358,13 +358,14 @@ def purge_batch(
     created_from: float | None,
     created_to: float | None,
     statuses: Sequence[Status] | None,
-    limit: int = PURGE_BATCH,
+    limit: int | None = None,
 ) -> Txn:
     """Delete up to ``limit`` finished instances created in the range; return how many were
     selected (the backend calls again while a batch comes back full) and how many deleted."""
     wanted = [s.value for s in statuses if s in TERMINAL_STATUSES] if statuses else TERMINAL_NAMES
     if not wanted:
         return 0, 0
+    limit = limit if limit is not None else PURGE_BATCH
     found = yield rows(
         "select_purgeable", statuses=wanted, limit=limit,
         created_from=created_from if created_from is not None else _LOWEST,

@@ -202,6 +202,7 @@ def test_durable_dashboard_serves_a_task_hub_on_its_own(tmp_path: Path) -> None:
     try:
         assert process.stdout is not None
         seen = []
+        found = None
         for line in process.stdout:  # log lines may come first
             seen.append(line)
             found = re.search(r"(http://\S+)/dashboard/", line)
