@@ -351,7 +351,7 @@ def purge_instance(instance_id: str) -> Txn:
     return (yield from _delete_instance(instance_id))
 
 
-PURGE_BATCH = 2000  # instances per purge transaction
+PURGE_BATCH = 5000  # instances per purge transaction (~0.1 s of write lock on SQLite)
 
 
 def purge_batch(
