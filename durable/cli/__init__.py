@@ -135,7 +135,7 @@ def worker(
                      getattr(host.backend, "url", url))
             if telemetry.metrics is not None and metrics_port is not None:
                 exporter = asyncio.ensure_future(
-                    telemetry.metrics.serve_forever(host.backend, metrics_port))  # type: ignore[attr-defined]
+                    telemetry.metrics.serve_forever(host.backend, metrics_port))
                 log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", metrics_port)
             await shutdown
             log.info("shutting down: finishing in-flight work and releasing leases")

@@ -101,8 +101,7 @@ def operator_mounts(
     if telemetry is not None and telemetry.metrics is not None:
         from durable.telemetry.metrics import MetricsEndpoint
 
-        mounts.append(("/metrics", MetricsEndpoint(
-            telemetry.metrics, host.backend, keys)))  # type: ignore[arg-type]
+        mounts.append(("/metrics", MetricsEndpoint(telemetry.metrics, host.backend, keys)))
     return mounts
 
 

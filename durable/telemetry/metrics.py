@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 try:
     from prometheus_client import (
@@ -46,6 +47,11 @@ from durable.history import (
 from durable.status import OrchestrationRuntimeStatus
 from durable.storage.base import Backend
 from durable.telemetry import EpisodeView, Observer
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
+    from durable.http.keys import KeyRing
 
 log = logging.getLogger("durable.telemetry")
 
@@ -202,12 +208,13 @@ class MetricsEndpoint:
     ``params: {code: [KEY]}`` or an ``x-functions-key`` header in the scrape config).
     """
 
-    def __init__(self, observer: MetricsObserver, backend: Backend, keys: object = None) -> None:
+    def __init__(self, observer: MetricsObserver, backend: Backend,
+                 keys: KeyRing | None = None) -> None:
         self.observer = observer
         self.backend = backend
         self.keys = keys
 
-    async def __call__(self, scope: dict, receive: object, send: object) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         from starlette.requests import Request
         from starlette.responses import Response
 
@@ -215,7 +222,7 @@ class MetricsEndpoint:
 
         request = Request(scope)
         keys = self.keys
-        if keys is not None and getattr(keys, "required", False) and not keys.allows(  # type: ignore[attr-defined]
+        if keys is not None and keys.required and not keys.allows(
             "system", presented_key(request.headers, request.query_params)
         ):
             response = Response("A valid key is required.\n", 401, media_type="text/plain")
@@ -224,7 +231,7 @@ class MetricsEndpoint:
         else:
             await self.observer.refresh(self.backend)
             response = Response(self.observer.render(), 200, media_type=CONTENT_TYPE)
-        await response(scope, receive, send)  # type: ignore[arg-type]
+        await response(scope, receive, send)
 
 
 __all__ = ["CONTENT_TYPE", "MetricsEndpoint", "MetricsObserver"]

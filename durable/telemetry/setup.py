@@ -9,10 +9,15 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from durable.errors import InvalidInputError
 from durable.telemetry import Observer, combine
 from durable.telemetry.console import ConsoleObserver, Verbosity
+
+if TYPE_CHECKING:
+    from durable.telemetry.metrics import MetricsObserver
+    from durable.telemetry.tracing import TracingObserver
 
 log = logging.getLogger("durable.telemetry")
 
@@ -22,8 +27,8 @@ class Telemetry:
     """What was built: the combined observer and, if metrics are on, the metrics observer."""
 
     observer: Observer | None
-    metrics: object | None = None  # durable.telemetry.metrics.MetricsObserver
-    tracing: object | None = None  # durable.telemetry.tracing.TracingObserver
+    metrics: MetricsObserver | None = None
+    tracing: TracingObserver | None = None
 
     def close(self) -> None:
         if self.observer is not None:
@@ -60,7 +65,8 @@ def configure_tracer_provider() -> None:
 
 def build(verbosity: Verbosity, *, otel: bool = False, metrics: bool = False) -> Telemetry:
     observers: list[Observer | None] = [ConsoleObserver(verbosity)]
-    tracing = metrics_observer = None
+    tracing: TracingObserver | None = None
+    metrics_observer: MetricsObserver | None = None
     if otel:
         configure_tracer_provider()
         try:

@@ -12,9 +12,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.http.conftest import DurableRun
 from tests.ops.browser import browser
 from tests.ops.test_dashboard import APP, settled, start, waiting_for_approval
-from tests.http.conftest import DurableRun
 
 
 def main(folder: str) -> None:

@@ -234,3 +234,48 @@ def test_user_frames_drop_durables_own() -> None:
         "ValueError: card declined\n"
     )
     assert user_frames(None) is None
+
+
+def test_durable_worker_serves_metrics_on_its_own_port(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.http.conftest import wait_until
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    storage = url_in(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLE_")}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "durable.cli", "worker", str(Path(__file__).with_name(
+            "ops_app.py")), "--storage", storage, "--metrics-port", str(port), "-q",
+         "--poll-interval", "0.05"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+            try:
+                return samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+            except httpx.HTTPError:
+                return None
+
+        assert wait_until(scrape, what="the worker's metrics port")
+        from click.testing import CliRunner
+
+        from durable.cli import main
+
+        started = CliRunner().invoke(main, ["instances", "start", "hello", "--storage",
+                                            storage, "--wait", "--timeout", "20"])
+        assert started.exit_code == 0, started.output
+        key = ("durable_orchestrations_finished_total",
+               (("name", "hello"), ("status", "Completed")))
+        found = wait_until(lambda: (scrape() or {}).get(key) == 1 and scrape(),
+                           what="the finished counter to move")
+        assert found is not None
+        assert wait_until(lambda: (scrape() or {}).get(
+            ("durable_instances", (("status", "Completed"),))) == 1, what="the storage gauge")
+    finally:
+        worker.terminate()
+        assert worker.wait(timeout=20) == 0
