@@ -539,7 +539,9 @@ def _commit_one(
             yield count("delete_inbox", instance_id=instance_id)
             yield count("delete_unclaimed_tasks", instance_id=instance_id)
         yield count(
-            "update_instance",
+            # The fence holds the status before this commit; an unchanged one is not rewritten.
+            "update_instance_keep_status" if fence[0] == commit.status.value
+            else "update_instance",
             instance_id=instance_id,
             status=commit.status.value,
             output=commit.output,

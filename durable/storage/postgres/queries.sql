@@ -142,6 +142,17 @@ SET status = %(status)s, output = %(output)s, failure = %(failure)s,
     lease_owner = %(lease_owner)s, lease_expires_at = %(lease_expires_at)s
 WHERE instance_id = %(instance_id)s;
 
+-- name: update_instance_keep_status
+-- update_instance for an episode that leaves the status as it was (most of them): not
+-- naming the column spares the indexes that contain it (SQLite rewrites an index entry
+-- whenever an UPDATE sets one of its columns, even to the same value).
+UPDATE instances
+SET output = %(output)s, failure = %(failure)s,
+    custom_status = COALESCE(%(custom_status)s::text, custom_status),
+    updated_at = %(now)s, completed_at = %(completed_at)s, revision = revision + 1,
+    lease_owner = %(lease_owner)s, lease_expires_at = %(lease_expires_at)s
+WHERE instance_id = %(instance_id)s;
+
 -- name: continue_instance
 UPDATE instances
 SET status = 'ContinuedAsNew', execution_id = %(execution_id)s, input = %(input)s,

@@ -109,6 +109,17 @@ SET status = :status, output = :output, failure = :failure,
     lease_owner = :lease_owner, lease_expires_at = :lease_expires_at
 WHERE instance_id = :instance_id;
 
+-- name: update_instance_keep_status
+-- update_instance for an episode that leaves the status as it was (most of them): not
+-- naming the column spares the indexes that contain it (SQLite rewrites an index entry
+-- whenever an UPDATE sets one of its columns, even to the same value).
+UPDATE instances
+SET output = :output, failure = :failure,
+    custom_status = COALESCE(:custom_status, custom_status),
+    updated_at = :now, completed_at = :completed_at, revision = revision + 1,
+    lease_owner = :lease_owner, lease_expires_at = :lease_expires_at
+WHERE instance_id = :instance_id;
+
 -- name: continue_instance
 UPDATE instances
 SET status = 'ContinuedAsNew', execution_id = :execution_id, input = :input, output = NULL,
