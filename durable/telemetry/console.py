@@ -45,10 +45,12 @@ class Verbosity(IntEnum):
 
 
 def configure_logging(verbosity: Verbosity = Verbosity.NORMAL) -> None:
-    """Console logging for the CLI: concise lines on stderr, durable's loggers at the level
-    the verbosity asks for, third-party chatter at WARNING."""
-    level = {Verbosity.QUIET: logging.WARNING, Verbosity.NORMAL: logging.INFO,
-             Verbosity.VERBOSE: logging.DEBUG}[verbosity]
+    """Console logging for the CLI: concise lines on stderr, third-party chatter at WARNING.
+
+    The per-orchestration lines (logger ``durable.functions``) follow the verbosity; durable's
+    own lines (serving, shutting down, storage trouble) stay at INFO unless verbose.
+    """
+    level = logging.DEBUG if verbosity is Verbosity.VERBOSE else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s",
                                            datefmt="%H:%M:%S"))
@@ -58,6 +60,8 @@ def configure_logging(verbosity: Verbosity = Verbosity.NORMAL) -> None:
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("durable").setLevel(level)
+    logging.getLogger(LOGGER).setLevel(
+        logging.WARNING if verbosity is Verbosity.QUIET else level)
 
 
 def failure_text(failure: FailureDetails | None, with_frames: bool = True) -> str:
