@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from durable.cli.entities import entities
 from durable.cli.instances import instances
 from durable.errors import DurableError
 from durable.host import Host, start_with_retry
@@ -242,6 +243,7 @@ def dashboard_command(storage: str | None, listen_host: str, port: int) -> None:
 
 
 main.add_command(instances)
+main.add_command(entities)
 
 
 @main.command()

@@ -9,13 +9,14 @@ table, or JSON with ``--json``. Exit codes (for scripts; docs/operations.md):
 1     any other error (storage or server unreachable, unexpected answer)
 2     usage error (bad option, bad JSON, bad time), as click reports it
 3     no such instance
-4     conflict: the ID is taken by a running instance, or the instance already finished
+4     conflict: the ID is taken by a running instance, the instance already finished, or
+      (rewind) it did not fail
 5     ``--wait``: the instance finished, but not Completed (Failed, Terminated, Canceled)
 6     ``--wait``: it did not finish within ``--timeout``
 7     the server wants a key (or a different one)
 ====  =====================================================================================
 
-Entity commands (``durable entities ...``) will sit beside these in their own module.
+Entity commands (``durable entities ...``) are in :mod:`durable.cli.entities`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from durable.cli.targets import HttpTarget, ListFilter, StorageTarget, Target, U
 from durable.errors import (
     DurableError,
     InstanceAlreadyExistsError,
+    InstanceNotFailedError,
     InstanceNotFoundError,
     InstanceNotRunningError,
     InvalidInputError,
@@ -132,7 +134,7 @@ def run_with_target(storage: str | None, url: str | None, key: str | None,
         code = asyncio.run(main())
     except InstanceNotFoundError as exc:
         raise Fail(str(exc), EXIT_NOT_FOUND) from exc
-    except (InstanceAlreadyExistsError, InstanceNotRunningError) as exc:
+    except (InstanceAlreadyExistsError, InstanceNotRunningError, InstanceNotFailedError) as exc:
         raise Fail(str(exc), EXIT_CONFLICT) from exc
     except UnauthorizedError as exc:
         raise Fail(str(exc), EXIT_UNAUTHORIZED) from exc
@@ -390,5 +392,52 @@ def purge(as_json: bool, storage: str | None, url: str | None, key: str | None,
         else:
             deleted = await target.purge_by(filters)
         _done(as_json, {"instancesDeleted": deleted}, f"{deleted} instance(s) purged")
+
+    run_with_target(storage, url, key, work)
+
+
+@instances.command()
+@target_options
+@click.argument("instance_id")
+@click.option("--reason", default=None, help="Recorded in the instance's history.")
+def rewind(as_json: bool, storage: str | None, url: str | None, key: str | None,
+           instance_id: str, reason: str | None) -> None:
+    """Run a Failed instance again from where it failed (completed work is kept)."""
+
+    async def work(target: Target) -> None:
+        await target.rewind(instance_id, reason)
+        _done(as_json, {"instanceId": instance_id, "requested": "rewind"},
+              f"rewind requested for {instance_id}")
+
+    run_with_target(storage, url, key, work)
+
+
+@instances.command("export-history")
+@target_options
+@click.argument("instance_ids", nargs=-1, required=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Folder for the files (<instance ID>.json each).")
+def export_history(as_json: bool, storage: str | None, url: str | None, key: str | None,
+                   instance_ids: tuple[str, ...], out_dir: str) -> None:
+    """Write instances' histories as durable history files (for durable.testing.replay)."""
+    from pathlib import Path
+    from urllib.parse import quote
+
+    async def work(target: Target) -> None:
+        folder = Path(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for instance_id in instance_ids:
+            document = await target.export(instance_id)
+            if document is None:
+                raise InstanceNotFoundError(instance_id)
+            path = folder / f"{quote(instance_id, safe='')}.json"
+            path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+            written.append(str(path))
+        if as_json:
+            render.print_json({"files": written})
+        else:
+            for path in written:
+                click.echo(path)
 
     run_with_target(storage, url, key, work)

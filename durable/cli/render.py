@@ -107,3 +107,20 @@ def history_table(events: list[dict[str, Any]]) -> Table:
                       str(event.get("FunctionName") or event.get("Name") or ""),
                       _compact(rest, 120) if rest else "")
     return table
+
+
+def entities_table(entities: list[dict[str, Any]], with_state: bool) -> Table:
+    table = Table(header_style="bold")
+    table.add_column("Entity", no_wrap=True)
+    table.add_column("Key", no_wrap=True)
+    table.add_column("Last operation (UTC)", no_wrap=True)
+    if with_state:
+        table.add_column("State", overflow="ellipsis", max_width=60)
+    for item in entities:
+        entity = item.get("entityId") or {}
+        row = [entity.get("name") or "", entity.get("key") or "",
+               _time(item.get("lastOperationTime"))]
+        if with_state:
+            row.append(_compact(item.get("state"), 60))
+        table.add_row(*row)
+    return table

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from durable.errors import (
     DurableError,
     InstanceAlreadyExistsError,
+    InstanceNotFailedError,
     InstanceNotFoundError,
     InstanceNotRunningError,
     InvalidInputError,
@@ -49,6 +50,15 @@ class Target(Protocol):
     async def restart(self, instance_id: str, new_id: bool) -> str: ...
     async def purge(self, instance_id: str) -> int: ...
     async def purge_by(self, filters: ListFilter) -> int: ...
+    async def rewind(self, instance_id: str, reason: str | None) -> None: ...
+    async def export(self, instance_id: str) -> dict[str, Any] | None: ...
+    async def list_entities(self, name: str | None, last_from: datetime | None,
+                            last_to: datetime | None, state: bool, page_size: int,
+                            token: str | None) -> tuple[list[dict[str, Any]], str | None]: ...
+    async def read_entity(self, name: str, key: str) -> tuple[bool, Any]: ...
+    async def signal_entity(self, name: str, key: str, operation: str, data: Any) -> None: ...
+    async def clean_entities(self, remove_empty: bool, release_locks: bool
+                             ) -> dict[str, int]: ...
     async def close(self) -> None: ...
 
 
@@ -118,6 +128,43 @@ class StorageTarget:
         result = await self._client.purge_instance_history_by(
             filters.created_from, filters.created_to, filters.statuses or None)
         return int(result.instances_deleted)
+
+    async def rewind(self, instance_id: str, reason: str | None) -> None:
+        await self._client.rewind(instance_id, reason)
+
+    async def export(self, instance_id: str) -> dict[str, Any] | None:
+        from durable.testing.replay import export_history
+
+        record = await self.backend.get_instance(instance_id)
+        if record is None:
+            return None
+        events = await self.backend.get_history(instance_id)
+        return export_history(record.instance_id, record.name, record.execution_id,
+                              record.status.value, events)
+
+    async def list_entities(self, name: str | None, last_from: datetime | None,
+                            last_to: datetime | None, state: bool, page_size: int,
+                            token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        result = await self._client.list_entities(
+            name, last_from, last_to, include_state=state, page_size=page_size,
+            continuation_token=token)
+        return [e.to_json(state) for e in result.entities], result.continuation_token
+
+    async def read_entity(self, name: str, key: str) -> tuple[bool, Any]:
+        from durable.orchestration.entity_ids import EntityId
+
+        response = await self._client.read_entity_state(EntityId(name, key))
+        return response.entity_exists, response.entity_state
+
+    async def signal_entity(self, name: str, key: str, operation: str, data: Any) -> None:
+        from durable.orchestration.entity_ids import EntityId
+
+        await self._client.signal_entity(EntityId(name, key), operation, data)
+
+    async def clean_entities(self, remove_empty: bool, release_locks: bool) -> dict[str, int]:
+        result = await self._client.clean_entity_storage(remove_empty, release_locks)
+        return {"emptyEntitiesRemoved": result.empty_entities_removed,
+                "orphanedLocksReleased": result.orphaned_locks_released}
 
     async def close(self) -> None:
         await self.backend.close()
@@ -253,6 +300,55 @@ class HttpTarget:
                 return 0
             raise
         return int(response.json()["instancesDeleted"])
+
+    async def rewind(self, instance_id: str, reason: str | None) -> None:
+        params = {"reason": reason} if reason else None
+        try:
+            await self._send("POST", f"/instances/{self._segment(instance_id)}/rewind",
+                             params=params, instance_id=instance_id)
+        except InstanceAlreadyExistsError:  # 409: still running
+            raise InstanceNotFailedError(instance_id, "running") from None
+        except InstanceNotRunningError:  # 410: finished without failing
+            raise InstanceNotFailedError(instance_id, "finished") from None
+
+    async def export(self, instance_id: str) -> dict[str, Any] | None:
+        raise InvalidInputError(
+            "export-history reads storage directly: give --storage, not --url.")
+
+    async def list_entities(self, name: str | None, last_from: datetime | None,
+                            last_to: datetime | None, state: bool, page_size: int,
+                            token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        params: dict[str, Any] = {"top": page_size, "fetchState": "true" if state else "false"}
+        if last_from:
+            params["lastOperationTimeFrom"] = last_from.isoformat()
+        if last_to:
+            params["lastOperationTimeTo"] = last_to.isoformat()
+        headers = {"x-ms-continuation-token": token} if token else {}
+        path = f"/entities/{self._segment(name)}" if name else "/entities"
+        response = await self._send("GET", path, params=params, headers=headers)
+        return response.json(), response.headers.get("x-ms-continuation-token") or None
+
+    async def read_entity(self, name: str, key: str) -> tuple[bool, Any]:
+        import httpx
+
+        try:
+            response = await self.http.get(
+                f"/entities/{self._segment(name)}/{self._segment(key)}")
+        except httpx.HTTPError as exc:
+            raise StorageError(f"Cannot reach {self.url}: {exc}") from exc
+        if response.status_code == 404:
+            return False, None
+        if response.status_code >= 400:
+            await self._send("GET", f"/entities/{self._segment(name)}/{self._segment(key)}")
+        return True, response.json()
+
+    async def signal_entity(self, name: str, key: str, operation: str, data: Any) -> None:
+        await self._send("POST", f"/entities/{self._segment(name)}/{self._segment(key)}",
+                         params={"op": operation}, content=json.dumps(data),
+                         headers={"Content-Type": "application/json"})
+
+    async def clean_entities(self, remove_empty: bool, release_locks: bool) -> dict[str, int]:
+        raise InvalidInputError("clean works on storage directly: give --storage, not --url.")
 
     async def close(self) -> None:
         await self.http.aclose()

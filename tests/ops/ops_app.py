@@ -73,3 +73,12 @@ def _check(value: object) -> None:
 def explode(value: object) -> object:
     _check(value)
     return value
+
+
+@app.entity_trigger(context_name="context")
+def Tally(context: df.DurableEntityContext):
+    value = context.get_state(lambda: 0)
+    if context.operation_name == "add":
+        value += context.get_input()
+    context.set_state(value)
+    context.set_result(value)

@@ -215,3 +215,63 @@ def test_durable_dashboard_serves_a_task_hub_on_its_own(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=20) == 0
+
+
+# -- entities, rewind, export-history -------------------------------------------------------
+
+
+def entity_state(target: list[str], name: str, key: str) -> Any:
+    """The entity's state, or None while it has none (``show`` exits 3 then)."""
+    result = CliRunner().invoke(main, ["entities", "show", name, key, "--json", *target])
+    assert result.exit_code in (0, EXIT_NOT_FOUND), result.output
+    return json.loads(result.stdout)["state"] if result.exit_code == 0 else None
+
+
+def test_signal_show_and_list_entities(target: list[str]) -> None:
+    key = "cli-" + target[0].strip("-")
+    for amount in (2, 3):
+        signaled = as_json("entities", "signal", "Tally", key, "add", "--input", str(amount),
+                           *target)
+        assert signaled == {"entityId": {"name": "tally", "key": key}, "signaled": "add"}
+    wait_until(lambda: entity_state(target, "tally", key) == 5, what="the tally at 5")
+    assert "5" in cli("entities", "show", "tally", key, *target).stdout
+    listed = as_json("entities", "list", "--name", "TALLY", *target)
+    [mine] = [e for e in listed["entities"] if e["entityId"] == {"name": "tally", "key": key}]
+    assert mine["state"] == 5
+    assert key in cli("entities", "list", *target).stdout
+    cli("entities", "show", "tally", "nobody-" + key, *target, code=EXIT_NOT_FOUND)
+    if "--url" in target:  # the server knows the app's entities; bare storage does not
+        cli("entities", "signal", "unknown", "k", "add", *target, code=EXIT_USAGE)
+
+
+def test_rewind_from_the_command_line(target: list[str]) -> None:
+    done = as_json("instances", "start", "hello", "--wait", *target)
+    cli("instances", "rewind", done["instanceId"], *target, code=EXIT_CONFLICT)
+    cli("instances", "rewind", "no-such-instance", *target, code=EXIT_NOT_FOUND)
+    failing = as_json("instances", "start", "failing", "--input", "7", *target)
+    finished(target, failing["id"])
+    rewound = as_json("instances", "rewind", failing["id"], "--reason", "try again", *target)
+    assert rewound == {"instanceId": failing["id"], "requested": "rewind"}
+
+    def failed_again() -> bool:  # the activity always explodes: it fails once more
+        kinds = [e["EventType"] for e in as_json("instances", "history", failing["id"],
+                                                 *target)]
+        return "ExecutionRewound" in kinds and kinds[-1] == "ExecutionCompleted"
+
+    wait_until(failed_again, what="the rewound instance to fail again")
+
+
+def test_export_history_writes_replayable_files(server: tuple[DurableRun, str],
+                                                tmp_path: Path) -> None:
+    from durable.testing import read_history_file, replay
+    from tests.ops.ops_app import app
+
+    _, storage = server
+    item = as_json("instances", "start", "hello", "--wait", "--storage", storage)
+    written = as_json("instances", "export-history", item["instanceId"], "--out",
+                      str(tmp_path), "--storage", storage)
+    [path] = written["files"]
+    instance, _ = read_history_file(path)
+    assert instance["instanceId"] == item["instanceId"] and instance["status"] == "Completed"
+    assert replay(app, [path]).ok
+    cli("instances", "export-history", "missing", "--storage", storage, code=EXIT_NOT_FOUND)
