@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from durable import serialization
 from durable.app import Registry
+from durable.clock import clock_of
 from durable.entity_client import EntityClient
 from durable.errors import (
     InstanceNotFoundError,
@@ -102,6 +103,7 @@ class DurableOrchestrationClient(EntityClient):
         observer: Observer | None = None,
     ) -> None:
         self._backend = backend
+        self._clock = clock_of(backend)
         self.observer = observer  # telemetry (durable.telemetry); None: nothing to pay
         self._registry = registry
         self._worker = worker
@@ -157,7 +159,7 @@ class DurableOrchestrationClient(EntityClient):
             name=name,
             execution_id=new_execution_id(),
             input=payload,
-            created_at=time.time(),
+            created_at=self._clock.now(),
             version=version,
         )
         if self.observer is not None:
@@ -303,18 +305,21 @@ class DurableOrchestrationClient(EntityClient):
             raise InvalidInputError("event_name must be a non-empty string.")
         payload = serialization.dumps(event_data, "event data")
         await self._send(
-            instance_id, EventRaised(timestamp=time.time(), name=event_name, input=payload)
+            instance_id, EventRaised(timestamp=self._clock.now(), name=event_name, input=payload)
         )
 
     async def terminate(self, instance_id: str, reason: str | None = None) -> None:
         """Terminate a running instance. A finished instance is left as it is (as in Azure)."""
-        await self._control(instance_id, ExecutionTerminated(timestamp=time.time(), reason=reason))
+        now = self._clock.now()
+        await self._control(instance_id, ExecutionTerminated(timestamp=now, reason=reason))
 
     async def suspend(self, instance_id: str, reason: str | None = None) -> None:
-        await self._control(instance_id, ExecutionSuspended(timestamp=time.time(), reason=reason))
+        now = self._clock.now()
+        await self._control(instance_id, ExecutionSuspended(timestamp=now, reason=reason))
 
     async def resume(self, instance_id: str, reason: str | None = None) -> None:
-        await self._control(instance_id, ExecutionResumed(timestamp=time.time(), reason=reason))
+        now = self._clock.now()
+        await self._control(instance_id, ExecutionResumed(timestamp=now, reason=reason))
 
     async def _control(self, instance_id: str, event: HistoryEvent) -> None:
         try:

@@ -8,12 +8,12 @@ whose ID is ``@name@key`` and whose input is the scheduler state (see
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from durable import serialization
+from durable.clock import Clock
 from durable.errors import FunctionNotFoundError, InvalidInputError
 from durable.history import EventRaised, to_datetime, to_timestamp
 from durable.ids import new_id
@@ -97,6 +97,7 @@ class EntityClient:
     """Mixed into :class:`durable.DurableOrchestrationClient`."""
 
     _backend: Backend
+    _clock: Clock
     _registry: Registry | None
     _worker: Worker | None
 
@@ -118,7 +119,7 @@ class EntityClient:
         if self._registry is not None and self._registry.entity(target.name) is None:
             raise FunctionNotFoundError("entity", target.name)
         payload = serialization.dumps(operation_input, f"input of operation '{operation_name}'")
-        now = time.time()
+        now = self._clock.now()
         visible_at = None
         if isinstance(scheduled_time, timedelta):
             visible_at = now + scheduled_time.total_seconds()
@@ -208,7 +209,7 @@ class EntityClient:
             holder.execution_id == lock.get("execution")
         ):
             return False  # the holder still runs: not orphaned
-        event = EventRaised(timestamp=time.time(), name=RELEASE_EVENT,
+        event = EventRaised(timestamp=self._clock.now(), name=RELEASE_EVENT,
                             input=release_json(owner or "", lock.get("id") or ""))
         await self._backend.send_entity_message(Message(record.instance_id, event))
         if self._worker is not None:

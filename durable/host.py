@@ -16,6 +16,7 @@ from typing import Any
 
 from durable.app import DFApp
 from durable.client import DurableOrchestrationClient
+from durable.clock import Clock, clock_of
 from durable.errors import SchemaVersionError, StorageError
 from durable.http.activity import builtin_activities
 from durable.status import OverridableStates
@@ -35,6 +36,8 @@ class Host:
     only serves the client (a front end that leaves the work to ``durable worker`` processes).
     Worker tuning is passed as keyword arguments of :class:`durable.WorkerOptions`.
     ``observer`` (:mod:`durable.telemetry`) receives the worker's and the client's telemetry.
+    ``clock`` (:mod:`durable.clock`) is the time storage, worker and client run on: the wall
+    clock by default, a :class:`durable.clock.VirtualClock` in tests.
     """
 
     def __init__(
@@ -46,10 +49,14 @@ class Host:
         overridable_states: OverridableStates = OverridableStates.NonRunningStates,
         worker_options: WorkerOptions | None = None,
         observer: Observer | None = None,
+        clock: Clock | None = None,
         **options: Any,
     ) -> None:
         self.app = app
         self.backend = open_backend(storage)
+        if clock is not None:
+            self.backend.clock = clock  # type: ignore[attr-defined]
+        self.clock = clock_of(self.backend)
         registry = app.registry()
         self.registry = registry
         self.worker: Worker | None = None

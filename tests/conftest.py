@@ -1,5 +1,6 @@
-"""Shared fixtures. Storage tests run against every backend: a real SQLite file, and a real
-PostgreSQL server when one is reachable (the PostgreSQL cases skip, saying why, otherwise)."""
+"""Shared fixtures. Storage tests run against every backend: a real SQLite file, a real
+PostgreSQL server when one is reachable (the PostgreSQL cases skip, saying why, otherwise), and
+the in-memory store of durable.testing."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def postgres_url(tmp_path: Path) -> str:
 BACKEND_URLS: dict[str, Callable[[Path], str]] = {
     "sqlite": sqlite_url,
     "postgres": postgres_url,
+    # durable.testing's in-memory store must pass the same contract as the real ones.
+    "memory": lambda tmp_path: "memory://",
 }
 
 

@@ -3,6 +3,7 @@
 - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (query option
   ``synchronous=full|normal``, default full)
 - ``postgresql://user@host:port/dbname`` (query option ``hub=<task hub>``)
+- ``memory://``: SQLite in memory, for tests (gone when the backend closes; one process)
 
 The environment variable ``DURABLE_STORAGE`` supplies the URL when none is given.
 """
@@ -37,6 +38,10 @@ def open_backend(url: str | Backend | None = None) -> Backend:
         return url
     parts = urlsplit(url)
     options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    if parts.scheme == "memory":
+        from durable.storage.sqlite.backend import SQLiteBackend
+
+        return SQLiteBackend(":memory:")
     if parts.scheme == "sqlite":
         from durable.storage.sqlite.backend import SQLiteBackend
 
@@ -55,7 +60,7 @@ def open_backend(url: str | Backend | None = None) -> Backend:
             ) from exc
         return PostgresBackend(url)
     raise InvalidInputError(
-        f"Unknown storage URL {url!r}: use sqlite:///file.db or postgresql://..."
+        f"Unknown storage URL {url!r}: use sqlite:///file.db, postgresql://... or memory://"
     )
 
 

@@ -14,13 +14,13 @@ import inspect
 import logging
 import queue
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 from durable import serialization
 from durable.app import FunctionInfo, Registry
+from durable.clock import SYSTEM_CLOCK, Clock
 from durable.errors import FailureDetails, FunctionNotFoundError
 from durable.history import HistoryEvent, TaskCompleted, TaskFailed
 from durable.storage.base import ActivityResult, ActivityWorkItem
@@ -56,8 +56,10 @@ class ActivityExecutor:
         max_threads: int = 16,
         max_async: int = 1000,
         builtins: dict[str, FunctionInfo] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._registry = registry
+        self._clock = clock
         self._builtins = builtins or {}
         self._sink = sink
         self._max_threads = max(1, max_threads)
@@ -140,7 +142,7 @@ class ActivityExecutor:
     def _result(
         self, item: ActivityWorkItem, value: Any, error: BaseException | None
     ) -> ActivityResult:
-        now = time.time()
+        now = self._clock.now()
         event: HistoryEvent
         if error is None:
             try:

@@ -24,12 +24,12 @@ storage already accepted once), so that parking cannot fail the way the episode 
 from __future__ import annotations
 
 import logging
-import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from durable import serialization
+from durable.clock import SYSTEM_CLOCK, Clock
 from durable.errors import FailureDetails
 from durable.history import (
     ExecutionCompleted,
@@ -53,7 +53,7 @@ class Strike:
     """How often an instance failed inside durable, why, and when to try again."""
 
     attempts: int
-    retry_at: float  # wall-clock time (time.time()), the clock of the worker's timer queue
+    retry_at: float  # on the worker's clock, as its timer queue
     cause: FailureDetails
     park: bool = False  # the next item of the instance is parked instead of run
 
@@ -62,7 +62,9 @@ class Strikes:
     """Per-instance failure counts and back-off (in memory: a restart starts counting again,
     which only costs a few more attempts)."""
 
-    def __init__(self, limit: int, first_delay: float, max_delay: float) -> None:
+    def __init__(self, limit: int, first_delay: float, max_delay: float,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self.limit = max(1, limit)
         self.first_delay = first_delay
         self.max_delay = max_delay
@@ -77,7 +79,7 @@ class Strikes:
     def record(self, instance_id: str, cause: FailureDetails, *, deterministic: bool,
                exc: BaseException | None = None) -> float:
         """Count a failure and log it; return when the instance's next attempt is due (a
-        ``time.time()``), which parks it if this strike says so."""
+        time of the worker's clock), which parks it if this strike says so."""
         strike = self._by_instance.get(instance_id)
         attempts = strike.attempts + 1 if strike is not None else 1
         park = deterministic or attempts >= self.limit
@@ -87,7 +89,7 @@ class Strikes:
             delay = 0.0
         else:
             delay = min(self.first_delay * 2 ** (attempts - 1), self.max_delay)
-        retry_at = time.time() + delay
+        retry_at = self._clock.now() + delay
         self._by_instance[instance_id] = Strike(attempts, retry_at, cause, park)
         if park:
             log.error("instance %s failed inside durable (%d attempt(s)): %s; failing it "
@@ -106,7 +108,7 @@ class Strikes:
         """Instances whose next attempt is not due yet (polls skip them)."""
         if not self._by_instance:
             return []
-        now = time.time()
+        now = self._clock.now()
         for instance_id in [i for i, s in self._by_instance.items()
                             if s.retry_at < now - STRIKE_MEMORY]:
             del self._by_instance[instance_id]  # finished or purged elsewhere long ago
@@ -114,7 +116,7 @@ class Strikes:
 
     def is_backing_off(self, instance_id: str) -> bool:
         strike = self._by_instance.get(instance_id)
-        return strike is not None and strike.retry_at > time.time()
+        return strike is not None and strike.retry_at > self._clock.now()
 
 
 def failure_of(exc: BaseException, where: str) -> FailureDetails:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable.app import FunctionInfo, Registry
+from durable.clock import clock_of
 from durable.errors import FailureDetails, FunctionNotFoundError, InvalidInputError, StorageError
 from durable.history import ExecutionTerminated, HistoryEvent
 from durable.orchestration.actions import Decision
@@ -96,6 +97,7 @@ class Worker:
         self.registry = registry
         self.observer = observer  # telemetry (durable.telemetry); None: nothing to pay
         self.backend = backend
+        self.clock = clock_of(backend)  # the storage's clock: timers and leases agree
         self.options = options or WorkerOptions()
         self.id = worker_id or new_worker_id()
         self._cache = InstanceCache(self.options.max_cached_orchestrations)
@@ -109,9 +111,11 @@ class Worker:
         self._to_inbox: list[ActivityResult] = []
         self._busy_count = 0
         self._wake = asyncio.Event()
-        self._timers = TimerQueue(self.hint)
+        self._timers = TimerQueue(self.hint, self.clock)
         self._strikes = Strikes(self.options.poison_attempts, self.options.poison_retry_delay,
-                                MAX_RETRY_DELAY)
+                                MAX_RETRY_DELAY, self.clock)
+        # A virtual clock that jumps makes timers of instances we do not hold due: look now.
+        self.clock.on_jump(self._poll_soon.set)
         self._doing = ""  # what the episode being built is doing, for a failure message
         self._finish_waiters = FinishWaiters()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -124,6 +128,7 @@ class Worker:
             max_threads=self.options.max_concurrent_activities,
             max_async=self.options.max_concurrent_async_activities,
             builtins=builtin_activities,
+            clock=self.clock,
         )
         self.stats = {"episodes": 0, "commits": 0, "activities": 0, "lease_lost": 0,
                       "strikes": 0, "parked": 0}
@@ -186,6 +191,14 @@ class Worker:
 
     def unwatch(self, instance_id: str, future: asyncio.Future[None]) -> None:
         self._finish_waiters.unwatch(instance_id, future)
+
+    @property
+    def is_idle(self) -> bool:
+        """Nothing in hand: no episode, activity, lease read or hand-over under way (what
+        a test on virtual time waits for before it moves the clock on)."""
+        return not (self._busy_count or self.executor.running or self._accepted
+                    or self._hinted or self._leasing or self._with_local or self._to_inbox
+                    or self._claims_planned or self._tasks)
 
     # -- background loops ---------------------------------------------------------------------
 
@@ -449,7 +462,7 @@ class Worker:
         ]
         episode = self._run(owned, events, consumed)
         if episode is not None and rewind is not None:
-            apply_rewind(episode.commit, rewind[1], time.time(), self._claim)
+            apply_rewind(episode.commit, rewind[1], self.clock.now(), self._claim)
         return episode
 
     def _new_entity_runtime(self, item: OrchestrationWorkItem) -> EntityRuntime:
@@ -474,7 +487,7 @@ class Worker:
         delivered, owned.local = owned.local, []
         for result in delivered:
             events.append(result.event)
-        now = time.time()
+        now = self.clock.now()
         claims = self._claims_planned
         decision: Decision | None = None
         try:
@@ -509,7 +522,7 @@ class Worker:
             cause, attempts = strike.cause, strike.attempts
         else:  # pragma: no cover - callers check
             return None
-        commit, decision = park_commit(item, self.id, cause, attempts, time.time())
+        commit, decision = park_commit(item, self.id, cause, attempts, self.clock.now())
         owned = OwnedInstance(item.instance_id, item.execution_id, item.revision,
                               OrchestrationRuntime(_missing_orchestrator(item.name)))
         self._cache.remember(owned)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ import durable as df
 from durable.history import ExecutionStarted
 from durable.orchestration.runtime import OrchestrationRuntime
 from durable.storage.base import Backend
+from durable.storage.sqlite.backend import SQLiteBackend
 from durable.worker import worker as worker_module
 from tests.e2e.conftest import FAST, wait_for_status
 
@@ -229,10 +229,10 @@ async def test_a_commit_storage_refuses_fails_the_instance_at_once(
         assert running.worker is not None and running.worker.stats["strikes"] == 1
 
 
-def insert_undecodable_message(storage_url: str, instance_id: str) -> None:
+def insert_undecodable_message(backend: Backend, storage_url: str, instance_id: str) -> None:
     """Write a message this version of durable cannot decode, straight into the inbox."""
-    if storage_url.startswith("sqlite"):
-        with sqlite3.connect(storage_url.removeprefix("sqlite:///")) as conn:
+    if isinstance(backend, SQLiteBackend):
+        with backend.connect_directly() as conn:
             conn.execute("INSERT INTO inbox (instance_id, execution_id, visible_at, event) "
                          "VALUES (?, NULL, 0, ?)", (instance_id, '{"type": "FromTheFuture"}'))
         return
@@ -258,7 +258,7 @@ async def test_a_stored_message_that_cannot_be_decoded_fails_only_its_instance(
             await client.start_new("wait_for_event", instance_id)
         for instance_id in ids:
             await wait_for_status(client, instance_id, Status.Running)
-        insert_undecodable_message(storage_url, "event-07")
+        insert_undecodable_message(running.backend, storage_url, "event-07")
         await asyncio.gather(*(client.raise_event(i, "go", i) for i in ids if i != "event-07"))
         for instance_id in ids:
             status = await client.wait_for_completion(instance_id, timeout=30)

@@ -4,7 +4,6 @@ the storage contract, run against every backend."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 
 import pytest
@@ -126,7 +125,7 @@ async def test_a_result_storage_cannot_hold_becomes_that_tasks_failure(
 def _write_raw_message(backend: Backend, instance_id: str, text: str) -> None:
     settings = getattr(backend, "settings", None)
     if settings is None:
-        with sqlite3.connect(backend.path) as conn:  # type: ignore[attr-defined]
+        with backend.connect_directly() as conn:  # type: ignore[attr-defined]
             conn.execute("INSERT INTO inbox (instance_id, execution_id, visible_at, event) "
                          "VALUES (?, NULL, 0, ?)", (instance_id, text))
         return

@@ -59,6 +59,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from durable.clock import SYSTEM_CLOCK, Clock
 from durable.errors import (
     DurableError,
     InvalidInputError,
@@ -103,6 +104,7 @@ class PostgresBackend:
 
     def __init__(self, url: str) -> None:
         self.settings = PostgresSettings(url)
+        self.clock: Clock = SYSTEM_CLOCK  # durable.Host passes its own
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -195,7 +197,8 @@ class PostgresBackend:
                         continue
                     await conn.execute(script.encode())  # several statements: no parameters
                     await conn.execute(
-                        "INSERT INTO durable_migrations VALUES (%s, %s)", [version, time.time()]
+                        "INSERT INTO durable_migrations VALUES (%s, %s)",
+                        [version, self.clock.now()],
                     )
                     log.info("applied PostgreSQL migration %04d to hub %s at %s",
                              version, hub, self.settings.where)
@@ -241,7 +244,7 @@ class PostgresBackend:
                         attempt -= 1
                         await conn.close()
                         continue
-                    run = Run(conn, time.time(), defer=write)
+                    run = Run(conn, self.clock.now(), defer=write)
                     if not write:
                         return await sql.run_async(run.execute, factory(run.now))
                     run.pending.append("BEGIN")

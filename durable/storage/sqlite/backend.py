@@ -20,12 +20,12 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from durable.clock import SYSTEM_CLOCK, Clock
 from durable.errors import DurableError, InvalidInputError, StorageError
 from durable.history import HistoryEvent
 from durable.status import OrchestrationRuntimeStatus, OverridableStates
@@ -64,9 +64,10 @@ class _Job:
     future: asyncio.Future[Any]
 
 
-def _connect(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
+def _connect(path: str, synchronous: str, busy_timeout: float, uri: bool = False
+             ) -> sqlite3.Connection:
     conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout, uri=uri
     )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -106,9 +107,11 @@ class _Worker(threading.Thread):
     """A thread owning one connection; runs queued jobs, batching writes into one commit."""
 
     def __init__(self, name: str, connect: Callable[[], sqlite3.Connection], write: bool,
-                 path: str):
+                 path: str, now: Callable[[], float], watch: bool = True):
         super().__init__(name=name, daemon=True)
         self._connect = connect
+        self._now = now
+        self._watch_file = watch
         self._write = write
         self._path = path
         self._watch: FileWatch | None = None
@@ -123,7 +126,7 @@ class _Worker(threading.Thread):
             self.startup_error = exc
             self.ready.set()
             return
-        if self._write:
+        if self._write and self._watch_file:
             self._watch = FileWatch(self._path)
         self.ready.set()
         execute = _executor(conn)
@@ -158,7 +161,7 @@ class _Worker(threading.Thread):
 
     def _run_reads(self, execute: Callable[[sql.Op], Any], batch: list[_Job]) -> None:
         results = []
-        now = time.time()
+        now = self._now()
         for job in batch:
             assert job.factory is not None
             try:
@@ -182,7 +185,7 @@ class _Worker(threading.Thread):
             error = storage_error(exc, self._path)
             _deliver([(job, None, error) for job in batch])
             return
-        now = time.time()
+        now = self._now()
         try:
             for job in batch:
                 assert job.factory is not None
@@ -258,6 +261,14 @@ class SQLiteBackend:
         self.path = str(path)
         self.synchronous = mode
         self.busy_timeout = busy_timeout
+        self.clock: Clock = SYSTEM_CLOCK  # durable.Host passes its own
+        # In memory (":memory:"): one shared-cache database per backend, for tests; a keeper
+        # connection holds it alive and one thread serves reads and writes (shared-cache
+        # locking does not wait like the busy timeout of a file does).
+        self.memory = self.path == ":memory:"
+        self._database = (f"file:durable-memory-{id(self):x}?mode=memory&cache=shared"
+                          if self.memory else self.path)
+        self._keeper: sqlite3.Connection | None = None
         self._writer: _Worker | None = None
         self._reader: _Worker | None = None
 
@@ -266,24 +277,39 @@ class SQLiteBackend:
 
     @property
     def url(self) -> str:
-        return f"sqlite:///{self.path}"
+        return "memory://" if self.memory else f"sqlite:///{self.path}"
+
+    def _connection(self) -> sqlite3.Connection:
+        return _connect(self._database, self.synchronous, self.busy_timeout, self.memory)
+
+    def connect_directly(self) -> sqlite3.Connection:
+        """A new plain connection to this backend's database, in memory too (for tools and
+        tests that look at the tables themselves)."""
+        return sqlite3.connect(self._database, uri=self.memory)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def open(self) -> None:
         if self._writer is not None:
             return
-        if self.path != ":memory:":
+        if self.memory:
+            self._keeper = self._connection()
+        else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             await asyncio.to_thread(create_private, self.path)
         await asyncio.to_thread(self._migrate)
 
         def connect() -> sqlite3.Connection:
-            return _connect(self.path, self.synchronous, self.busy_timeout)
+            return self._connection()
 
-        self._writer = _Worker("durable-sqlite-writer", connect, write=True, path=self.path)
-        self._reader = _Worker("durable-sqlite-reader", connect, write=False, path=self.path)
-        for thread in (self._writer, self._reader):
+        def now() -> float:
+            return self.clock.now()
+
+        self._writer = _Worker("durable-sqlite-writer", connect, write=True, path=self.path,
+                               now=now, watch=not self.memory)
+        self._reader = self._writer if self.memory else _Worker(
+            "durable-sqlite-reader", connect, write=False, path=self.path, now=now)
+        for thread in {self._writer, self._reader}:
             thread.start()
             thread.ready.wait()
             failure = thread.startup_error
@@ -298,7 +324,7 @@ class SQLiteBackend:
 
     def _migrate(self) -> None:
         try:
-            conn = _connect(self.path, self.synchronous, self.busy_timeout)
+            conn = self._connection()
         except sqlite3.Error as exc:
             raise storage_error(exc, self.path) from exc
         try:
@@ -315,7 +341,8 @@ class SQLiteBackend:
                     for statement in _split_statements(script):
                         conn.execute(statement)
                     conn.execute(
-                        "INSERT INTO durable_migrations VALUES (?, ?)", (version, time.time())
+                        "INSERT INTO durable_migrations VALUES (?, ?)",
+                        (version, self.clock.now()),
                     )
                     log.info("applied SQLite migration %04d to %s", version, self.path)
             conn.execute("COMMIT")
@@ -327,13 +354,15 @@ class SQLiteBackend:
             conn.close()
 
     async def close(self) -> None:
-        for thread in (self._writer, self._reader):
-            if thread is not None:
-                thread.jobs.put(None)
-        for thread in (self._writer, self._reader):
-            if thread is not None:
-                await asyncio.to_thread(thread.join)
+        threads = {t for t in (self._writer, self._reader) if t is not None}
+        for thread in threads:
+            thread.jobs.put(None)
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
         self._writer = self._reader = None
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.close()  # the in-memory database goes with it
 
     # -- plumbing -----------------------------------------------------------------------------
 
