@@ -46,6 +46,7 @@ from durable.errors import (
     StorageFullError,
     StorageReadOnlyError,
     TaskFailedError,
+    VersionMismatchError,
 )
 from durable.host import Host
 from durable.http.types import HttpRequest, HttpResponse
@@ -110,6 +111,7 @@ __all__ = [
     "TaskFailedError",
     "TaskState",
     "TimerTask",
+    "VersionMismatchError",
     "WorkerOptions",
     "__version__",
 ]

@@ -190,7 +190,30 @@ class Blueprint:
 
 
 class DFApp(Blueprint):
-    """A durable app: its orchestrators, activities and HTTP routes."""
+    """A durable app: its orchestrators, activities, entities and HTTP routes.
+
+    Versioning (docs/versioning.md, Durable Functions' ``defaultVersion``,
+    ``versionMatchStrategy`` and ``versionFailureStrategy``): ``default_version`` is the
+    version of orchestrations started without one and the version this app's workers run;
+    ``version_match_strategy`` (``none``, ``strict``, ``current-or-older``) says which
+    instance versions they take, and ``version_failure_strategy`` (``reject``, ``fail``) what
+    happens to the others.
+    """
+
+    def __init__(
+        self,
+        http_auth_level: AuthLevel | str = AuthLevel.FUNCTION,
+        *,
+        default_version: str | None = None,
+        version_match_strategy: str = "none",
+        version_failure_strategy: str = "reject",
+    ) -> None:
+        super().__init__(http_auth_level)
+        from durable.versioning import VersionFailure, VersionMatch
+
+        self.default_version = default_version
+        self.version_match_strategy = VersionMatch.parse(version_match_strategy)
+        self.version_failure_strategy = VersionFailure.parse(version_failure_strategy)
 
     def register_functions(self, blueprint: Blueprint) -> None:
         for info in blueprint.functions():

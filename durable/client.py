@@ -109,6 +109,8 @@ class DurableOrchestrationClient(EntityClient):
         self._worker = worker
         self.overridable_states = overridable_states
         self.task_hub_name = "default"
+        # The version of orchestrations started without one (the app's default_version).
+        self.default_version: str | None = None
         # Where the management API is served (set by `durable run`); used to build the URLs
         # of create_check_status_response and create_http_management_payload.
         self.webhooks: WebhookSettings | None = None
@@ -144,6 +146,8 @@ class DurableOrchestrationClient(EntityClient):
         else:
             validate_instance_id(instance_id)
         payload = serialization.dumps(client_input, "orchestration input")
+        if version is None:
+            version = self.default_version
         return await self._start(name, instance_id, payload, version, overridable_states)
 
     async def _start(

@@ -12,6 +12,7 @@ The tree::
     ├── InstanceNotFoundError                     no instance with that ID
     ├── InstanceNotRunningError                   the instance already finished (HTTP 410)
     ├── InstanceNotFailedError                    rewind of an instance that did not fail
+    ├── VersionMismatchError                      the instance's version is not this worker's
     ├── TaskFailedError                           an activity or sub-orchestration failed
     ├── NonDeterminismError                       replayed code diverged from history
     ├── OrchestrationTimeoutError (also TimeoutError)   wait_for_completion gave up
@@ -109,6 +110,21 @@ class InstanceNotFailedError(DurableError):
         )
         self.instance_id = instance_id
         self.status = status
+
+
+class VersionMismatchError(DurableError):
+    """The orchestration's version cannot run on this worker."""
+
+    def __init__(self, instance_id: str, version: str | None, worker_version: str | None,
+                 strategy: str) -> None:
+        super().__init__(
+            f"The orchestration instance '{instance_id}' is version {version or '(none)'}, "
+            f"which a worker of version {worker_version or '(none)'} does not run "
+            f"(version match strategy {strategy})."
+        )
+        self.instance_id = instance_id
+        self.version = version
+        self.worker_version = worker_version
 
 
 @dataclass(frozen=True, slots=True)

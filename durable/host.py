@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from types import TracebackType
 from typing import Any
@@ -61,7 +62,7 @@ class Host:
         self.registry = registry
         self.worker: Worker | None = None
         if run_worker:
-            opts = worker_options or WorkerOptions(**options)
+            opts = with_app_versioning(worker_options or WorkerOptions(**options), app)
             # Built-in activities (call_http's HTTP request) run beside the app's own.
             self.worker = Worker(
                 registry, self.backend, opts, builtin_activities=builtin_activities(),
@@ -73,6 +74,7 @@ class Host:
             self.backend, registry, self.worker, overridable_states=overridable_states,
             observer=observer,
         )
+        self.client.default_version = getattr(app, "default_version", None)
         self._running = False
 
     async def start(self) -> None:
@@ -108,6 +110,19 @@ class Host:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+def with_app_versioning(options: WorkerOptions, app: Any) -> WorkerOptions:
+    """The worker runs the app's version and strategies, where the options leave them unset."""
+    defaults = WorkerOptions()
+    changes: dict[str, Any] = {}
+    for option, setting in (("version", "default_version"),
+                            ("version_match", "version_match_strategy"),
+                            ("version_failure", "version_failure_strategy")):
+        value = getattr(app, setting, None)
+        if value is not None and getattr(options, option) == getattr(defaults, option):
+            changes[option] = value
+    return dataclasses.replace(options, **changes) if changes else options
 
 
 async def start_with_retry(host: Host, *, first_delay: float = 0.5, max_delay: float = 30.0

@@ -123,6 +123,7 @@ class OrchestrationWorkItem:
     # Set when a stored message or history chunk of this instance could not be decoded
     # (what, and where): the worker fails the instance with it instead of running it.
     damage: str | None = None
+    version: str | None = None  # the orchestration's version (durable/versioning.py)
 
     @property
     def is_entity(self) -> bool:
@@ -144,6 +145,7 @@ class NewTask:
     name: str
     input: str | None
     claimed: bool = True
+    version: str | None = None  # the orchestration's version (who may run the activity)
 
 
 @dataclass(slots=True)
@@ -154,6 +156,7 @@ class ActivityWorkItem:
     name: str
     input: str | None
     attempt: int = 1
+    version: str | None = None
 
     @property
     def key(self) -> TaskKey:

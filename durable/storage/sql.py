@@ -246,6 +246,7 @@ def create_instance(
         revision=outcome,
         messages=[InboxEntry(int(row[0]), started, new.execution_id)],
         history=[],
+        version=new.version,
     )
 
 
@@ -558,7 +559,7 @@ def lease_orchestrations(
         for instance_id, state in (yield rows("select_inputs_for", instance_ids=entity_ids)):
             entity_states[instance_id] = state
     items = []
-    for instance_id, name, execution_id, status, revision in live:
+    for instance_id, name, execution_id, status, revision, version in live:
         if instance_id not in messages:
             # Under READ COMMITTED (PostgreSQL) the owner's own commit can consume the messages
             # between the lease statement and the read; an empty episode would only add noise.
@@ -570,7 +571,7 @@ def lease_orchestrations(
             OrchestrationWorkItem(instance_id, name, execution_id, Status(status), revision,
                                   messages[instance_id], history,
                                   entity_state=entity_states.get(instance_id),
-                                  damage=damage.get(instance_id))
+                                  damage=damage.get(instance_id), version=version)
         )
     return items
 
@@ -705,6 +706,7 @@ def _commit_one(
                     "attempt": 1 if task.claimed else 0,
                     "lease_owner": commit.lease_owner if task.claimed else None,
                     "lease_expires_at": now + lease_seconds if task.claimed else None,
+                    "version": task.version,
                 }
                 for task in commit.new_tasks
             ],

@@ -54,10 +54,12 @@ def commit_for(
     delivered: list[ActivityResult],
     now: float,
     claim: Callable[[], bool],
+    default_version: str | None = None,
 ) -> OrchestrationCommit:
     """The commit for ``decision``; ``claim()`` says whether to keep each new activity."""
     instance_id = owned.instance_id
     execution_id = owned.execution_id
+    version = owned.runtime.started.version if owned.runtime.started is not None else None
     commit = OrchestrationCommit(
         instance_id=instance_id,
         execution_id=execution_id,
@@ -79,7 +81,8 @@ def commit_for(
     for action in decision.actions:
         if isinstance(action, ScheduleActivity):
             commit.new_tasks.append(
-                NewTask(action.task_id, action.name, action.input, claimed=claim())
+                NewTask(action.task_id, action.name, action.input, claimed=claim(),
+                        version=version)
             )
         elif isinstance(action, ScheduleTimer):
             fired = TimerFired(timestamp=action.fire_at, timer_id=action.timer_id,
@@ -99,7 +102,7 @@ def commit_for(
                     execution_id=new_execution_id(),
                     input=action.input,
                     created_at=now,
-                    version=action.version,
+                    version=action.version if action.version is not None else default_version,
                     parent_instance_id=instance_id,
                     parent_execution_id=execution_id,
                     parent_task_id=action.task_id,

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 from durable.storage.base import DEFAULT_LEASE_SECONDS, Backend
+from durable.versioning import VersionFailure, VersionMatch
 
 log = logging.getLogger("durable.worker")
 
@@ -41,6 +42,11 @@ class WorkerOptions:
     # (docs/reliability.md). Deterministic failures (a value storage refuses) park at once.
     poison_attempts: int = 5
     poison_retry_delay: float = 0.5
+    # Versioning (durable/versioning.py): the version this worker runs (its app's
+    # default_version), which instance versions it takes, and what it does with the others.
+    version: str | None = None
+    version_match: VersionMatch = VersionMatch.NONE
+    version_failure: VersionFailure = VersionFailure.REJECT
 
     @property
     def backlog(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from durable.history import ExecutionRewound, TimerFired
+from durable.history import ExecutionRewound, ExecutionStarted, TimerFired
 from durable.ids import new_execution_id
 from durable.orchestration.rewind import RewindPlan, plan_rewind
 from durable.storage.base import (
@@ -39,7 +39,9 @@ def apply_rewind(commit: OrchestrationCommit, plan: RewindPlan, now: float,
     """Make ``commit`` (the rewind episode's) replace the history and redo the work."""
     commit.replace_history = True
     commit.history = [*plan.history, *commit.history]
-    commit.new_tasks.extend(NewTask(t.event_id, t.name, t.input, claimed=claim())
+    version = next((e.version for e in plan.history if isinstance(e, ExecutionStarted)), None)
+    commit.new_tasks.extend(NewTask(t.event_id, t.name, t.input, claimed=claim(),
+                                    version=version)
                             for t in plan.activities)
     for timer in plan.timers:
         fired = TimerFired(timestamp=timer.fire_at, timer_id=timer.event_id,

@@ -49,6 +49,7 @@ from durable.storage.base import (
     OrchestrationWorkItem,
 )
 from durable.telemetry import Observer, observe_commit
+from durable.versioning import VersionFailure, VersionMatch
 from durable.worker.activities import ActivityExecutor
 from durable.worker.cache import InstanceCache, OwnedInstance, Runtime
 from durable.worker.commits import commit_for, give_back_claims
@@ -63,6 +64,7 @@ from durable.worker.options import (
 from durable.worker.poison import Strikes, describe_events, failure_of, park_commit
 from durable.worker.rewinds import apply_rewind, rewind_of
 from durable.worker.timers import TimerQueue
+from durable.worker.versions import REJECT_SECONDS, VersionGate, failing_orchestrator
 from durable.worker.waiters import FinishWaiters
 
 log = logging.getLogger("durable.worker")
@@ -116,6 +118,10 @@ class Worker:
                                 MAX_RETRY_DELAY, self.clock)
         # A virtual clock that jumps makes timers of instances we do not hold due: look now.
         self.clock.on_jump(self._poll_soon.set)
+        self._versions = VersionGate(self.options.version,
+                                     VersionMatch.parse(self.options.version_match),
+                                     VersionFailure.parse(self.options.version_failure),
+                                     self.clock)
         self._doing = ""  # what the episode being built is doing, for a failure message
         self._finish_waiters = FinishWaiters()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -230,7 +236,8 @@ class Worker:
             # One lease read per instance at a time: a burst of messages to one instance (a
             # hot entity) must not start a read of its whole inbox per message.
             wanted = [i for i in self._hinted
-                      if not self._cache.is_busy(i) and i not in self._leasing]
+                      if not self._cache.is_busy(i) and i not in self._leasing
+                      and not self._versions.is_rejected(i)]
             if self._strikes:
                 # Backing off: its retry is on the timer queue.
                 waiting = [i for i in wanted if self._strikes.is_backing_off(i)]
@@ -292,6 +299,7 @@ class Worker:
         not lease and read them again."""
         held = [item.instance_id for item in self._accepted]
         held.extend(self._leasing)
+        held.extend(self._versions.skipped())
         if self._busy_count:
             held.extend(owned.instance_id for owned in self._cache if owned.busy)
         if self._strikes:
@@ -379,10 +387,17 @@ class Worker:
                 self.id, limit=min(room, self.options.lease_batch),
                 lease_seconds=self.options.lease_seconds,
             )
+            wrong = [t for t in tasks if not self._versions.runs_task(t)]
+            if wrong:
+                # Activities of an orchestration version this worker does not run: back to
+                # the table, out of this worker's reach for a while, for a worker that does.
+                tasks = [t for t in tasks if t not in wrong]
+                await self.backend.abandon_activities(self.id, wrong,
+                                                      retry_after=REJECT_SECONDS)
             if tasks:
                 self.stats["activities"] += len(tasks)
                 self.executor.submit(tasks)
-            else:
+            elif not wrong:
                 self._left_unclaimed = False
             found += len(tasks)
         return found
@@ -418,6 +433,8 @@ class Worker:
                 strike is not None and _terminating(item)
             ):
                 return self._park(item)
+        if not self._versions.runs(item):
+            return self._wrong_version(item)
         owned = self._cache.get(item.instance_id)
         if owned is not None:
             if item.revision < owned.revision and item.execution_id in (
@@ -472,9 +489,26 @@ class Worker:
         return EntityRuntime(info.fn if info is not None else None,
                              EntityId.from_instance_id(item.instance_id), item.entity_state)
 
+    def _wrong_version(self, item: OrchestrationWorkItem) -> _Episode | None:
+        """An instance of a version this worker does not run: leave it, or fail it."""
+        self._forget(item.instance_id)
+        if self._versions.failure is VersionFailure.FAIL:
+            if item.history is None:
+                self.hint(item.instance_id)  # read it again, with its history
+                return None
+            return self._fail_instance(item, self._versions.mismatch(item))
+        self._versions.reject(item)
+        self._spawn(self.backend.release_orchestrations(self.id, [item.instance_id]))
+        return None
+
     def _unknown_orchestrator(self, item: OrchestrationWorkItem) -> _Episode | None:
         """Fail an instance whose orchestrator is not registered in this app."""
-        runtime = OrchestrationRuntime(_missing_orchestrator(item.name))
+        return self._fail_instance(item, FunctionNotFoundError("orchestrator", item.name))
+
+    def _fail_instance(self, item: OrchestrationWorkItem, error: BaseException
+                       ) -> _Episode | None:
+        """Commit ``item``'s instance as Failed with ``error``, running none of its code."""
+        runtime = OrchestrationRuntime(failing_orchestrator(error))
         owned = OwnedInstance(item.instance_id, item.execution_id, item.revision, runtime)
         self._cache.remember(owned)
         runtime.replay(item.history or [])
@@ -493,7 +527,8 @@ class Worker:
         try:
             decision = owned.runtime.run_episode(events, now)
             commit = commit_for(owned, decision, lease_owner=self.id, consumed=consumed,
-                                delivered=delivered, now=now, claim=self._claim)
+                                delivered=delivered, now=now, claim=self._claim,
+                                default_version=self.options.version)
         except Exception:
             # Say what the episode was doing; its results are re-delivered via the inbox.
             self._doing = (f"running an episode with {describe_events(events)}"
@@ -524,7 +559,8 @@ class Worker:
             return None
         commit, decision = park_commit(item, self.id, cause, attempts, self.clock.now())
         owned = OwnedInstance(item.instance_id, item.execution_id, item.revision,
-                              OrchestrationRuntime(_missing_orchestrator(item.name)))
+                              OrchestrationRuntime(failing_orchestrator(
+                                  FunctionNotFoundError("orchestrator", item.name))))
         self._cache.remember(owned)
         owned.busy = True
         self._busy_count += 1
@@ -696,10 +732,3 @@ class Worker:
 
 def _terminating(item: OrchestrationWorkItem) -> bool:
     return any(isinstance(m.event, ExecutionTerminated) for m in item.messages)
-
-
-def _missing_orchestrator(name: str) -> Callable[[Any], Any]:
-    def fail(context: Any) -> Any:
-        raise FunctionNotFoundError("orchestrator", name)
-
-    return fail

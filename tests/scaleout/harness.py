@@ -39,12 +39,13 @@ APP = "tests.scaleout.app:app"
 class DurableProcess:
     """A ``durable`` CLI subprocess; its log goes to a file the test can read."""
 
-    def __init__(self, args: list[str], folder: Path, name: str, activity_log: Path) -> None:
+    def __init__(self, args: list[str], folder: Path, name: str, activity_log: Path,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log_path = folder / f"{name}.log"
         self._log = self.log_path.open("wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLE_")}
-        env.update({LOG_ENV: str(activity_log), "PYTHONUNBUFFERED": "1"})
+        env.update({LOG_ENV: str(activity_log), "PYTHONUNBUFFERED": "1", **(extra_env or {})})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "durable.cli", *args],
             cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -98,11 +99,12 @@ class WorkerProcess(DurableProcess):
 
     def __init__(self, url: str, folder: Path, name: str, activity_log: Path, *,
                  lease_seconds: float = 3.0, poll_interval: float = 1.0,
-                 activities: int = 16) -> None:
+                 activities: int = 16, app: str = APP,
+                 env: dict[str, str] | None = None) -> None:
         super().__init__(
-            ["worker", APP, "--storage", url, "--lease-seconds", str(lease_seconds),
+            ["worker", app, "--storage", url, "--lease-seconds", str(lease_seconds),
              "--poll-interval", str(poll_interval), "--activities", str(activities)],
-            folder, name, activity_log,
+            folder, name, activity_log, env,
         )
 
 

@@ -93,7 +93,7 @@ FROM (
     FOR UPDATE OF c SKIP LOCKED
 ) AS ready
 WHERE i.instance_id = ready.instance_id
-RETURNING i.instance_id, i.name, i.execution_id, i.status, i.revision;
+RETURNING i.instance_id, i.name, i.execution_id, i.status, i.revision, i.version;
 
 -- name: lease_instances
 UPDATE instances AS i
@@ -110,7 +110,7 @@ FROM (
     FOR UPDATE OF c SKIP LOCKED
 ) AS ready
 WHERE i.instance_id = ready.instance_id
-RETURNING i.instance_id, i.name, i.execution_id, i.status, i.revision;
+RETURNING i.instance_id, i.name, i.execution_id, i.status, i.revision, i.version;
 
 -- name: select_messages_for
 -- Due order: timers that came due together (e.g. while no worker ran) arrive in the order
@@ -169,9 +169,9 @@ WHERE instance_id = %(instance_id)s AND execution_id = %(execution_id)s
 
 -- name: insert_task
 INSERT INTO tasks (instance_id, execution_id, task_id, name, input, visible_at, attempt,
-                   lease_owner, lease_expires_at)
+                   lease_owner, lease_expires_at, version)
 VALUES (%(instance_id)s, %(execution_id)s, %(task_id)s, %(name)s, %(input)s, %(now)s,
-        %(attempt)s, %(lease_owner)s, %(lease_expires_at)s)
+        %(attempt)s, %(lease_owner)s, %(lease_expires_at)s, %(version)s)
 ON CONFLICT (instance_id, execution_id, task_id) DO NOTHING;
 
 -- name: lease_tasks
@@ -186,7 +186,7 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) AS picked
 WHERE t.id = picked.id
-RETURNING t.instance_id, t.execution_id, t.task_id, t.name, t.input, t.attempt;
+RETURNING t.instance_id, t.execution_id, t.task_id, t.name, t.input, t.attempt, t.version;
 
 -- name: abandon_task
 UPDATE tasks

@@ -69,7 +69,7 @@ WHERE instance_id IN (
       AND (i.lease_owner IS NULL OR i.lease_owner = :owner OR i.lease_expires_at < :now)
       AND i.instance_id NOT IN (SELECT value FROM json_each(:exclude))
     LIMIT :limit)
-RETURNING instance_id, name, execution_id, status, revision;
+RETURNING instance_id, name, execution_id, status, revision, version;
 
 -- name: lease_instances
 UPDATE instances
@@ -78,7 +78,7 @@ WHERE instance_id IN (SELECT value FROM json_each(:instance_ids))
   AND (lease_owner IS NULL OR lease_owner = :owner OR lease_expires_at < :now)
   AND EXISTS (SELECT 1 FROM inbox m
               WHERE m.instance_id = instances.instance_id AND m.visible_at <= :now)
-RETURNING instance_id, name, execution_id, status, revision;
+RETURNING instance_id, name, execution_id, status, revision, version;
 
 -- name: select_messages_for
 -- Due order: timers that came due together (e.g. while no worker ran) arrive in the order
@@ -134,9 +134,9 @@ WHERE instance_id = :instance_id AND execution_id = :execution_id AND task_id = 
 
 -- name: insert_task
 INSERT INTO tasks (instance_id, execution_id, task_id, name, input, visible_at, attempt,
-                   lease_owner, lease_expires_at)
+                   lease_owner, lease_expires_at, version)
 VALUES (:instance_id, :execution_id, :task_id, :name, :input, :now, :attempt,
-        :lease_owner, :lease_expires_at)
+        :lease_owner, :lease_expires_at, :version)
 ON CONFLICT (instance_id, execution_id, task_id) DO NOTHING;
 
 -- name: lease_tasks
@@ -147,7 +147,7 @@ WHERE id IN (
     WHERE (lease_owner IS NULL AND visible_at <= :now) OR lease_expires_at < :now
     ORDER BY id
     LIMIT :limit)
-RETURNING instance_id, execution_id, task_id, name, input, attempt;
+RETURNING instance_id, execution_id, task_id, name, input, attempt, version;
 
 -- name: abandon_task
 UPDATE tasks
