@@ -49,7 +49,7 @@ from durable.errors import (
     VersionMismatchError,
 )
 from durable.host import Host
-from durable.http.types import HttpRequest, HttpResponse
+from durable.http_model import HttpRequest, HttpResponse
 from durable.orchestration.context import DurableOrchestrationContext
 from durable.orchestration.entity_calls import CriticalSection
 from durable.orchestration.entity_context import DurableEntityContext, Entity

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from durable import management_urls as payloads
 from durable import serialization
 from durable.app import Registry
 from durable.clock import clock_of
@@ -52,8 +53,7 @@ from durable.storage.base import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from durable.http.payloads import WebhookSettings
-    from durable.http.types import HttpResponse
+    from durable.http_model import HttpResponse
     from durable.telemetry import Observer
     from durable.worker.worker import Worker
 
@@ -113,7 +113,7 @@ class DurableOrchestrationClient(EntityClient):
         self.default_version: str | None = None
         # Where the management API is served (set by `durable run`); used to build the URLs
         # of create_check_status_response and create_http_management_payload.
-        self.webhooks: WebhookSettings | None = None
+        self.webhooks: payloads.WebhookSettings | None = None
 
     @property
     def backend(self) -> Backend:
@@ -371,7 +371,7 @@ class DurableOrchestrationClient(EntityClient):
         )
         return PurgeHistoryResult(deleted)
 
-    # -- HTTP helpers (built by durable.http.payloads) -----------------------------------------
+    # -- HTTP helpers (built by durable.management_urls) --------------------------------------
 
     def create_check_status_response(self, request: Any, instance_id: str) -> HttpResponse:
         """202 Accepted with the management URLs, ``Location`` and ``Retry-After: 10``.
@@ -379,20 +379,14 @@ class DurableOrchestrationClient(EntityClient):
         The URLs use the origin (scheme, host, port) of ``request``, an HTTP request object
         with a ``url``, as the Azure Python SDK does.
         """
-        from durable.http import payloads
-
         return payloads.check_status_response(payloads.settings_of(self), request.url, instance_id)
 
     def create_http_management_payload(self, instance_id: str) -> dict[str, str]:
         """The management URLs of ``instance_id`` (at the server's own origin)."""
-        from durable.http import payloads
-
         return payloads.management_urls(payloads.settings_of(self), instance_id)
 
     def get_client_response_links(self, request: Any, instance_id: str) -> dict[str, str]:
         """The management URLs, at ``request``'s origin if a request is given."""
-        from durable.http import payloads
-
         origin = payloads.origin_of(request.url) if request is not None else None
         return payloads.management_urls(payloads.settings_of(self), instance_id, origin=origin)
 
@@ -408,8 +402,6 @@ class DurableOrchestrationClient(EntityClient):
         As the Azure Python SDK: Completed -> 200 with the output (a str as is), Canceled or
         Terminated -> 200 with the status JSON, Failed -> 500 with the status JSON.
         """
-        from durable.http import payloads
-
         return await payloads.wait_or_check_status(
             self, request.url, instance_id, timeout_in_milliseconds, retry_interval_in_milliseconds
         )

@@ -67,7 +67,8 @@ class VirtualClock:
         return self._now
 
     @property
-    def datetime(self) -> datetime:
+    def moment(self) -> datetime:
+        """The virtual now, as an aware UTC datetime."""
         return to_datetime(self._now)
 
     def on_jump(self, callback: Callable[[], None]) -> None:
@@ -88,4 +89,4 @@ class VirtualClock:
             callback()
 
     def __repr__(self) -> str:
-        return f"VirtualClock({self.datetime.isoformat()})"
+        return f"VirtualClock({self.moment.isoformat()})"

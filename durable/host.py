@@ -19,7 +19,6 @@ from durable.app import DFApp
 from durable.client import DurableOrchestrationClient
 from durable.clock import Clock, clock_of
 from durable.errors import SchemaVersionError, StorageError
-from durable.http.activity import builtin_activities
 from durable.status import OverridableStates
 from durable.storage import open_backend
 from durable.storage.base import Backend
@@ -63,10 +62,8 @@ class Host:
         self.worker: Worker | None = None
         if run_worker:
             opts = with_app_versioning(worker_options or WorkerOptions(**options), app)
-            # Built-in activities (call_http's HTTP request) run beside the app's own.
             self.worker = Worker(
-                registry, self.backend, opts, builtin_activities=builtin_activities(),
-                observer=observer,
+                registry, self.backend, opts, observer=observer,
             )
         elif options:
             raise TypeError(f"Worker options given without a worker: {sorted(options)}")

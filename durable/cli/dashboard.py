@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import uvicorn
 from starlette.responses import RedirectResponse
@@ -40,7 +41,7 @@ async def serve_dashboard(
     url: str,
     host: str,
     port: int,
-    shutdown: Callable[[], Awaitable[None]],
+    shutdown: Callable[[], Coroutine[Any, Any, None]],
     echo: Callable[[str], None],
 ) -> None:
     backend = open_backend(url)
@@ -54,7 +55,7 @@ async def serve_dashboard(
         config = uvicorn.Config(_Standalone(dashboard), lifespan="off", access_log=False,
                                 log_level="warning")
         server = uvicorn.Server(config)
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         stopping = asyncio.create_task(shutdown())
         while not server.started and not serving.done():

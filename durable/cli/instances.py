@@ -56,7 +56,7 @@ class Fail(click.ClickException):
 
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
-        self.exit_code = code
+        self.exit_code = code  # type: ignore[misc]  # click reads it per instance
 
 
 def parse_when(text: str | None) -> datetime | None:
@@ -177,7 +177,7 @@ def list_command(as_json: bool, storage: str | None, url: str | None, key: str |
         found: list[dict[str, Any]] = []
         next_token = token
         while True:
-            page, next_token = await target.list(filters, top, next_token)
+            page, next_token = await target.list_instances(filters, top, next_token)
             found.extend(page)
             if not all_pages or next_token is None:
                 break
@@ -431,13 +431,13 @@ def export_history(as_json: bool, storage: str | None, url: str | None, key: str
             document = await target.export(instance_id)
             if document is None:
                 raise InstanceNotFoundError(instance_id)
-            path = folder / f"{quote(instance_id, safe='')}.json"
-            path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-            written.append(str(path))
+            file = folder / f"{quote(instance_id, safe='')}.json"
+            file.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+            written.append(str(file))
         if as_json:
             render.print_json({"files": written})
         else:
-            for path in written:
-                click.echo(path)
+            for name in written:
+                click.echo(name)
 
     run_with_target(storage, url, key, work)

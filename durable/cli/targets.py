@@ -41,7 +41,7 @@ class ListFilter:
 
 
 class Target(Protocol):
-    async def list(self, filters: ListFilter, page_size: int, token: str | None
+    async def list_instances(self, filters: ListFilter, page_size: int, token: str | None
                    ) -> tuple[list[dict[str, Any]], str | None]: ...
     async def show(self, instance_id: str, history: bool = False) -> dict[str, Any] | None: ...
     async def start(self, name: str, instance_id: str | None, data: Any) -> str: ...
@@ -86,7 +86,7 @@ class StorageTarget:
         await self.backend.open()
         self._client = DurableOrchestrationClient(self.backend)
 
-    async def list(self, filters: ListFilter, page_size: int, token: str | None
+    async def list_instances(self, filters: ListFilter, page_size: int, token: str | None
                    ) -> tuple[list[dict[str, Any]], str | None]:
         page, next_token = await self._client.get_status_page(
             filters.created_from, filters.created_to, filters.statuses or None, filters.prefix,
@@ -176,7 +176,7 @@ class HttpTarget:
     def __init__(self, url: str, key: str | None, timeout: float = 30.0) -> None:
         import httpx
 
-        from durable.http.payloads import WEBHOOK_PATH
+        from durable.management_urls import WEBHOOK_PATH
 
         self.url = url.rstrip("/")
         headers = {"x-functions-key": key} if key else {}
@@ -219,7 +219,7 @@ class HttpTarget:
     def _segment(text: str) -> str:
         return quote(text, safe="")
 
-    async def list(self, filters: ListFilter, page_size: int, token: str | None
+    async def list_instances(self, filters: ListFilter, page_size: int, token: str | None
                    ) -> tuple[list[dict[str, Any]], str | None]:
         params: dict[str, Any] = {"top": page_size, "showInput": "false"}
         if filters.statuses:

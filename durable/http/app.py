@@ -45,9 +45,9 @@ from durable.http.errors import (
     response_for,
 )
 from durable.http.keys import KeyRing, presented_key
-from durable.http.payloads import WEBHOOK_PATH
 from durable.http.routes import RouteTable, call_handler, to_response
-from durable.http.types import HttpRequest, HttpResponse
+from durable.http_model import HttpRequest, HttpResponse
+from durable.management_urls import WEBHOOK_PATH
 
 log = logging.getLogger("durable.http")
 

@@ -23,7 +23,7 @@ from durable.http.management import (
     parse_json,
     parse_time,
 )
-from durable.http.types import HttpResponse, json_response
+from durable.http_model import HttpResponse, json_response
 from durable.orchestration.entity_ids import EntityId
 from durable.orchestration.entity_runtime import DELETE_OPERATION
 

@@ -24,7 +24,7 @@ from durable.errors import (
     StorageFullError,
     StorageReadOnlyError,
 )
-from durable.http.types import HttpResponse, json_response
+from durable.http_model import HttpResponse, json_response
 
 GENERIC_500 = "Something went wrong while processing your request"
 STORAGE_RETRY_AFTER = "5"  # seconds, on a 503 for unavailable storage

@@ -33,14 +33,14 @@ from durable.errors import (
 )
 from durable.http.errors import HttpError
 from durable.http.openapi import openapi_document
-from durable.http.payloads import (
+from durable.http_model import HttpResponse, json_response
+from durable.ids import validate_instance_id
+from durable.management_urls import (
     STATUS_RETRY_AFTER,
     check_status_response,
     finished_response,
     settings_of,
 )
-from durable.http.types import HttpResponse, json_response
-from durable.ids import validate_instance_id
 from durable.status import OrchestrationRuntimeStatus as Status
 
 CONTINUATION_HEADER = "x-ms-continuation-token"

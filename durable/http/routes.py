@@ -28,7 +28,7 @@ from starlette.responses import Response
 
 from durable.app import AuthLevel, DFApp, FunctionInfo
 from durable.errors import InvalidInputError
-from durable.http.types import HttpRequest, HttpResponse, json_response
+from durable.http_model import HttpRequest, HttpResponse, json_response
 
 _TOKEN = re.compile(r"\{([^{}]*)\}")
 _PARAM = re.compile(

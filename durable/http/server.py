@@ -23,8 +23,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -33,7 +34,6 @@ from durable.app import AuthLevel, DFApp
 from durable.host import Host, start_with_retry
 from durable.http.app import DEFAULT_MAX_REQUEST_BODY, DEFAULT_ROUTE_PREFIX, create_app
 from durable.http.keys import KeyRing, RedactKeysFilter, is_loopback, load_keys
-from durable.http.payloads import WEBHOOK_PATH, WebhookSettings
 from durable.http.protocol import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEAD_TIMEOUT,
@@ -41,6 +41,7 @@ from durable.http.protocol import (
     guarded_protocol,
 )
 from durable.http.routes import RouteTable
+from durable.management_urls import WEBHOOK_PATH, WebhookSettings
 from durable.status import OverridableStates
 from durable.telemetry.setup import Telemetry
 
@@ -185,7 +186,7 @@ async def serve(
     options: ServeOptions,
     *,
     app_spec: str,
-    shutdown: Callable[[], Awaitable[None]],
+    shutdown: Callable[[], Coroutine[Any, Any, None]],
     echo: Callable[[str], None] = lambda text: print(text, flush=True),
 ) -> None:
     """Serve ``app`` until ``shutdown()`` returns, then stop gracefully (see module doc)."""

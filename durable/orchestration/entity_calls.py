@@ -75,9 +75,8 @@ class CriticalSection:
     def __enter__(self) -> CriticalSection:
         return self
 
-    def __exit__(self, *exc_info: object) -> bool:
-        self._state.release(self)
-        return False
+    def __exit__(self, *exc_info: object) -> None:
+        self._state.release(self)  # exceptions pass on
 
 
 class _LockState:

@@ -1,7 +1,7 @@
 """Durable HTTP calls (``context.call_http``), with Durable Functions' asynchronous 202 pattern.
 
 The request itself runs in the built-in activity ``BuiltIn::HttpActivity`` (see
-:mod:`durable.http.activity`), so the orchestrator stays deterministic: every response is an
+:mod:`durable.worker.http_activity`), so the orchestrator stays deterministic: every response is an
 activity result in history. When a response is ``202 Accepted`` with a ``Location`` header, the
 task waits on a durable timer (``Retry-After`` seconds, else 30 s as Durable Functions'
 ``defaultAsyncRequestSleepTimeMilliseconds``) and then GETs the location, again and again, until

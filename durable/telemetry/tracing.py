@@ -147,7 +147,8 @@ class TracingObserver(Observer):
         self.tracer = provider.get_tracer(TRACER_NAME)
         generator = getattr(self.tracer, "id_generator", None)
         if generator is not None and not isinstance(generator, _ForcedIds):
-            self.tracer.id_generator = _ForcedIds(generator)  # an SDK tracer: ours alone
+            tracer: Any = self.tracer
+            tracer.id_generator = _ForcedIds(generator)  # an SDK tracer: ours alone
         self._executions: dict[tuple[str, str], _Execution] = {}
 
     # -- client -------------------------------------------------------------------------------

@@ -170,8 +170,8 @@ class OrchestratorTester:
                      key=lambda p: (p.fire_at, p.task_id))
         for timer in due:
             self._pending.remove(timer)
-        events = [TimerFired(timestamp=t.fire_at, timer_id=t.task_id, fire_at=t.fire_at)
-                  for t in due]
+        events: list[HistoryEvent] = [
+            TimerFired(timestamp=t.fire_at, timer_id=t.task_id, fire_at=t.fire_at) for t in due]
         return self._episode(events)
 
     def advance_to_next_timer(self) -> Step:

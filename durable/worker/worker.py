@@ -53,6 +53,7 @@ from durable.versioning import VersionFailure, VersionMatch
 from durable.worker.activities import ActivityExecutor
 from durable.worker.cache import InstanceCache, OwnedInstance, Runtime
 from durable.worker.commits import commit_for, give_back_claims
+from durable.worker.http_activity import builtin_activities as http_builtins
 from durable.worker.options import (
     DEFAULT_MAX_CACHED,
     DEFAULT_POLL_INTERVAL,
@@ -133,7 +134,8 @@ class Worker:
             self._on_activity_results,
             max_threads=self.options.max_concurrent_activities,
             max_async=self.options.max_concurrent_async_activities,
-            builtins=builtin_activities,
+            # Built-in activities (call_http's request) run beside the app's own.
+            builtins={**http_builtins(), **(builtin_activities or {})},
             clock=self.clock,
         )
         self.stats = {"episodes": 0, "commits": 0, "activities": 0, "lease_lost": 0,

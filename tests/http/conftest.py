@@ -30,7 +30,7 @@ import httpx
 import durable as df
 from durable.http.app import DEFAULT_MAX_REQUEST_BODY, create_app
 from durable.http.keys import KeyRing, load_keys
-from durable.http.payloads import WebhookSettings
+from durable.management_urls import WebhookSettings
 from tests.http import sample_app
 
 REPO = Path(__file__).resolve().parents[2]

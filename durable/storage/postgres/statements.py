@@ -86,8 +86,8 @@ class Run:
             if rows:
                 self._note(op.query, rows, None)
                 if self.defer or len(rows) > 1:
-                    cursor = psycopg.AsyncClientCursor(self.conn)
-                    self.pending.extend(cursor.mogrify(text, row) for row in rows)
+                    binder = psycopg.AsyncClientCursor(self.conn)
+                    self.pending.extend(binder.mogrify(text, row) for row in rows)
                     if not self.defer:
                         await self.flush()
                 else:

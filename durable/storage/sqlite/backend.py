@@ -160,7 +160,7 @@ class _Worker(threading.Thread):
             conn.close()
 
     def _run_reads(self, execute: Callable[[sql.Op], Any], batch: list[_Job]) -> None:
-        results = []
+        results: list[tuple[_Job, Any, BaseException | None]] = []
         now = self._now()
         for job in batch:
             assert job.factory is not None

@@ -10,13 +10,14 @@ Transport errors (refused connection, timeout) fail the activity, so the orchest
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from durable.app import FunctionInfo, FunctionKind
 from durable.errors import InvalidInputError
 from durable.orchestration.http_task import HTTP_ACTIVITY_NAME
+
+if TYPE_CHECKING:
+    import httpx
 
 # .NET's HttpClient default, which Durable Functions' HTTP activity inherits.
 REQUEST_TIMEOUT_SECONDS = 100.0
@@ -40,6 +41,8 @@ def _response_headers(response: httpx.Response) -> dict[str, str | list[str]]:
 
 async def http_activity(request: dict[str, Any]) -> dict[str, Any]:
     """Send ``request`` and return the response as ``{statusCode, headers, content}``."""
+    import httpx  # only when an orchestration calls HTTP: importing durable stays light
+
     if not isinstance(request, dict) or not isinstance(request.get("uri"), str):
         raise InvalidInputError("BuiltIn::HttpActivity needs a request built by call_http.")
     content = request.get("content")

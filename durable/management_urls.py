@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from durable.errors import InvalidInputError, OrchestrationTimeoutError
-from durable.http.types import HttpResponse, json_response
+from durable.http_model import HttpResponse, json_response
 from durable.status import OrchestrationRuntimeStatus as Status
 
 if TYPE_CHECKING:
