@@ -29,30 +29,22 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from durable.app import FunctionInfo, Registry
 from durable.clock import clock_of
-from durable.errors import FailureDetails, FunctionNotFoundError, InvalidInputError, StorageError
-from durable.history import ExecutionTerminated, HistoryEvent
-from durable.orchestration.actions import Decision
-from durable.orchestration.entity_ids import EntityId
-from durable.orchestration.entity_runtime import EntityRuntime
-from durable.orchestration.runtime import OrchestrationRuntime
+from durable.errors import FailureDetails, InvalidInputError, StorageError
 from durable.storage.base import (
     ActivityResult,
-    ActivityWorkItem,
     Backend,
-    CommitOutcome,
-    OrchestrationCommit,
     OrchestrationWorkItem,
 )
-from durable.telemetry import Observer, observe_commit
+from durable.telemetry import Observer
 from durable.versioning import VersionFailure, VersionMatch
 from durable.worker.activities import ActivityExecutor
-from durable.worker.cache import InstanceCache, OwnedInstance, Runtime
-from durable.worker.commits import commit_for, give_back_claims
+from durable.worker.cache import InstanceCache
+from durable.worker.committing import Committing
+from durable.worker.episodes import Episode, EpisodeAssembly
 from durable.worker.http_activity import builtin_activities as http_builtins
 from durable.worker.options import (
     DEFAULT_MAX_CACHED,
@@ -62,10 +54,9 @@ from durable.worker.options import (
     new_worker_id,
     reclaim_dead_owners,
 )
-from durable.worker.poison import Strikes, describe_events, failure_of, park_commit
-from durable.worker.rewinds import apply_rewind, rewind_of
+from durable.worker.poison import Strikes, failure_of
 from durable.worker.timers import TimerQueue
-from durable.worker.versions import REJECT_SECONDS, VersionGate, failing_orchestrator
+from durable.worker.versions import REJECT_SECONDS, VersionGate
 from durable.worker.waiters import FinishWaiters
 
 log = logging.getLogger("durable.worker")
@@ -75,16 +66,7 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
-class _Episode:
-    owned: OwnedInstance
-    decision: Decision
-    commit: OrchestrationCommit
-    delivered: list[ActivityResult]
-    parked: bool = False  # the commit parks the instance (durable/worker/poison.py)
-
-
-class Worker:
+class Worker(EpisodeAssembly, Committing):
     """Runs an app's orchestrations and activities against a backend."""
 
     def __init__(
@@ -143,14 +125,38 @@ class Worker:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, loops: bool = True) -> None:
+        """Start serving. With ``loops=False`` nothing runs by itself: a test drives the worker
+        with :meth:`step`, one deterministic round at a time."""
         if self._started:
             return
         await reclaim_dead_owners(self.backend)  # may fail (storage down): nothing started yet
         self._started = True
         self.executor.start()
+        if not loops:
+            return
         for body in (self._dispatch_loop, self._poll_loop, self._renew_loop, self._timers.run):
             self._loops.append(asyncio.get_running_loop().create_task(body()))
+
+    async def step(self) -> int:
+        """One round of work, done to the end: lease what storage has for this worker (and
+        the instances hinted since the last round), run every ready episode, commit them,
+        and wait for the activities they started and the delivery of their results. Returns
+        the number of episodes committed. For tests of a worker started with
+        ``start(loops=False)``: no background loop runs, so each round is deterministic."""
+        if self._hinted:
+            wanted, self._hinted = sorted(self._hinted), set()
+            await self._lease(wanted)
+        await self._poll_once()
+        episodes = self._ready_episodes()
+        if episodes:
+            await self._commit(episodes)
+        await self.executor.idle.wait()
+        await asyncio.sleep(0)  # let the executor hand its last results over
+        if self._to_inbox:
+            batch, self._to_inbox = self._to_inbox, []
+            await self._deliver_to_inbox(batch)
+        return len(episodes)
 
     async def stop(self) -> None:
         """Finish in-flight work (up to ``shutdown_timeout``), then hand every lease back."""
@@ -249,7 +255,13 @@ class Worker:
             if wanted:
                 self._hinted.difference_update(wanted)
                 self._spawn(self._lease(wanted))
-        episodes: list[_Episode] = []
+        episodes = self._ready_episodes()
+        if episodes:
+            self._spawn(self._commit(episodes))
+
+    def _ready_episodes(self) -> list[Episode]:
+        """Run every episode that can run now: accepted work items, local activity results."""
+        episodes: list[Episode] = []
         if self._accepted:
             items, self._accepted = self._accepted, []
             for item in items:
@@ -269,11 +281,10 @@ class Worker:
                 episode = self._guarded(instance_id, self._run, owned, [], [])
                 if episode is not None:
                     episodes.append(episode)
-        if episodes:
-            self._spawn(self._commit(episodes))
+        return episodes
 
-    def _guarded(self, instance_id: str, step: Callable[..., _Episode | None], *args: Any
-                 ) -> _Episode | None:
+    def _guarded(self, instance_id: str, step: Callable[..., Episode | None], *args: Any
+                 ) -> Episode | None:
         """Run one instance's episode; whatever it raises costs that instance alone."""
         self._doing = "running an episode"
         try:
@@ -415,322 +426,7 @@ class Worker:
             except Exception:
                 log.exception("renewing leases failed; retrying in %.1fs", period)
 
-    # -- episodes -----------------------------------------------------------------------------
-
-    def _new_runtime(self, name: str) -> OrchestrationRuntime | None:
-        try:
-            info = self.registry.orchestrator(name)
-        except FunctionNotFoundError:
-            return None
-        return OrchestrationRuntime(
-            info.fn,
-            resolve_activity=self.executor.resolve,
-            resolve_orchestrator=self.registry.resolve_orchestrator,
-        )
-
-    def _episode_from_item(self, item: OrchestrationWorkItem) -> _Episode | None:
-        if self._strikes or item.damage is not None:
-            strike = self._strikes.get(item.instance_id)
-            if item.damage is not None or (strike is not None and strike.park) or (
-                strike is not None and _terminating(item)
-            ):
-                return self._park(item)
-        if not self._versions.runs(item):
-            return self._wrong_version(item)
-        owned = self._cache.get(item.instance_id)
-        if owned is not None:
-            if item.revision < owned.revision and item.execution_id in (
-                owned.execution_id, owned.previous_execution_id
-            ):
-                # Read before our own last commit landed: look again. (Another execution ID
-                # with a lower revision is a new instance under a purged instance's ID.)
-                self.hint(item.instance_id)
-                return None
-            if item.revision > owned.revision or item.execution_id != owned.execution_id:
-                self._forget(item.instance_id)  # someone else moved it on
-                owned = None
-        if owned is None:
-            if self._cache.was_dropped_after(item):
-                self.hint(item.instance_id)  # look again
-                return None
-            if item.history is None:
-                # We believed we had this revision cached but no longer do; read it again.
-                self.hint(item.instance_id)
-                return None
-            runtime: Runtime | None
-            if item.is_entity:
-                runtime = self._new_entity_runtime(item)
-            else:
-                runtime = self._new_runtime(item.name)
-            if runtime is None:
-                return self._unknown_orchestrator(item)
-            rewind = rewind_of(item)
-            history = rewind[1].history if rewind else item.history
-            self._doing = f"replaying its history ({len(history)} events)"
-            runtime.replay(history)
-            owned = OwnedInstance(item.instance_id, item.execution_id, item.revision, runtime)
-            self._cache.remember(owned)
-        else:
-            rewind = None
-        consumed = [m.message_id for m in item.messages]
-        events = [
-            m.event
-            for m in item.messages
-            if (m.execution_id is None or m.execution_id == owned.execution_id)
-            and (rewind is None or m is not rewind[0])
-        ]
-        episode = self._run(owned, events, consumed)
-        if episode is not None and rewind is not None:
-            apply_rewind(episode.commit, rewind[1], self.clock.now(), self._claim)
-        return episode
-
-    def _new_entity_runtime(self, item: OrchestrationWorkItem) -> EntityRuntime:
-        """An entity's runtime from its stored scheduler state. An entity with no registered
-        function still runs: its callers get FunctionNotFoundError answers."""
-        info = self.registry.entity(item.name)
-        return EntityRuntime(info.fn if info is not None else None,
-                             EntityId.from_instance_id(item.instance_id), item.entity_state)
-
-    def _wrong_version(self, item: OrchestrationWorkItem) -> _Episode | None:
-        """An instance of a version this worker does not run: leave it, or fail it."""
-        self._forget(item.instance_id)
-        if self._versions.failure is VersionFailure.FAIL:
-            if item.history is None:
-                self.hint(item.instance_id)  # read it again, with its history
-                return None
-            return self._fail_instance(item, self._versions.mismatch(item))
-        self._versions.reject(item)
-        self._spawn(self.backend.release_orchestrations(self.id, [item.instance_id]))
-        return None
-
-    def _unknown_orchestrator(self, item: OrchestrationWorkItem) -> _Episode | None:
-        """Fail an instance whose orchestrator is not registered in this app."""
-        return self._fail_instance(item, FunctionNotFoundError("orchestrator", item.name))
-
-    def _fail_instance(self, item: OrchestrationWorkItem, error: BaseException
-                       ) -> _Episode | None:
-        """Commit ``item``'s instance as Failed with ``error``, running none of its code."""
-        runtime = OrchestrationRuntime(failing_orchestrator(error))
-        owned = OwnedInstance(item.instance_id, item.execution_id, item.revision, runtime)
-        self._cache.remember(owned)
-        runtime.replay(item.history or [])
-        events = [m.event for m in item.messages]
-        return self._run(owned, events, [m.message_id for m in item.messages])
-
-    def _run(
-        self, owned: OwnedInstance, events: list[HistoryEvent], consumed: list[int]
-    ) -> _Episode | None:
-        delivered, owned.local = owned.local, []
-        for result in delivered:
-            events.append(result.event)
-        now = self.clock.now()
-        claims = self._claims_planned
-        decision: Decision | None = None
-        try:
-            decision = owned.runtime.run_episode(events, now)
-            commit = commit_for(owned, decision, lease_owner=self.id, consumed=consumed,
-                                delivered=delivered, now=now, claim=self._claim,
-                                default_version=self.options.version)
-        except Exception:
-            # Say what the episode was doing; its results are re-delivered via the inbox.
-            self._doing = (f"running an episode with {describe_events(events)}"
-                           if decision is None else "building the commit of an episode")
-            self._claims_planned = claims
-            owned.local = delivered + owned.local
-            raise
-        self.stats["episodes"] += 1
-        owned.busy = True
-        self._busy_count += 1
-        self._cache.touch(owned.instance_id)
-        return _Episode(owned, decision, commit, delivered)
-
-    def _park(self, item: OrchestrationWorkItem) -> _Episode | None:
-        """Commit ``item``'s instance as Failed (or Terminated, if asked to) without running it."""
-        self._forget(item.instance_id)
-        if item.history is None:
-            self.hint(item.instance_id)  # read it again, with its history
-            return None
-        strike = self._strikes.get(item.instance_id)
-        if item.damage is not None:
-            cause = FailureDetails("durable.errors.StorageCorruptError",
-                                   f"reading it from storage: {item.damage}")
-            attempts = 1
-        elif strike is not None:
-            cause, attempts = strike.cause, strike.attempts
-        else:  # pragma: no cover - callers check
-            return None
-        commit, decision = park_commit(item, self.id, cause, attempts, self.clock.now())
-        owned = OwnedInstance(item.instance_id, item.execution_id, item.revision,
-                              OrchestrationRuntime(failing_orchestrator(
-                                  FunctionNotFoundError("orchestrator", item.name))))
-        self._cache.remember(owned)
-        owned.busy = True
-        self._busy_count += 1
-        return _Episode(owned, decision, commit, [], parked=True)
-
-    def _claim(self) -> bool:
-        """Keep a newly scheduled activity for this worker, if its backlog has room."""
-        if self.executor.running + self._claims_planned >= self.options.backlog:
-            return False
-        self._claims_planned += 1
-        return True
-
-    async def _commit(self, episodes: list[_Episode]) -> None:
-        self._claims_planned -= sum(
-            task.claimed for episode in episodes for task in episode.commit.new_tasks
-        )
-        began = time.perf_counter()
-        outcomes = await self._commit_batch(episodes)
-        if self.observer is not None:
-            observe_commit(self.observer, episodes, outcomes, time.perf_counter() - began)
-        self.stats["commits"] += 1
-        claimed: list[ActivityWorkItem] = []
-        for episode, outcome in zip(episodes, outcomes, strict=True):
-            owned = episode.owned
-            owned.busy = False
-            self._busy_count -= 1
-            if outcome.error is not None:
-                self._refused(episode, outcome.error)
-                continue
-            if not outcome.ok:
-                self._lease_lost(episode)
-                continue
-            if self._strikes:
-                self._strikes.clear(owned.instance_id)
-            self.stats["parked"] += episode.parked
-            self._after_commit(episode, outcome, claimed)
-        if claimed:
-            self.stats["activities"] += len(claimed)
-            self.executor.submit(claimed)
-        self._evict_if_needed()
-        self._wake.set()
-
-    async def _commit_batch(self, episodes: list[_Episode]) -> list[CommitOutcome]:
-        """Commit ``episodes`` together; if the batch raises for a reason other than an
-        outage, nothing of it was written, and each episode is committed on its own so that
-        one bad commit cannot hold back the others."""
-        commits = [e.commit for e in episodes]
-        try:
-            return await self.backend.commit_orchestrations(
-                commits, lease_seconds=self.options.lease_seconds
-            )
-        except StorageError as exc:
-            log.error("committing %d episodes failed: %s", len(episodes), exc)
-            failed = [CommitOutcome(False)] * len(episodes)
-        except Exception as exc:
-            if len(episodes) > 1:
-                log.warning("a batch of %d commits failed (%s: %s); committing them one by "
-                            "one", len(episodes), type(exc).__name__, exc)
-                parts = await asyncio.gather(*(self._commit_batch([e]) for e in episodes))
-                return [outcome for part in parts for outcome in part]
-            self._struck(episodes[0].owned.instance_id,
-                         failure_of(exc, "committing an episode"), deterministic=False,
-                         exc=exc)
-            failed = [CommitOutcome(False)]
-        await give_back_claims(self.backend, self.id, commits, self.options.poll_interval,
-                               lambda: self._stopping)
-        return failed
-
-    def _refused(self, episode: _Episode, error: str) -> None:
-        """Storage refused this commit's values: fail the instance (nothing was written)."""
-        self._lease_lost(episode, quiet=True)
-        cause = FailureDetails("durable.errors.SerializationError",
-                               f"committing an episode: {error}")
-        self._struck(episode.owned.instance_id, cause, deterministic=True)
-
-    def _after_commit(
-        self, episode: _Episode, outcome: CommitOutcome, claimed: list[ActivityWorkItem]
-    ) -> None:
-        owned, decision, commit = episode.owned, episode.decision, episode.commit
-        self._cache.committed(owned, outcome.revision)
-        for task in commit.new_tasks:
-            if task.claimed:
-                claimed.append(
-                    ActivityWorkItem(owned.instance_id, owned.execution_id, task.task_id,
-                                     task.name, task.input)
-                )
-            elif not self._left_unclaimed:
-                self._left_unclaimed = True  # poll for them as soon as there is room
-                self._poll_soon.set()
-        for message in commit.messages:
-            if message.visible_at is not None:
-                self._timers.add(message.visible_at, message.instance_id)
-            elif message.instance_id != owned.instance_id:
-                self.hint(message.instance_id)
-        for child in commit.new_instances:
-            self.hint(child.instance_id)
-        if decision.continue_as_new is not None and commit.continue_as_new is not None:
-            fresh = self._new_runtime(owned.runtime.started.name if owned.runtime.started else "")
-            if fresh is None:
-                self._forget(owned.instance_id)
-            else:
-                owned.runtime = fresh
-                owned.previous_execution_id = owned.execution_id
-                owned.execution_id = commit.continue_as_new.execution_id
-            self.hint(owned.instance_id)
-        elif decision.status.is_terminal:
-            self._forget(owned.instance_id)
-            self._finish_waiters.finished(owned.instance_id)
-        if owned.local:
-            self._with_local.add(owned.instance_id)
-
-    def _lease_lost(self, episode: _Episode, quiet: bool = False) -> None:
-        """The fence failed: drop our copy and re-deliver finished activities via the inbox."""
-        owned = episode.owned
-        if not quiet:
-            self.stats["lease_lost"] += 1
-            log.warning("lost the lease of %s; discarding its cached state", owned.instance_id)
-        pending = episode.delivered + owned.local
-        owned.local = []
-        self._forget(owned.instance_id)
-        if pending:
-            self._to_inbox.extend(pending)
-            self._wake.set()
-
-    def _on_activity_results(self, results: list[ActivityResult]) -> None:
-        for result in results:
-            owned = self._cache.get(result.task.instance_id)
-            if owned is not None and owned.execution_id == result.task.execution_id:
-                owned.local.append(result)
-                self._with_local.add(owned.instance_id)
-            else:
-                self._to_inbox.append(result)
-        if self._left_unclaimed:
-            self._poll_soon.set()  # room again for activities we left unclaimed
-        self._wake.set()
-
-    async def _deliver_to_inbox(self, results: list[ActivityResult]) -> None:
-        try:
-            await self.backend.complete_activities(self.id, results)
-        except Exception as exc:
-            # Keep them: this worker still leases the tasks (and renews those leases), so
-            # nobody else would ever run them again.
-            log.warning("delivering %d activity results failed (%s); retrying in %.1fs",
-                        len(results), exc, self.options.poll_interval)
-            await asyncio.sleep(self.options.poll_interval)
-            self._to_inbox.extend(results)
-            self._wake.set()
-            return
-        for result in results:
-            self.hint(result.task.instance_id)
-
-    # -- cache --------------------------------------------------------------------------------
-
-    def _forget(self, instance_id: str) -> None:
-        self._cache.forget(instance_id)
-        self._with_local.discard(instance_id)
-
-    def _evict_if_needed(self) -> None:
-        evicted = self._cache.evictable()
-        for instance_id in evicted:
-            self._forget(instance_id)
-        if evicted:
-            self._spawn(self.backend.release_orchestrations(self.id, evicted))
-
     @property
     def cached_instances(self) -> int:
         return len(self._cache)
 
-
-def _terminating(item: OrchestrationWorkItem) -> bool:
-    return any(isinstance(m.event, ExecutionTerminated) for m in item.messages)

@@ -23,7 +23,7 @@ from durable.history import ExecutionStarted
 from durable.orchestration.runtime import OrchestrationRuntime
 from durable.storage.base import Backend
 from durable.storage.sqlite.backend import SQLiteBackend
-from durable.worker import worker as worker_module
+from durable.worker import episodes as episodes_module
 from tests.e2e.conftest import FAST, wait_for_status
 
 Status = df.OrchestrationRuntimeStatus
@@ -208,7 +208,7 @@ async def test_a_batch_commit_that_raises_fails_only_the_culprit(storage_url: st
 async def test_a_commit_storage_refuses_fails_the_instance_at_once(
     storage_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = worker_module.commit_for
+    original = episodes_module.commit_for
 
     def commit_for(owned: Any, decision: Any, **kwargs: Any) -> Any:
         commit = original(owned, decision, **kwargs)
@@ -216,7 +216,7 @@ async def test_a_commit_storage_refuses_fails_the_instance_at_once(
             commit.custom_status = json.dumps("\udcff", ensure_ascii=False)  # as a bug would
         return commit
 
-    monkeypatch.setattr(worker_module, "commit_for", commit_for)
+    monkeypatch.setattr(episodes_module, "commit_for", commit_for)
     async with host(storage_url) as running:
         client = running.client
         await client.start_new("steps", "refused", 3)
