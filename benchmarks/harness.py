@@ -346,9 +346,12 @@ class Outcome:
     goal: str
     durable: dict[str, Any] = field(default_factory=dict)
     dbos: dict[str, Any] = field(default_factory=dict)
+    restate: dict[str, Any] = field(default_factory=dict)  # Restate runs, by label
     durable_text: str = ""
     dbos_text: str = "n/a"
-    ratio: float | None = None
+    restate_text: str = "n/a"
+    ratio: float | None = None  # vs DBOS
+    restate_ratio: float | None = None  # vs Restate (the smallest, if several)
     ratio_text: str = "n/a"
     met: bool | None = None
     notes: list[str] = field(default_factory=list)

@@ -3,12 +3,14 @@
     .venv/bin/python benchmarks/profiling.py W8            # py-spy on the worker processes
     .venv/bin/python benchmarks/profiling.py W1 --quick    # py-spy on the benchmark process
     .venv/bin/python benchmarks/profiling.py W1 --tool pyinstrument   # main thread only
+    .venv/bin/python benchmarks/profiling.py W9 --parts a,b,c --gil   # one profile per part
 
 py-spy (``--tool py-spy``, the default) samples every thread at 1 kHz and records on-CPU
 samples only (``record`` without ``--idle``), so the percentages are shares of the time the
 process actually ran Python or native code; it needs ptrace permission. For SQLite workloads
 it wraps the whole benchmark child (start-up included, a small share); for W8 it attaches to
-each ``durable worker`` process once it is serving and stops when the clock stops.
+each ``durable worker`` process once it is serving and stops when the clock stops; for W9 it
+wraps each part's own process (SQLite only; the idle part is left out unless named).
 pyinstrument profiles only the event-loop thread, in-process.
 
 py-spy cannot always tell a thread blocked inside C code (``queue.get``, ``epoll``) from a
@@ -118,6 +120,19 @@ def profile_py_spy(
     wid: str, params: dict[str, Any], out_dir: Path, native: bool = False, gil: bool = False
 ) -> list[Path]:
     spy = Path(sys.executable).with_name("py-spy")
+    if wid == "W9":
+        params = dict(params, py_spy_dir=str(out_dir), py_spy_gil=gil, postgres=False)
+        params.setdefault("parts", ["a", "b", "c"])
+        data = new_data_dir(None)
+        try:
+            res = run_child([sys.executable, "-m", "benchmarks.child", wid, "--url",
+                             "sqlite:///" + str(data / "w9.db"), "--params", json.dumps(params)],
+                            cwd=REPO, timeout=1800)
+        finally:
+            remove_tree(data)
+        print(json.dumps(res.record), file=sys.stderr)
+        return [out_dir / f"w9-{part}.txt" for part in params["parts"]
+                if (out_dir / f"w9-{part}.txt").exists()]
     if wid == "W8":
         params = dict(params, py_spy_dir=str(out_dir), py_spy_native=native, py_spy_gil=gil,
                       in_process=False)
@@ -195,8 +210,12 @@ def main() -> int:
                              "threads blocked in C, which py-spy may otherwise count as busy)")
     parser.add_argument("--native", action="store_true",
                         help="py-spy --native: show C frames (libpq, sqlite3) too")
+    parser.add_argument("--parts", default=None,
+                        help="W9 only: comma-separated parts to profile (default a,b,c)")
     args = parser.parse_args()
-    params = workloads.load(args.wid).PARAMS["quick" if args.quick else "full"]
+    params = dict(workloads.load(args.wid).PARAMS["quick" if args.quick else "full"])
+    if args.parts:
+        params["parts"] = [p.strip() for p in args.parts.split(",") if p.strip()]
     out_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="durable-profile-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.statements:
@@ -206,7 +225,10 @@ def main() -> int:
         print(profile_pyinstrument(args.wid, params, out_dir))
         return 0
     paths = profile_py_spy(args.wid, params, out_dir, args.native, args.gil)
-    if args.wid == "W8":
+    if args.wid == "W9":
+        for path in paths:
+            print(render(summarize([path], args.top), f"W9 part {path.stem.removeprefix('w9-')}"))
+    elif args.wid == "W8":
         for workers in params["workers"]:
             group = [p for p in paths if p.name.startswith(f"w8-{workers}w-")]
             if group:
