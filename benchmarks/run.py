@@ -21,6 +21,7 @@ Ratio = how many times better durable is: throughput durable/peer, time peer/dur
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -120,27 +121,41 @@ def sync_counts(
     wid: str, params: dict[str, Any], data_dir: Path, peer_py: str | None, peers: list[Any],
     restate: RestatePeer | None = None, restate_runs: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """fsync/fdatasync calls of one extra (untimed) run on each side (perf stat)."""
+    """fsync/fdatasync calls of one extra (untimed) run on each side (perf stat).
+
+    A workload module's ``SYNC_PARAMS`` (W9) changes its parameters for this run; if its
+    record then has ``part_syncs`` (counted per part by the module), they are kept too. A
+    Restate run's count includes the server's start-up, so one run with ``--n 1`` is counted
+    as its baseline.
+    """
     result: dict[str, Any] = {}
     if wid == "W8":
         return result  # PostgreSQL's fsyncs happen in the server, not in our processes
+    params = dict(params, **getattr(workloads.load(wid), "SYNC_PARAMS", {}))
     counts = count_syncs(durable_argv(wid, params, data_dir, 99), cwd=REPO)
     for suffix in ("", "-wal", "-shm"):
         (data_dir / f"{wid.lower()}-99.db{suffix}").unlink(missing_ok=True)
-    counts.pop("record", None)
+    record = counts.pop("record", None) or {}
     result["durable"] = counts
+    if record.get("part_syncs"):
+        result["durable_by_part"] = record["part_syncs"]
     if peer_py and peers:
         argv, env = peer_argv(peer_py, peers[0], data_dir / "dbos", f"{wid.lower()}_sync")
         peer_counts = count_syncs(argv, env=env)
         peer_counts.pop("record", None)
         result["dbos"] = dict(peer_counts, label=peers[0].label)
     if restate and restate_runs:
-        for k, run in enumerate(restate_runs):
+        first = restate_runs[0]
+        args = list(first.args)
+        if "--n" in args:
+            args[args.index("--n") + 1] = "1"
+        baseline = dataclasses.replace(first, label=f"{first.label}, --n 1", args=args)
+        for k, run in enumerate([*restate_runs, baseline]):
             argv, env = restate_argv(restate, run, data_dir / "restate", f"{wid.lower()}_sync{k}")
             counts = count_syncs(argv, env=env)
             record = counts.pop("record", None) or {}
-            result[f"restate {run.label}"] = dict(
-                counts, label=run.label, ops=record.get("n"), startup_included=True)
+            result[f"restate {run.label}"] = dict(counts, ops=record.get("n"),
+                                                  startup_included=True)
     return result
 
 
@@ -194,7 +209,10 @@ def run_workload(
         counted = sync_counts(wid, params, data_dir, peer_py, peers, restate, restate_runs)
         if counted:
             out.durable["sync_calls"] = counted
-            parts = [f"{side} {c.get('total')}" for side, c in counted.items()]
+            parts = [f"{side} {c.get('total')}" for side, c in counted.items()
+                     if side != "durable_by_part"]
+            parts += [f"durable part {part} {c.get('total')}" for part, c in
+                      counted.get("durable_by_part", {}).items() if c]
             out.notes.append("fsync+fdatasync calls (separate run, perf stat): " + ", ".join(parts))
     for peer in peers:
         key, higher = HEADLINES.get(peer.script, ("", False))

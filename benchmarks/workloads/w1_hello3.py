@@ -60,6 +60,13 @@ def judge(out: Outcome, params: dict[str, Any]) -> None:
         out.ratio_text = (f"{out.ratio_text} DBOS; {ratio_text(out.restate_ratio)} Restate"
                           if out.ratio is not None else
                           f"{ratio_text(out.restate_ratio)} Restate")
+        cpu = sum(restate.get(k) or 0 for k in ("server_cpu_s", "service_cpu_s",
+                                                "driver_cpu_s"))
+        out.notes.append(
+            f"Restate: {restate.get('n')} calls in {restate.get('wall_s', 0):.2f} s; CPU: server "
+            f"{restate.get('server_cpu_s')} + service {restate.get('service_cpu_s')} + client "
+            f"{restate.get('driver_cpu_s')} s = {1000 * cpu / max(1, restate.get('n', 1)):.2f} "
+            f"ms per workflow")
         if restate.get("completed") != restate.get("n"):
             out.notes.append(f"Restate: only {restate.get('completed')}/{restate.get('n')} "
                              "returned the expected output")

@@ -51,6 +51,7 @@ from benchmarks import apps
 from benchmarks.harness import (
     REPO,
     Outcome,
+    count_syncs,
     drop_pg_database,
     fresh_pg_database,
     pg_settings,
@@ -78,6 +79,8 @@ HIGHER_IS_BETTER = True
 REP_KEYS = ["a_ops_per_s", "b_ops_per_s", "c_orch_per_s", "idle_rss_growth_mb",
             "idle_last_bytes_per_entity"]
 PARTS = ["a", "b", "c", "idle"]
+# run.py --count-fsyncs: count each of (a)-(c) in its own untimed process (perf stat).
+SYNC_PARAMS = {"count_syncs": True, "postgres": False, "parts": ["a", "b", "c"]}
 GOALS = {"a": 10_000, "b": 10_000, "c": 800}
 # "Flat": each idle entity of the last stage (beyond the worker's 10,000-instance cache) may
 # add at most this much to the worker's RSS.
@@ -370,8 +373,13 @@ def _part_argv(part: str, url: str, params: dict[str, Any], tag: str) -> list[st
 
 async def _run_part_process(part: str, url: str, params: dict[str, Any], tag: str
                             ) -> dict[str, Any]:
-    res = await asyncio.to_thread(run_child, _part_argv(part, url, params, tag), cwd=REPO,
-                                  timeout=1800)
+    argv = _part_argv(part, url, params, tag)
+    if params.get("count_syncs"):
+        counts = await asyncio.to_thread(count_syncs, argv, cwd=REPO, timeout=1800)
+        record = dict(counts.pop("record", None) or {})
+        record["sync_calls"] = counts
+        return record
+    res = await asyncio.to_thread(run_child, argv, cwd=REPO, timeout=1800)
     record: dict[str, Any] = dict(res.record or {})
     record.update(peak_rss_mb=res.peak_rss_mb, process_cpu_s=res.cpu_s,
                   process_wall_s=round(res.wall_s, 2))
@@ -422,6 +430,8 @@ async def run(url: str, params: dict[str, Any]) -> dict[str, Any]:
     errors = [v["error"] for v in got.values() if "error" in v]
     if errors:
         result["part_errors"] = errors
+    if params.get("count_syncs"):
+        result["part_syncs"] = {part: rec.get("sync_calls") for part, rec in got.items()}
     return result
 
 
@@ -440,6 +450,10 @@ def restate_runs(params: dict[str, Any]) -> list[PeerRun]:
         PeerRun("(b) virtual object, 1 key", "bench.mjs",
                 ["--workload", "w9b", "--n", n], timeout=1800),
     ]
+
+
+def _us(seconds: float, count: int) -> int:
+    return round(1e6 * seconds / count) if count else 0
 
 
 def _at_most(value: float | None, limit: float) -> bool:
@@ -473,6 +487,17 @@ def judge(out: Outcome, params: dict[str, Any]) -> None:
     for key, mine, peer in (("a", a, peer_a), ("b", b, peer_b)):
         if mine.get("ops_per_s") and peer.get("ops_per_s"):
             ratios[key] = mine["ops_per_s"] / peer["ops_per_s"]
+    for key, peer in (("a", peer_a), ("b", peer_b)):
+        if peer.get("ops_per_s"):
+            cpu = sum(peer.get(k) or 0 for k in ("server_cpu_s", "service_cpu_s",
+                                                 "driver_cpu_s"))
+            out.notes.append(
+                f"Restate ({key}): {peer['n']:,} sends to {peer['keys']} key(s) applied in "
+                f"{peer['wall_s']:.2f} s (sending {peer['send_s']:.2f} s, {peer['concurrency']} "
+                f"in flight); CPU in the window: server {peer.get('server_cpu_s')} + service "
+                f"{peer.get('service_cpu_s')} + client {peer.get('driver_cpu_s')} s = "
+                f"{_us(cpu, peer['n'])} us/op; peak RSS server {peer.get('server_peak_rss_mb')}"
+                f" MB, service {peer.get('service_peak_rss_mb')} MB")
     if ratios:
         out.restate_ratio = min(ratios.values())
         out.ratio_text = ", ".join(f"({k}) {ratio_text(r)} Restate" for k, r in ratios.items())
@@ -484,14 +509,15 @@ def judge(out: Outcome, params: dict[str, Any]) -> None:
                 f"{part.get('ops_per_batch')} ops per entity batch "
                 f"({part['worker']['episodes']} batches); {part.get('messages_leased_per_op')} "
                 f"inbox messages leased per op ({part['leases']['lease_calls']} leases); "
-                f"process CPU {part.get('process_cpu_s')} s, peak RSS "
-                f"{part.get('peak_rss_mb')} MB; {part['reads']} state reads")
+                f"CPU in the window {part['cpu_s']} s = {_us(part['cpu_s'], part['n'])} us/op; "
+                f"peak RSS {part.get('peak_rss_mb')} MB; {part['reads']} state reads")
     if c.get("orch_per_s"):
         out.notes.append(
             f"(c) {c['n']:,} orchestrations x {c['calls']} call_entity over {c['keys']} "
             f"counters: {c['wall_s']} s ({fmt(c['calls_per_s'])} calls/s; starting all "
-            f"{c['start_phase_s']} s); {c['worker']['episodes']} episodes; process CPU "
-            f"{c.get('process_cpu_s')} s, peak RSS {c.get('peak_rss_mb')} MB")
+            f"{c['start_phase_s']} s); {c['worker']['episodes']} episodes; CPU in the window "
+            f"{c['cpu_s']} s = {_us(c['cpu_s'], c['n'] * c['calls'])} us/call; peak RSS "
+            f"{c.get('peak_rss_mb')} MB")
     if idle.get("stages"):
         steps = ", ".join(f"{s['entities']:,}: {s['rss_mb']} MB" for s in idle["stages"])
         rate = idle["stages"][-1].get("entities_per_s")

@@ -51,14 +51,15 @@ def test_w9_verdict_and_ratios_come_from_the_parts() -> None:
     signals = {"n": 10_000, "keys": 100, "wall_s": 0.5, "send_s": 0.4, "ops_per_s": 20_000,
                "reads": 100, "wrong_final": 0, "ops_per_batch": 100,
                "worker": {"episodes": 100}, "leases": {"lease_calls": 2},
-               "messages_leased_per_op": 1.0}
+               "messages_leased_per_op": 1.0, "cpu_s": 0.5}
     calls = {"n": 1000, "calls": 5, "keys": 100, "wall_s": 1.0, "start_phase_s": 0.1,
              "orch_per_s": 1000, "calls_per_s": 5000, "bad_output": 0, "counters_exact": 100,
-             "worker": {"episodes": 7000}}
+             "worker": {"episodes": 7000}, "cpu_s": 1.0}
     out.durable = {"parts": {"a": signals, "b": dict(signals, keys=1), "c": calls,
                              "idle": idle}}
-    out.restate = {"a": {"workload": "w9a", "ops_per_s": 2000},
-                   "b": {"workload": "w9b", "ops_per_s": 4000}}
+    peer = {"n": 10_000, "wall_s": 5.0, "send_s": 4.0, "concurrency": 128}
+    out.restate = {"a": dict(peer, workload="w9a", keys=100, ops_per_s=2000),
+                   "b": dict(peer, workload="w9b", keys=1, ops_per_s=4000)}
     w9.judge(out, w9.PARAMS["full"])
     assert out.met is True
     assert out.restate_ratio == 5.0  # the smaller of 10x (a) and 5x (b)

@@ -327,6 +327,12 @@ async function runW9(client) {
   };
 }
 
+for (const sig of ["SIGTERM", "SIGINT"]) {
+  process.once(sig, () => {
+    stopAll().finally(() => fail(`stopped by ${sig}`));
+  });
+}
+
 try {
   const result = await main();
   await stopAll();
