@@ -92,3 +92,25 @@ def long_chain(context: df.DurableOrchestrationContext) -> Orchestration:
     for i in range(n):
         last = yield context.call_activity("mark_step", i)
     return last
+
+
+@app.entity_trigger(context_name="context")
+def Counter(context: df.DurableEntityContext) -> None:
+    """W9: a counter entity. ``add`` returns the new value (so every call gets a distinct
+    one, which W9 checks), ``get`` the current value."""
+    value = context.get_state(lambda: 0)
+    if context.operation_name == "add":
+        value += context.get_input()
+        context.set_state(value)
+    context.set_result(value)
+
+
+@app.orchestration_trigger(context_name="context")
+def call_counter(context: df.DurableOrchestrationContext) -> Orchestration:
+    """W9(c): ``calls`` sequential ``call_entity(add, 1)`` on one counter; the results."""
+    key, calls = context.get_input()
+    counter = df.EntityId("Counter", key)
+    results = []
+    for _ in range(calls):
+        results.append((yield context.call_entity(counter, "add", 1)))
+    return results

@@ -21,7 +21,20 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-PEER_DIR = Path(os.environ.get("DURABLE_PEERS_DIR", REPO.parent / "shared" / "peers" / "dbos"))
+
+def _dbos_scripts() -> Path:
+    """``../shared/peers/dbos`` of the checkout, or of a folder above it (a worktree such as
+    ``/work/wt/<name>`` has the shared folder two levels up); ``DURABLE_PEERS_DIR`` wins."""
+    if os.environ.get("DURABLE_PEERS_DIR"):
+        return Path(os.environ["DURABLE_PEERS_DIR"])
+    for parent in REPO.parents:
+        candidate = parent / "shared" / "peers" / "dbos"
+        if candidate.is_dir():
+            return candidate
+    return REPO.parent / "shared" / "peers" / "dbos"
+
+
+PEER_DIR = _dbos_scripts()
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 
 
@@ -346,9 +359,12 @@ class Outcome:
     goal: str
     durable: dict[str, Any] = field(default_factory=dict)
     dbos: dict[str, Any] = field(default_factory=dict)
+    restate: dict[str, Any] = field(default_factory=dict)  # Restate runs, by label
     durable_text: str = ""
     dbos_text: str = "n/a"
-    ratio: float | None = None
+    restate_text: str = "n/a"
+    ratio: float | None = None  # vs DBOS
+    restate_ratio: float | None = None  # vs Restate (the smallest, if several)
     ratio_text: str = "n/a"
     met: bool | None = None
     notes: list[str] = field(default_factory=list)

@@ -3,12 +3,16 @@
     .venv/bin/python benchmarks/profiling.py W8            # py-spy on the worker processes
     .venv/bin/python benchmarks/profiling.py W1 --quick    # py-spy on the benchmark process
     .venv/bin/python benchmarks/profiling.py W1 --tool pyinstrument   # main thread only
+    .venv/bin/python benchmarks/profiling.py W9 --parts a,b,c --gil   # one profile per part
+    .venv/bin/python benchmarks/profiling.py W9 --statements          # SQLite statements/op
 
 py-spy (``--tool py-spy``, the default) samples every thread at 1 kHz and records on-CPU
 samples only (``record`` without ``--idle``), so the percentages are shares of the time the
 process actually ran Python or native code; it needs ptrace permission. For SQLite workloads
 it wraps the whole benchmark child (start-up included, a small share); for W8 it attaches to
-each ``durable worker`` process once it is serving and stops when the clock stops.
+each ``durable worker`` process once it is serving and stops when the clock stops; for W9 it
+attaches to each part's own process for its timed window only (SQLite; parts a, b, c unless
+``--parts`` names others; the idle part is about memory, not CPU).
 pyinstrument profiles only the event-loop thread, in-process.
 
 py-spy cannot always tell a thread blocked inside C code (``queue.get``, ``epoll``) from a
@@ -118,6 +122,19 @@ def profile_py_spy(
     wid: str, params: dict[str, Any], out_dir: Path, native: bool = False, gil: bool = False
 ) -> list[Path]:
     spy = Path(sys.executable).with_name("py-spy")
+    if wid == "W9":
+        params = dict(params, py_spy_dir=str(out_dir), py_spy_gil=gil, postgres=False)
+        params.setdefault("parts", ["a", "b", "c"])
+        data = new_data_dir(None)
+        try:
+            res = run_child([sys.executable, "-m", "benchmarks.child", wid, "--url",
+                             "sqlite:///" + str(data / "w9.db"), "--params", json.dumps(params)],
+                            cwd=REPO, timeout=1800)
+        finally:
+            remove_tree(data)
+        print(json.dumps(res.record), file=sys.stderr)
+        return [out_dir / f"w9-{part}.txt" for part in params["parts"]
+                if (out_dir / f"w9-{part}.txt").exists()]
     if wid == "W8":
         params = dict(params, py_spy_dir=str(out_dir), py_spy_native=native, py_spy_gil=gil,
                       in_process=False)
@@ -181,6 +198,35 @@ def count_statements(params: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def w9_statements(params: dict[str, Any]) -> str:
+    """W9's parts (SQLite) with the backend's statements and leases counted in-process."""
+    params = dict(params, count_statements=True, postgres=False)
+    params.setdefault("parts", ["a", "b", "c"])
+    data = new_data_dir(None)
+    try:
+        res = run_child([sys.executable, "-m", "benchmarks.child", "W9", "--url",
+                         "sqlite:///" + str(data / "w9.db"), "--params", json.dumps(params)],
+                        cwd=REPO, timeout=1800)
+    finally:
+        remove_tree(data)
+    out = []
+    for part, rec in ((res.record or {}).get("parts") or {}).items():
+        counted = rec.get("statements")
+        if not counted:
+            out.append(f"### W9 part {part}: {rec.get('error', 'no counts')}")
+            continue
+        unit = "operation" if part in ("a", "b") else "orchestration"
+        rate = rec.get("ops_per_s") or rec.get("orch_per_s")
+        out += [f"### W9 part {part}: {rate}/s; per {unit}, and ms in the database threads", "",
+                f"    {counted['write_jobs']} write calls in {counted['write_transactions']} "
+                f"transactions; writer thread busy {counted['write_thread_s']} s; "
+                f"leases: {rec.get('leases')}", ""]
+        for name, row in counted["statements"].items():
+            out.append(f"    {row['per_unit']:7.3f}  {row['ms']:8.1f} ms  {name}")
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("wid", choices=workloads.ORDER)
@@ -189,24 +235,32 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="keep raw profiles in this directory")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--statements", action="store_true",
-                        help="W8 only: count psycopg statements per orchestration instead")
+                        help="W8: count psycopg statements per orchestration instead; W9: "
+                             "count SQLite statements and leased messages per operation")
     parser.add_argument("--gil", action="store_true",
                         help="py-spy --gil: only samples holding the GIL (Python CPU; drops "
                              "threads blocked in C, which py-spy may otherwise count as busy)")
     parser.add_argument("--native", action="store_true",
                         help="py-spy --native: show C frames (libpq, sqlite3) too")
+    parser.add_argument("--parts", default=None,
+                        help="W9 only: comma-separated parts to profile (default a,b,c)")
     args = parser.parse_args()
-    params = workloads.load(args.wid).PARAMS["quick" if args.quick else "full"]
+    params = dict(workloads.load(args.wid).PARAMS["quick" if args.quick else "full"])
+    if args.parts:
+        params["parts"] = [p.strip() for p in args.parts.split(",") if p.strip()]
     out_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="durable-profile-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.statements:
-        print(count_statements(params))
+        print(w9_statements(params) if args.wid == "W9" else count_statements(params))
         return 0
     if args.tool == "pyinstrument":
         print(profile_pyinstrument(args.wid, params, out_dir))
         return 0
     paths = profile_py_spy(args.wid, params, out_dir, args.native, args.gil)
-    if args.wid == "W8":
+    if args.wid == "W9":
+        for path in paths:
+            print(render(summarize([path], args.top), f"W9 part {path.stem.removeprefix('w9-')}"))
+    elif args.wid == "W8":
         for workers in params["workers"]:
             group = [p for p in paths if p.name.startswith(f"w8-{workers}w-")]
             if group:

@@ -8,7 +8,9 @@ from typing import Any
 
 from benchmarks.harness import Outcome
 
-HEADER = ["id", "durable", "DBOS (same run)", "ratio", "goal", "met?"]
+HEADER = ["id", "durable", "DBOS (same run)", "Restate (same run)", "ratio", "goal", "met?"]
+RATIO_MEANING = ("ratio = times better than the peer named (DBOS unless said otherwise): "
+                 "throughput durable/peer, time peer/durable")
 
 
 def verdict(met: bool | None) -> str:
@@ -16,8 +18,8 @@ def verdict(met: bool | None) -> str:
 
 
 def _rows(outcomes: list[Outcome]) -> list[list[str]]:
-    return [[o.wid, o.durable_text, o.dbos_text, o.ratio_text, o.goal, verdict(o.met)]
-            for o in outcomes]
+    return [[o.wid, o.durable_text, o.dbos_text, o.restate_text, o.ratio_text, o.goal,
+             verdict(o.met)] for o in outcomes]
 
 
 def _facts_lines(facts: dict[str, Any], mode: str) -> list[str]:
@@ -33,6 +35,13 @@ def _facts_lines(facts: dict[str, Any], mode: str) -> list[str]:
         f"DBOS {f.get('dbos_version', 'not run')}: SQLite {f.get('dbos_sqlite_version', '?')}, "
         "synchronous=FULL (SQLite default; DBOS sets no synchronous pragma); journal as labelled",
     ]
+    if f.get("restate_server"):
+        lines.append(
+            f"Restate server {f.get('restate_server')}, TypeScript SDK {f.get('restate_sdk')} "
+            f"on Node.js {f.get('restate_node')}: defaults (Bifrost log on local RocksDB, "
+            "fsync on; 24 partitions)"
+            + ("; own loopback-only network namespace" if f.get("restate_isolated_network")
+               else ""))
     if pg:
         lines.append(
             f"PostgreSQL {pg.get('server_version')}: "
@@ -62,8 +71,7 @@ def text_table(outcomes: list[Outcome], facts: dict[str, Any], mode: str) -> str
     if notes:
         out.append("")
         out += [f"{wid}: {note}" for wid, note in notes]
-    out.append(f"\nratio = times better than DBOS (throughput durable/DBOS, time DBOS/durable); "
-               f"total {facts.get('total_s')} s")
+    out.append(f"\n{RATIO_MEANING}; total {facts.get('total_s')} s")
     return "\n".join(out)
 
 
@@ -88,7 +96,7 @@ def as_json(
         "mode": mode,
         "reps": reps,
         "machine": facts,
-        "ratio_meaning": "times better than DBOS: throughput durable/DBOS, time DBOS/durable",
+        "ratio_meaning": RATIO_MEANING,
         "workloads": [dataclasses.asdict(o) for o in outcomes],
     }
 

@@ -1,4 +1,4 @@
-"""The benchmark workloads W1..W8 and W10, one module each.
+"""The benchmark workloads W1..W10, one module each.
 
 Every module defines:
 
@@ -9,6 +9,9 @@ Every module defines:
   ``HIGHER_IS_BETTER``;
 - ``dbos_runs(params) -> list[PeerRun]``: the DBOS peer scripts to run for comparison (may be
   empty);
+- optionally ``restate_runs(params) -> list[PeerRun]``: runs of the Restate driver
+  (``benchmarks/peers/restate/bench.mjs``) to compare with, and ``REP_KEYS``: more result keys
+  whose value in every repetition the report keeps (besides the headline's);
 - ``judge(outcome, params) -> None``: fills the row's texts, ratio and goal verdict.
 """
 
@@ -24,7 +27,7 @@ from benchmarks.harness import ms, percentile
 
 Status = df.OrchestrationRuntimeStatus
 
-ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"]
+ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"]
 # Run only when named (--only): W10 loads a million rows into each backend (~6 min a rep).
 ON_REQUEST = ["W10"]
 MODULES = {
@@ -36,13 +39,15 @@ MODULES = {
     "W6": "w6_events",
     "W7": "w7_long_chain",
     "W8": "w8_postgres",
+    "W9": "w9_entities",
     "W10": "w10_large_store",
 }
 
 
 @dataclass
 class PeerRun:
-    """One invocation of a DBOS peer script (``/work/shared/peers/dbos/<script>``)."""
+    """One invocation of a peer script: DBOS's (``../shared/peers/dbos/<script>``) or
+    Restate's (``benchmarks/peers/restate/<script>``)."""
 
     label: str
     script: str

@@ -39,6 +39,13 @@ def dbos_runs(params: dict[str, Any]) -> list[PeerRun]:
     ]
 
 
+def restate_runs(params: dict[str, Any]) -> list[PeerRun]:
+    # A Restate service handler doing 3 sequential ctx.run steps, n request-response calls at
+    # once (its closest equivalent: journaled steps, started concurrently, results awaited).
+    return [PeerRun("service, 3 ctx.run steps", "bench.mjs",
+                    ["--workload", "w1", "--n", str(params["n"])])]
+
+
 def judge(out: Outcome, params: dict[str, Any]) -> None:
     d = out.durable
     out.durable_text = f"{fmt(d.get('orch_per_s'))} orch/s"
@@ -48,6 +55,23 @@ def judge(out: Outcome, params: dict[str, Any]) -> None:
         out.dbos_text = f"{fmt(best['wf_per_s'])} wf/s ({best['label']})"
         out.ratio = d["orch_per_s"] / best["wf_per_s"]
         out.ratio_text = ratio_text(out.ratio)
+    restate = next(iter(out.restate.values()), {})
+    if restate.get("wf_per_s"):
+        out.restate_text = f"{fmt(restate['wf_per_s'])} wf/s"
+        out.restate_ratio = d["orch_per_s"] / restate["wf_per_s"]
+        out.ratio_text = (f"{out.ratio_text} DBOS; {ratio_text(out.restate_ratio)} Restate"
+                          if out.ratio is not None else
+                          f"{ratio_text(out.restate_ratio)} Restate")
+        cpu = sum(restate.get(k) or 0 for k in ("server_cpu_s", "service_cpu_s",
+                                                "driver_cpu_s"))
+        out.notes.append(
+            f"Restate: {restate.get('n')} calls in {restate.get('wall_s', 0):.2f} s; CPU: server "
+            f"{restate.get('server_cpu_s')} + service {restate.get('service_cpu_s')} + client "
+            f"{restate.get('driver_cpu_s')} s = {1000 * cpu / max(1, restate.get('n', 1)):.2f} "
+            f"ms per workflow")
+        if restate.get("completed") != restate.get("n"):
+            out.notes.append(f"Restate: only {restate.get('completed')}/{restate.get('n')} "
+                             "returned the expected output")
     ok = d.get("completed") == d.get("n") and d.get("wrong_output") == 0
     out.met = bool(ok and d.get("orch_per_s", 0) >= 1000 and (out.ratio or 0) >= 10)
     if not ok:
