@@ -19,11 +19,20 @@ run them on an embedded SQLite file or on PostgreSQL::
 
 from durable.app import AuthLevel, Blueprint, DFApp
 from durable.client import DurableOrchestrationClient
+from durable.entity_client import (
+    CleanEntityStorageResult,
+    DurableEntityStatus,
+    EntityQueryResult,
+    EntityStateResponse,
+)
 from durable.errors import (
+    DeserializationError,
     DurableError,
+    EventTimeoutError,
     FailureDetails,
     FunctionNotFoundError,
     InstanceAlreadyExistsError,
+    InstanceNotFailedError,
     InstanceNotFoundError,
     InstanceNotRunningError,
     InvalidInputError,
@@ -41,6 +50,9 @@ from durable.errors import (
 from durable.host import Host
 from durable.http.types import HttpRequest, HttpResponse
 from durable.orchestration.context import DurableOrchestrationContext
+from durable.orchestration.entity_calls import CriticalSection
+from durable.orchestration.entity_context import DurableEntityContext, Entity
+from durable.orchestration.entity_ids import EntityId
 from durable.orchestration.retry import RetryOptions
 from durable.orchestration.tasks import TaskBase, TaskState, TimerTask
 from durable.status import (
@@ -56,17 +68,28 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthLevel",
     "Blueprint",
+    "CleanEntityStorageResult",
+    "CriticalSection",
     "DFApp",
+    "DeserializationError",
+    "DurableEntityContext",
+    "DurableEntityStatus",
     "DurableError",
     "DurableOrchestrationClient",
     "DurableOrchestrationContext",
     "DurableOrchestrationStatus",
+    "Entity",
+    "EntityId",
+    "EntityQueryResult",
+    "EntityStateResponse",
+    "EventTimeoutError",
     "FailureDetails",
     "FunctionNotFoundError",
     "Host",
     "HttpRequest",
     "HttpResponse",
     "InstanceAlreadyExistsError",
+    "InstanceNotFailedError",
     "InstanceNotFoundError",
     "InstanceNotRunningError",
     "InvalidInputError",

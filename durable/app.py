@@ -30,6 +30,7 @@ class AuthLevel(StrEnum):
 class FunctionKind(StrEnum):
     ORCHESTRATOR = "orchestrator"
     ACTIVITY = "activity"
+    ENTITY = "entity"
     HTTP = "http"
 
 
@@ -115,6 +116,28 @@ class Blueprint:
 
         return decorate
 
+    def entity_trigger(
+        self, context_name: str, entity_name: str | None = None
+    ) -> Callable[[F], F]:
+        """Register an entity function: ``fn(context)`` runs one operation on the entity's
+        state (``context.operation_name``, ``get_state``, ``set_state``, ``set_result``)."""
+
+        def decorate(fn: F) -> F:
+            target = getattr(fn, "entity_function", fn)  # df.Entity.create(fn) works too
+            if inspect.iscoroutinefunction(target) or inspect.isgeneratorfunction(target):
+                raise InvalidInputError(
+                    f"Entity '{getattr(target, '__name__', fn)}' must be a plain function "
+                    "(operations run one at a time, without awaiting)."
+                )
+            info = self._add(fn)
+            self._set_kind(info, FunctionKind.ENTITY)
+            info.trigger_arg = context_name
+            if entity_name:
+                info.explicit_name = entity_name
+            return fn
+
+        return decorate
+
     def durable_client_input(
         self,
         client_name: str,
@@ -180,10 +203,19 @@ class DFApp(Blueprint):
 
     def _by_kind(self, kind: FunctionKind) -> dict[str, FunctionInfo]:
         found: dict[str, FunctionInfo] = {}
+        folded: dict[str, str] = {}
         for info in self._functions:
             if info.kind is kind:
-                if info.name in found:
-                    raise InvalidInputError(f"Two {kind.value} functions are named '{info.name}'.")
+                # Durable Functions matches function names ignoring case, so two names that
+                # differ only in case would be one function there: refuse them here too.
+                clash = folded.get(info.name.casefold())
+                if clash is not None:
+                    same = "named" if clash == info.name else f"named '{clash}' and"
+                    raise InvalidInputError(
+                        f"Two {kind.value} functions are {same} '{info.name}' (function names "
+                        "are case-insensitive)."
+                    )
+                folded[info.name.casefold()] = info.name
                 found[info.name] = info
         return found
 
@@ -196,39 +228,74 @@ class DFApp(Blueprint):
         return self._by_kind(FunctionKind.ACTIVITY)
 
     @property
+    def entities(self) -> dict[str, FunctionInfo]:
+        return self._by_kind(FunctionKind.ENTITY)
+
+    @property
     def http_functions(self) -> list[FunctionInfo]:
         return [info for info in self._functions if info.kind is FunctionKind.HTTP]
 
     def registry(self) -> Registry:
         """A frozen name lookup for the worker (decorators may not change it afterwards)."""
-        return Registry(self.orchestrators, self.activities)
+        return Registry(self.orchestrators, self.activities, self.entities)
 
 
 class Registry:
-    """Name -> function lookup used by workers and clients."""
+    """Name -> function lookup used by workers and clients.
+
+    Lookups ignore case, as the Durable Functions extension's do (``start_new("casename")``
+    starts ``CaseName``); the registered spelling is what history and status record.
+    """
 
     def __init__(
         self,
         orchestrators: dict[str, FunctionInfo],
         activities: dict[str, FunctionInfo],
+        entities: dict[str, FunctionInfo] | None = None,
     ) -> None:
         self.orchestrators = orchestrators
         self.activities = activities
+        self.entities = entities or {}
+        self._orchestrators_folded = {name.casefold(): info for name, info in orchestrators.items()}
+        self._activities_folded = {name.casefold(): info for name, info in activities.items()}
+        self._entities_folded = {name.casefold(): info for name, info in self.entities.items()}
+
+    def resolve_activity(self, name: str) -> str | None:
+        """The registered spelling of activity ``name`` (any case), or None."""
+        info = self._find(self.activities, self._activities_folded, name)
+        return info.name if info is not None else None
+
+    def resolve_orchestrator(self, name: str) -> str | None:
+        """The registered spelling of orchestrator ``name`` (any case), or None."""
+        info = self._find(self.orchestrators, self._orchestrators_folded, name)
+        return info.name if info is not None else None
+
+    def entity(self, name: str) -> FunctionInfo | None:
+        """The entity function registered as ``name`` (any case), or None."""
+        return self._find(self.entities, self._entities_folded, name)
 
     def has_activity(self, name: str) -> bool:
-        return name in self.activities
+        return self.resolve_activity(name) is not None
 
     def has_orchestrator(self, name: str) -> bool:
-        return name in self.orchestrators
+        return self.resolve_orchestrator(name) is not None
 
     def orchestrator(self, name: str) -> FunctionInfo:
-        info = self.orchestrators.get(name)
+        info = self._find(self.orchestrators, self._orchestrators_folded, name)
         if info is None:
             raise FunctionNotFoundError("orchestrator", name)
         return info
 
     def activity(self, name: str) -> FunctionInfo:
-        info = self.activities.get(name)
+        info = self._find(self.activities, self._activities_folded, name)
         if info is None:
             raise FunctionNotFoundError("activity", name)
+        return info
+
+    @staticmethod
+    def _find(exact: dict[str, FunctionInfo], folded: dict[str, FunctionInfo], name: str
+              ) -> FunctionInfo | None:
+        info = exact.get(name)  # the common case: the registered spelling
+        if info is None and isinstance(name, str):
+            info = folded.get(name.casefold())
         return info

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from durable import serialization
 from durable.app import Registry
+from durable.entity_client import EntityClient
 from durable.errors import (
-    FunctionNotFoundError,
     InstanceNotFoundError,
     InstanceNotRunningError,
     InvalidInputError,
@@ -84,7 +84,7 @@ def _timestamp(moment: datetime | None) -> float | None:
     return to_timestamp(moment) if moment is not None else None
 
 
-class DurableOrchestrationClient:
+class DurableOrchestrationClient(EntityClient):
     """Manage orchestration instances stored in ``backend``.
 
     ``registry`` (optional) lets ``start_new`` reject unknown orchestrator names up front;
@@ -131,8 +131,9 @@ class DurableOrchestrationClient:
         ``overridable_states=OverridableStates.AnyState`` replaces even a running instance.
         """
         name = function_name(orchestration_function_name)
-        if self._registry is not None and not self._registry.has_orchestrator(name):
-            raise FunctionNotFoundError("orchestrator", name)
+        if self._registry is not None:
+            # Matched ignoring case, as Durable Functions does; stored as registered.
+            name = self._registry.orchestrator(name).name
         if instance_id is None:
             instance_id = new_instance_id()
         else:
@@ -304,6 +305,21 @@ class DurableOrchestrationClient:
             await self._send(instance_id, event)
         except InstanceNotRunningError:
             return
+
+    async def rewind(
+        self,
+        instance_id: str,
+        reason: str | None = None,
+        task_hub_name: str | None = None,
+        connection_name: str | None = None,
+    ) -> None:
+        """Run a Failed instance again from where it failed: its failed activities and
+        sub-orchestrations (and work still open at the failure) run again, completed work is
+        kept, and the instance is Running until it ends anew. Raises InstanceNotFoundError,
+        or InstanceNotFailedError for an instance that is not Failed."""
+        await self._backend.rewind_instance(instance_id, reason)
+        if self._worker is not None:
+            self._worker.hint(instance_id)
 
     async def restart(self, instance_id: str, restart_with_new_instance_id: bool = True) -> str:
         """Start the instance's orchestrator again with its original input; return the ID."""

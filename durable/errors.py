@@ -7,12 +7,15 @@ The tree::
     │   ├── InvalidInstanceIdError                empty, > 256 chars, '@'-prefixed, / \\ # ?
     │   ├── FunctionNotFoundError                 no orchestrator/activity/entity of that name
     │   └── SerializationError (also TypeError)   a value that is not JSON-serializable
+    │       └── DeserializationError              a stored value that cannot be decoded
     ├── InstanceAlreadyExistsError                start_new of an ID in a non-overridable state
     ├── InstanceNotFoundError                     no instance with that ID
     ├── InstanceNotRunningError                   the instance already finished (HTTP 410)
+    ├── InstanceNotFailedError                    rewind of an instance that did not fail
     ├── TaskFailedError                           an activity or sub-orchestration failed
     ├── NonDeterminismError                       replayed code diverged from history
     ├── OrchestrationTimeoutError (also TimeoutError)   wait_for_completion gave up
+    ├── EventTimeoutError (also TimeoutError)   wait_for_external_event(timeout=) expired
     └── StorageError                              the backend failed (I/O, connection, schema)
         ├── SchemaVersionError                    the store was written by a newer version
         ├── StorageFullError                      the disk (or database quota) is full
@@ -50,14 +53,19 @@ class InvalidInstanceIdError(InvalidInputError):
 class FunctionNotFoundError(InvalidInputError):
     """No function with that name is registered."""
 
-    def __init__(self, kind: str, name: str) -> None:
-        super().__init__(f"The {kind} function '{name}' doesn't exist.")
+    def __init__(self, kind: str, name: str, hint: str | None = None) -> None:
+        message = f"The {kind} function '{name}' doesn't exist."
+        super().__init__(f"{message} {hint}" if hint else message)
         self.kind = kind
         self.name = name
 
 
 class SerializationError(InvalidInputError, TypeError):
     """A value could not be serialized to JSON."""
+
+
+class DeserializationError(SerializationError):
+    """A stored value could not be decoded."""
 
 
 class InstanceAlreadyExistsError(DurableError):
@@ -86,6 +94,18 @@ class InstanceNotRunningError(DurableError):
     def __init__(self, instance_id: str, status: str) -> None:
         super().__init__(
             f"The orchestration instance '{instance_id}' is not running (status {status})."
+        )
+        self.instance_id = instance_id
+        self.status = status
+
+
+class InstanceNotFailedError(DurableError):
+    """Only a Failed orchestration instance can be rewound."""
+
+    def __init__(self, instance_id: str, status: str) -> None:
+        super().__init__(
+            f"The orchestration instance '{instance_id}' cannot be rewound: only Failed "
+            f"instances can, and it is {status}."
         )
         self.instance_id = instance_id
         self.status = status
@@ -146,6 +166,17 @@ class NonDeterminismError(DurableError):
 
 class OrchestrationTimeoutError(DurableError, TimeoutError):
     """The orchestration did not finish in time."""
+
+
+class EventTimeoutError(DurableError, TimeoutError):
+    """No event arrived before the timeout."""
+
+    def __init__(self, name: str, timeout: float) -> None:
+        super().__init__(
+            f"wait_for_external_event('{name}') timed out after {timeout:g} seconds."
+        )
+        self.name = name
+        self.timeout = timeout
 
 
 class StorageError(DurableError):

@@ -47,6 +47,7 @@ class EventType(IntEnum):
     HistoryState = 18
     ExecutionSuspended = 19
     ExecutionResumed = 20
+    ExecutionRewound = 21
 
 
 @dataclass(slots=True, kw_only=True)
@@ -188,6 +189,14 @@ class ExecutionResumed(HistoryEvent):
     reason: str | None = None
 
 
+@dataclass(slots=True, kw_only=True)
+class ExecutionRewound(HistoryEvent):
+    """A failed instance was rewound: its failed tasks run again (see orchestration/rewind)."""
+
+    event_type: ClassVar[EventType] = EventType.ExecutionRewound
+    reason: str | None = None
+
+
 EVENT_CLASSES: dict[str, type[HistoryEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -195,7 +204,7 @@ EVENT_CLASSES: dict[str, type[HistoryEvent]] = {
         TaskFailed, SubOrchestrationInstanceCreated, SubOrchestrationInstanceCompleted,
         SubOrchestrationInstanceFailed, TimerCreated, TimerFired, OrchestratorStarted,
         OrchestratorCompleted, EventSent, EventRaised, ContinueAsNew, ExecutionSuspended,
-        ExecutionResumed,
+        ExecutionResumed, ExecutionRewound,
     )
 }
 

@@ -33,7 +33,7 @@ from starlette.types import Message, Receive, Scope, Send
 from durable.app import DFApp
 from durable.client import DurableOrchestrationClient
 from durable.errors import StorageError
-from durable.http import management
+from durable.http import entity_routes, management
 from durable.http.errors import (
     GENERIC_500,
     HttpError,
@@ -175,7 +175,8 @@ class DurableHttpApp:
             # No raw path, or one that spells the base with escapes: use the decoded path.
             raw = request.scope["path"].encode("utf-8")
         segments = _decode_segments(raw[len(base):].decode("latin-1"))
-        found = management.match(request.method, segments)
+        found = management.match(request.method, segments) or entity_routes.match(
+            request.method, segments)
         if found is None:
             return to_starlette(error_response(404, "No management API route matches."))
         handler, values, needs_key = found

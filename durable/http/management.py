@@ -26,6 +26,7 @@ from starlette.requests import Request
 
 from durable.client import DurableOrchestrationClient
 from durable.errors import (
+    InstanceNotFailedError,
     InstanceNotFoundError,
     InstanceNotRunningError,
     OrchestrationTimeoutError,
@@ -87,7 +88,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _parse_json(body: bytes) -> Any:
+def parse_json(body: bytes) -> Any:
     """The raw JSON value of a body (no envelope, no double encoding); empty means null.
 
     Strict JSON: ``NaN`` and ``Infinity`` are refused, so every stored value can be given back
@@ -101,7 +102,7 @@ def _parse_json(body: bytes) -> Any:
         raise HttpError(400, f"Invalid JSON content: {exc}") from None
 
 
-def _parse_time(call: Call, name: str) -> datetime | None:
+def parse_time(call: Call, name: str) -> datetime | None:
     raw = call.arg(name)
     if raw is None or raw == "":
         return None
@@ -196,7 +197,7 @@ async def start(call: Call) -> HttpResponse:
         validate_instance_id(instance_id)
     wait = _parse_wait(call)
     call.flag("returnInternalServerErrorOnFailure", False)  # validate before starting
-    client_input = _parse_json(await call.request.body())
+    client_input = parse_json(await call.request.body())
     started = await call.client.start_new(name, instance_id, client_input)
     return await _started(call, started, wait)
 
@@ -221,19 +222,24 @@ async def get_status(call: Call) -> HttpResponse:
     return json_response(body, 202, headers)
 
 
-async def list_instances(call: Call) -> HttpResponse:
+def page_size_of(call: Call) -> int:
+    """The ``top`` query parameter (page size), 1..MAX_PAGE_SIZE, default 100."""
     top_raw = call.arg("top")
-    page_size = DEFAULT_PAGE_SIZE
-    if top_raw:
-        digits = top_raw.strip()
-        # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
-        if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= MAX_PAGE_SIZE:
-            raise HttpError(400, f"Query parameter 'top' must be an integer 1..{MAX_PAGE_SIZE}.")
-        page_size = int(top_raw)
+    if not top_raw:
+        return DEFAULT_PAGE_SIZE
+    digits = top_raw.strip()
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= MAX_PAGE_SIZE:
+        raise HttpError(400, f"Query parameter 'top' must be an integer 1..{MAX_PAGE_SIZE}.")
+    return int(digits)
+
+
+async def list_instances(call: Call) -> HttpResponse:
+    page_size = page_size_of(call)
     token = call.request.headers.get(CONTINUATION_HEADER) or None
     statuses, next_token = await call.client.get_status_page(
-        _parse_time(call, "createdTimeFrom"),
-        _parse_time(call, "createdTimeTo"),
+        parse_time(call, "createdTimeFrom"),
+        parse_time(call, "createdTimeTo"),
         _parse_statuses(call),
         call.arg("instanceIdPrefix") or None,
         page_size=page_size,
@@ -252,10 +258,10 @@ async def purge_one(call: Call) -> HttpResponse:
 
 
 async def purge_many(call: Call) -> HttpResponse:
-    created_from = _parse_time(call, "createdTimeFrom")
+    created_from = parse_time(call, "createdTimeFrom")
     if created_from is None:
         raise HttpError(400, "Query parameter 'createdTimeFrom' is required.")
-    created_to = _parse_time(call, "createdTimeTo") or datetime.fromtimestamp(time.time(), UTC)
+    created_to = parse_time(call, "createdTimeTo") or datetime.fromtimestamp(time.time(), UTC)
     result = await call.client.purge_instance_history_by(
         created_from, created_to, _parse_statuses(call)
     )
@@ -268,7 +274,7 @@ async def raise_event(call: Call) -> HttpResponse:
     content_type = call.request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise HttpError(400, "Only application/json request content is supported")
-    data = _parse_json(await call.request.body())
+    data = parse_json(await call.request.body())
     await call.client.raise_event(call.instance_id, call.path["eventName"], data)
     return HttpResponse(status_code=202)
 
@@ -301,10 +307,14 @@ async def restart(call: Call) -> HttpResponse:
 
 
 async def rewind(call: Call) -> HttpResponse:
-    status = await call.client.get_status(call.instance_id, show_input=False)
-    if not status:
-        raise InstanceNotFoundError(call.instance_id)
-    raise HttpError(501, "Rewind is not supported by durable; use restart instead.")
+    """202; 404 unknown; 410 Completed/Canceled/Terminated (as Durable Functions); 409 for an
+    instance that is still running (Durable Functions answers 202 and does nothing)."""
+    try:
+        await call.client.rewind(call.instance_id, call.arg("reason"))
+    except InstanceNotFailedError as exc:
+        code = 410 if Status(exc.status).is_terminal else 409
+        raise HttpError(code, str(exc)) from None
+    return HttpResponse(status_code=202)
 
 
 async def openapi(call: Call) -> HttpResponse:
@@ -329,8 +339,17 @@ ROUTES: tuple[tuple[str, tuple[str, ...], Handler, bool], ...] = (
 )
 
 
+Route = tuple[str, tuple[str, ...], Handler, bool]
+
+
 def match(method: str, segments: list[str]) -> tuple[Handler, dict[str, str], bool] | None:
-    for route_method, pattern, handler, needs_key in ROUTES:
+    return match_route(ROUTES, method, segments)
+
+
+def match_route(routes: tuple[Route, ...], method: str, segments: list[str]
+                ) -> tuple[Handler, dict[str, str], bool] | None:
+    """The first route of ``routes`` matching ``method`` and the path ``segments``."""
+    for route_method, pattern, handler, needs_key in routes:
         if route_method != method or len(pattern) != len(segments):
             continue
         values: dict[str, str] = {}

@@ -73,6 +73,78 @@ _TIME_FILTERS = [
 ]
 
 
+_ENTITY_NAME = _param("entityName", "path", _TEXT, "The entity's name (case-insensitive).")
+_ENTITY_KEY = _param("entityKey", "path", _TEXT, "The entity's key.")
+_CONTINUATION = _param("x-ms-continuation-token", "header", {"type": "string"},
+                       "The token from the previous page's response header.")
+_NEXT_PAGE = {"x-ms-continuation-token": {"schema": {"type": "string"},
+                                          "description": "Present when there are more pages."}}
+
+
+def _entity_list(operation_id: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"get": {
+        "operationId": operation_id,
+        "summary": "List entities, one page at a time, in ID order.",
+        "parameters": [
+            *parameters,
+            _param("lastOperationTimeFrom", "query", {"type": "string", "format": "date-time"},
+                   "Only entities last operated on at or after this time (ISO 8601)."),
+            _param("lastOperationTimeTo", "query", {"type": "string", "format": "date-time"},
+                   "Only entities last operated on at or before this time (ISO 8601)."),
+            _param("fetchState", "query", _BOOL, "Include each entity's state."),
+            _param("top", "query", {"type": "integer", "minimum": 1, "maximum": 1000},
+                   "Page size (default 100)."),
+            _CONTINUATION,
+        ],
+        "responses": {
+            "200": _json({"type": "array", "items": _ref("Entity")}, "A page.", _NEXT_PAGE),
+            "400": _error("Bad filter, name or continuation token."),
+        },
+    }}
+
+
+def _entity_paths() -> dict[str, Any]:
+    signal_body = {
+        "required": False,
+        "description": "The operation's input: JSON with application/json, else text.",
+        "content": {"application/json": {"schema": {}}, "text/plain": {"schema": {
+            "type": "string"}}},
+    }
+    accepted = {"202": {"description": "Accepted."}}
+    bad = _error("Bad entity name or key, invalid JSON, or an unknown entity.")
+    return {
+        "/entities": _entity_list("listEntities", []),
+        "/entities/{entityName}": _entity_list("listEntitiesByName", [_ENTITY_NAME]),
+        "/entities/{entityName}/{entityKey}": {
+            "get": {
+                "operationId": "readEntity",
+                "summary": "An entity's state.",
+                "parameters": [_ENTITY_NAME, _ENTITY_KEY],
+                "responses": {
+                    "200": _json({}, "The state (any JSON value)."),
+                    "400": bad,
+                    "404": {"description": "The entity has no state (empty body)."},
+                },
+            },
+            "post": {
+                "operationId": "signalEntity",
+                "summary": "Signal an operation (one-way).",
+                "parameters": [_ENTITY_NAME, _ENTITY_KEY,
+                               _param("op", "query", {"type": "string"}, "Operation name.")],
+                "requestBody": signal_body,
+                "responses": {**accepted, "400": bad,
+                              "413": _error("The body is larger than the server's limit.")},
+            },
+            "delete": {
+                "operationId": "deleteEntity",
+                "summary": "Signal the built-in delete operation.",
+                "parameters": [_ENTITY_NAME, _ENTITY_KEY],
+                "responses": {**accepted, "400": bad},
+            },
+        },
+    }
+
+
 def _control(operation: str, summary: str) -> dict[str, Any]:
     return {"post": {
         "operationId": operation, "summary": summary, "parameters": [_INSTANCE, _REASON],
@@ -230,6 +302,19 @@ def openapi_document() -> dict[str, Any]:
                     "409": _error("Restarting with the same ID while it is still running."),
                 },
             }},
+            "/instances/{instanceId}/rewind": {"post": {
+                "operationId": "rewind",
+                "summary": "Run a Failed instance again from where it failed.",
+                "parameters": [_INSTANCE, _REASON],
+                "responses": {
+                    "202": {"description": "Accepted."},
+                    "400": _error("Bad request."),
+                    "404": _error("No such instance."),
+                    "409": _error("The instance is still running."),
+                    "410": _error("The instance completed, or was canceled or terminated."),
+                },
+            }},
+            **_entity_paths(),
         },
     }
 
@@ -244,6 +329,19 @@ def _schemas() -> dict[str, Any]:
                 "Message": {"type": "string"},
                 "ExceptionMessage": {"type": "string"},
                 "ExceptionType": {"type": "string"},
+            },
+        },
+        "Entity": {
+            "type": "object",
+            "required": ["entityId", "lastOperationTime"],
+            "properties": {
+                "entityId": {
+                    "type": "object",
+                    "required": ["name", "key"],
+                    "properties": {"name": {"type": "string"}, "key": {"type": "string"}},
+                },
+                "lastOperationTime": {"type": "string"},
+                "state": {"nullable": True},
             },
         },
         "PurgeResult": {

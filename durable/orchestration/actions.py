@@ -34,7 +34,24 @@ class StartSubOrchestration:
     version: str | None = None
 
 
-Action = ScheduleActivity | ScheduleTimer | StartSubOrchestration
+@dataclass(slots=True)
+class SendEvent:
+    """A message to another instance: an entity request, signal, lock release or response.
+
+    ``task_id`` is the sequence number its ``EventSent`` holds in history (None for messages
+    the engine adds itself, such as the releases of a finished orchestration's locks).
+    ``execution_id`` pins it to one execution of the target; ``visible_at`` delays it.
+    """
+
+    task_id: int | None
+    instance_id: str
+    name: str
+    input: str | None
+    execution_id: str | None = None
+    visible_at: float | None = None
+
+
+Action = ScheduleActivity | ScheduleTimer | StartSubOrchestration | SendEvent
 
 
 @dataclass(slots=True)
@@ -60,6 +77,7 @@ class Decision:
     failure: FailureDetails | None = None
     custom_status: str | None = None
     continue_as_new: ContinueAsNewRequest | None = None
+    entity_state: str | None = None  # an entity's new scheduler state (entities only)
 
     @property
     def is_done(self) -> bool:

@@ -1,50 +1,46 @@
-"""The orchestration context: the API an orchestrator function uses, and its replay state.
+"""The orchestration context: the API an orchestrator function uses.
 
-Every scheduling call (``call_activity``, ``create_timer``, ...) takes the next sequence number
-at the moment it is called and records a pending action. The replay engine
-(:mod:`durable.orchestration.runtime`) matches pending actions against the scheduling events in
-history and completes tasks from the completion events; what is still pending at the end of an
-episode is new work. All times come from history, never from the wall clock.
+A thin façade over the execution's :class:`~durable.orchestration.replay_state.ReplayState`:
+every scheduling call (``call_activity``, ``create_timer``, ...) validates its arguments, takes
+the next sequence number at the moment it is called, and records the work there. The replay
+engine (:mod:`durable.orchestration.runtime`) matches that work against the scheduling events
+in history and completes tasks from the completion events; what history does not hold at the
+end of an episode is new work. All times come from history, never from the wall clock.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from durable import serialization
 from durable.errors import (
-    FailureDetails,
     FunctionNotFoundError,
     InvalidInputError,
-    TaskFailedError,
 )
 from durable.history import (
-    HistoryEvent,
     SubOrchestrationInstanceCreated,
     TaskScheduled,
-    TimerCreated,
-    to_datetime,
     to_timestamp,
 )
 from durable.ids import validate_instance_id
 from durable.orchestration.actions import (
-    Action,
     ScheduleActivity,
-    ScheduleTimer,
     StartSubOrchestration,
 )
+from durable.orchestration.decoding import decode_payload
+from durable.orchestration.entity_calls import EntityCalls
+from durable.orchestration.replay_state import ReplayState
 from durable.orchestration.retry import RetryOptions
 from durable.orchestration.tasks import (
     ActivityTask,
-    AtomicTask,
     ExternalEventTask,
     RetryableTask,
     SubOrchestrationTask,
     TaskBase,
+    TimedEventTask,
     TimerTask,
     WhenAllTask,
     WhenAnyTask,
@@ -53,22 +49,35 @@ from durable.orchestration.tasks import (
 # Azure's namespace for replay-safe UUIDs, so new_uuid() gives the values Durable Functions does.
 _UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_OID, "9e952958-5e33-4daf-827f-2fa12937b875")
 
-NameLookup = Callable[[str], bool]
+# Name -> the registered spelling (matched ignoring case), or None if there is no such function.
+NameResolver = Callable[[str], str | None]
+
+_CALL_FOR_KIND = {"activity": "call_activity", "orchestrator": "call_sub_orchestrator"}
 
 
-def function_name(fn: str | Callable[..., Any]) -> str:
-    """The registered name of an activity/orchestrator given by name or by its function."""
+def function_name(fn: str | Callable[..., Any], kind: str | None = None) -> str:
+    """The registered name of a function given by name or by the decorated function.
+
+    With ``kind`` ("activity", "orchestrator"), a decorated function of another kind is refused
+    here, at the call, rather than by a name lookup later.
+    """
     if isinstance(fn, str):
         return fn
     info = getattr(fn, "__durable_function__", None)
     if info is not None:
+        actual = getattr(info, "kind", None)
+        if kind is not None and actual is not None and str(actual) != kind:
+            hint = f"; use {_CALL_FOR_KIND[str(actual)]}" if str(actual) in _CALL_FOR_KIND else ""
+            raise InvalidInputError(
+                f"'{info.name}' is an {actual} function, not an {kind}{hint}."
+            )
         return str(info.name)
     raise InvalidInputError(
         f"{fn!r} is not a registered durable function; pass its name or the decorated function."
     )
 
 
-class DurableOrchestrationContext:
+class DurableOrchestrationContext(EntityCalls):
     """Passed to orchestrator functions; names follow ``azure.durable_functions``."""
 
     def __init__(
@@ -80,8 +89,9 @@ class DurableOrchestrationContext:
         input_: str | None,
         parent_instance_id: str | None = None,
         version: str | None = None,
-        activity_exists: NameLookup | None = None,
-        orchestrator_exists: NameLookup | None = None,
+        resolve_activity: NameResolver | None = None,
+        resolve_orchestrator: NameResolver | None = None,
+        state: ReplayState | None = None,
     ) -> None:
         self._name = name
         self._instance_id = instance_id
@@ -89,23 +99,10 @@ class DurableOrchestrationContext:
         self._input = input_
         self._parent_instance_id = parent_instance_id
         self._version = version
-        self._activity_exists = activity_exists
-        self._orchestrator_exists = orchestrator_exists
-        self._now = 0.0
-        self._now_datetime: datetime | None = None
-        self._is_replaying = False
-        self._sequence = 0
+        self._resolve_activity = resolve_activity
+        self._resolve_orchestrator = resolve_orchestrator
+        self._state = state or ReplayState(instance_id, execution_id)
         self._uuid_counter = 0
-        # Scheduled in code, not yet matched by (or written to) history: id -> (action, event).
-        self._pending: dict[int, tuple[Action, HistoryEvent]] = {}
-        # Scheduled tasks awaiting their completion event: id -> task.
-        self._open_tasks: dict[int, AtomicTask] = {}
-        self._event_waiters: dict[str, deque[ExternalEventTask]] = {}
-        self._event_buffer: dict[str, deque[str | None]] = {}
-        self._buffered_names: dict[str, str] = {}
-        self._custom_status: Any = None
-        self._custom_status_set = False
-        self._continue_as_new: tuple[str, bool] | None = None
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -132,28 +129,26 @@ class DurableOrchestrationContext:
     @property
     def is_replaying(self) -> bool:
         """True while the code re-runs past steps from history (e.g. to skip logging)."""
-        return self._is_replaying
+        return self._state.is_replaying
 
     @property
     def current_utc_datetime(self) -> datetime:
         """Replay-safe current time: when the current episode started, tz-aware UTC."""
-        if self._now_datetime is None:
-            self._now_datetime = to_datetime(self._now)
-        return self._now_datetime
+        return self._state.now_datetime
 
     @property
     def custom_status(self) -> Any:
-        return self._custom_status
+        return self._state.custom_status
 
     @property
     def will_continue_as_new(self) -> bool:
-        return self._continue_as_new is not None
+        return self._state.continue_as_new is not None
 
     # -- inputs and status --------------------------------------------------------------------
 
     def get_input(self, expected_type: type | None = None) -> Any:
         """The orchestration's input, decoded from JSON (``None`` if there was none)."""
-        value = serialization.loads(self._input)
+        value = decode_payload(self._input, "orchestration input")
         if expected_type is not None and isinstance(value, dict) and expected_type is not dict:
             return expected_type(**value)
         return value
@@ -161,8 +156,8 @@ class DurableOrchestrationContext:
     def set_custom_status(self, status: Any) -> None:
         """Publish a JSON-serializable value in the instance status (``customStatus``)."""
         serialization.dumps(status, "custom status")
-        self._custom_status = status
-        self._custom_status_set = True
+        self._state.custom_status = status
+        self._state.custom_status_set = True
 
     def new_uuid(self) -> str:
         """A replay-safe UUID string (same algorithm and namespace as Durable Functions)."""
@@ -172,22 +167,25 @@ class DurableOrchestrationContext:
         return str(uuid.uuid5(_UUID_NAMESPACE, name))
 
     def new_guid(self) -> uuid.UUID:
-        return uuid.UUID(self.new_uuid())
+        """A replay-safe UUID, by the Azure Python SDK's ``new_guid`` algorithm (a name-based
+        UUID in the URL namespace); it shares ``new_uuid``'s counter, as there."""
+        name = f"{self._instance_id}_{self.current_utc_datetime}_{self._uuid_counter}"
+        self._uuid_counter += 1
+        return uuid.uuid5(uuid.NAMESPACE_URL, name)
 
     # -- scheduling ---------------------------------------------------------------------------
 
     def call_activity(self, name: str | Callable[..., Any], input_: Any = None) -> ActivityTask:
         """Schedule an activity; yield the task to get its result."""
-        activity = function_name(name)
-        if self._activity_exists is not None and not self._activity_exists(activity):
-            raise FunctionNotFoundError("activity", activity)
+        activity = self._resolve(function_name(name, "activity"), "activity")
         payload = serialization.dumps(input_, f"input of activity '{activity}'")
-        task_id = self._next_id()
+        state = self._state
+        task_id = state.next_id()
         task = ActivityTask(task_id, f"call_activity('{activity}')")
-        self._schedule(
+        state.schedule(
             task,
             ScheduleActivity(task_id, activity, payload),
-            TaskScheduled(timestamp=self._now, event_id=task_id, name=activity, input=payload),
+            TaskScheduled(timestamp=state.now, event_id=task_id, name=activity, input=payload),
         )
         return task
 
@@ -195,7 +193,7 @@ class DurableOrchestrationContext:
         self, name: str | Callable[..., Any], retry_options: RetryOptions, input_: Any = None
     ) -> TaskBase:
         _check_retry_options(retry_options)
-        return RetryableTask(self, retry_options, lambda: self.call_activity(name, input_))
+        return RetryableTask(self._state, retry_options, lambda: self.call_activity(name, input_))
 
     def call_sub_orchestrator(
         self,
@@ -209,9 +207,8 @@ class DurableOrchestrationContext:
         Without ``instance_id`` the child gets ``"{parent execution id}:{task id}"``, as in the
         Durable Task Framework, which is unique and stable across replays.
         """
-        orchestrator = function_name(name)
-        if self._orchestrator_exists is not None and not self._orchestrator_exists(orchestrator):
-            raise FunctionNotFoundError("orchestrator", orchestrator)
+        orchestrator = self._resolve(function_name(name, "orchestrator"), "orchestrator")
+        self._check_not_in_section("call_sub_orchestrator")
         if instance_id is not None:
             validate_instance_id(instance_id)
             if instance_id in (self._instance_id, self._parent_instance_id):
@@ -219,14 +216,15 @@ class DurableOrchestrationContext:
                     f"A sub-orchestration cannot use its parent's instance ID '{instance_id}'."
                 )
         payload = serialization.dumps(input_, f"input of sub-orchestration '{orchestrator}'")
-        task_id = self._next_id()
+        state = self._state
+        task_id = state.next_id()
         child_id = instance_id if instance_id is not None else f"{self._execution_id}:{task_id}"
         task = SubOrchestrationTask(task_id, f"call_sub_orchestrator('{orchestrator}')")
-        self._schedule(
+        state.schedule(
             task,
             StartSubOrchestration(task_id, orchestrator, child_id, payload, version),
             SubOrchestrationInstanceCreated(
-                timestamp=self._now,
+                timestamp=state.now,
                 event_id=task_id,
                 name=orchestrator,
                 instance_id=child_id,
@@ -245,7 +243,7 @@ class DurableOrchestrationContext:
     ) -> TaskBase:
         _check_retry_options(retry_options)
         return RetryableTask(
-            self,
+            self._state,
             retry_options,
             lambda: self.call_sub_orchestrator(name, input_, instance_id, version),
         )
@@ -277,30 +275,34 @@ class DurableOrchestrationContext:
     def create_timer(self, fire_at: datetime | timedelta) -> TimerTask:
         """A durable timer that fires at ``fire_at`` (a datetime, or a delay from now)."""
         if isinstance(fire_at, timedelta):
-            moment = self._now + fire_at.total_seconds()
+            moment = self._state.now + fire_at.total_seconds()
         elif isinstance(fire_at, datetime):
             moment = to_timestamp(fire_at)
         else:
             raise InvalidInputError(
                 f"create_timer takes a datetime or timedelta, not {type(fire_at).__name__}."
             )
-        return self._schedule_timer(moment)
+        return self._state.schedule_timer(moment)
 
-    def wait_for_external_event(self, name: str) -> ExternalEventTask:
+    def wait_for_external_event(
+        self, name: str, timeout: timedelta | float | None = None
+    ) -> ExternalEventTask | TimedEventTask:
         """A task completed by the next event raised with this name (case-insensitive).
 
-        Events raised before anyone waits are buffered, first in first out, per name.
+        Events raised before anyone waits are buffered, first in first out, per name. An event
+        goes to the oldest *live* waiter: one whose ``task_any`` was already won by another task
+        (the reminder loop's timed-out wait) does not take it. With ``timeout`` (a timedelta or
+        seconds) the task fails with :class:`durable.EventTimeoutError` when no event came in
+        time, and the waiter is cancelled.
         """
         if not isinstance(name, str) or not name:
             raise InvalidInputError("The event name must be a non-empty string.")
-        task = ExternalEventTask(name)
-        key = name.casefold()
-        buffered = self._event_buffer.get(key)
-        if buffered:
-            task._set_value(serialization.loads(buffered.popleft()))
-        else:
-            self._event_waiters.setdefault(key, deque()).append(task)
-        return task
+        seconds = _timeout_seconds(timeout)
+        task = self._state.events.wait(name)
+        if seconds is None or task.is_completed:
+            return task
+        timer = self._state.schedule_timer(self._state.now + seconds)
+        return TimedEventTask(task, timer, seconds)
 
     def task_all(self, activities: Sequence[TaskBase]) -> WhenAllTask:
         """Completes with all results in order; fails fast with the first failure."""
@@ -317,73 +319,43 @@ class DurableOrchestrationContext:
         consumed are delivered to the new execution, in order; by default (as in Durable
         Functions for Python) they are dropped.
         """
+        if self._state.continue_as_new is not None:
+            return  # as in Azure: the first call decides, later ones are ignored
         payload = serialization.dumps(input_, "continue_as_new input")
-        self._continue_as_new = (payload, preserve_unprocessed_events)
+        self._state.continue_as_new = (payload, preserve_unprocessed_events)
 
     # -- engine side --------------------------------------------------------------------------
 
-    def _next_id(self) -> int:
-        task_id = self._sequence
-        self._sequence += 1
-        return task_id
+    def _resolve(self, name: str, kind: str) -> str:
+        """The registered spelling of ``name``; an unknown (or wrong-kind) name fails here."""
+        resolver = self._resolve_activity if kind == "activity" else self._resolve_orchestrator
+        if resolver is None:
+            return name
+        found = resolver(name)
+        if found is not None:
+            return found
+        other = self._resolve_orchestrator if kind == "activity" else self._resolve_activity
+        hint = None
+        if other is not None and other(name) is not None:
+            other_kind = "orchestrator" if kind == "activity" else "activity"
+            hint = f"'{name}' is an {other_kind}: use {_CALL_FOR_KIND[other_kind]}."
+        raise FunctionNotFoundError(kind, name, hint)
 
-    def _schedule(self, task: AtomicTask, action: Action, event: HistoryEvent) -> None:
-        if self._continue_as_new is not None:
-            raise InvalidInputError("No work can be scheduled after continue_as_new.")
-        task_id = cast(int, task.id)
-        self._open_tasks[task_id] = task
-        self._pending[task_id] = (action, event)
 
-    def _schedule_timer(self, fire_at: float) -> TimerTask:
-        timer_id = self._next_id()
-        task = TimerTask(timer_id, fire_at)
-        self._schedule(
-            task,
-            ScheduleTimer(timer_id, fire_at),
-            TimerCreated(timestamp=self._now, event_id=timer_id, fire_at=fire_at),
+def _timeout_seconds(timeout: timedelta | float | None) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        raise InvalidInputError(
+            f"timeout must be a timedelta or a number of seconds, not {type(timeout).__name__}."
         )
-        return task
-
-    def _set_now(self, timestamp: float) -> None:
-        if timestamp > self._now:
-            self._now = timestamp
-            self._now_datetime = None
-
-    def _deliver_event(self, name: str, payload: str | None) -> None:
-        key = name.casefold()
-        waiters = self._event_waiters.get(key)
-        if waiters:
-            waiters.popleft()._set_value(serialization.loads(payload))
-            return
-        self._event_buffer.setdefault(key, deque()).append(payload)
-        self._buffered_names.setdefault(key, name)
-
-    def _unconsumed_events(self) -> list[tuple[str, str | None]]:
-        return [
-            (self._buffered_names[key], payload)
-            for key, queue in self._event_buffer.items()
-            for payload in queue
-        ]
-
-    def _fail_task(self, task_id: int, failure: FailureDetails) -> bool:
-        task = self._open_tasks.pop(task_id, None)
-        if task is None:
-            return False
-        message = f"{task.description} failed: {failure.error_type}: {failure.message}"
-        task._set_exception(TaskFailedError(message, failure, task.description))
-        return True
-
-    def _complete_task(self, task_id: int, payload: str | None) -> bool:
-        """Complete an open task from its completion event; False if no such task is open."""
-        task = self._open_tasks.pop(task_id, None)
-        if task is None:
-            return False
-        if isinstance(task, TimerTask):
-            if not task.is_cancelled:
-                task._set_value(None)
-            return True
-        task._set_value(serialization.loads(payload))
-        return True
+    if not seconds >= 0 or seconds == float("inf"):
+        raise InvalidInputError("timeout must be a finite number of seconds, 0 or more.")
+    return seconds
 
 
 def _check_retry_options(options: object) -> None:

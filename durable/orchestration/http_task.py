@@ -18,6 +18,7 @@ import json
 import math
 import string
 from collections.abc import Mapping
+from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
@@ -161,8 +162,8 @@ class HttpPollingTask(CompoundTask):
         ):
             self._set_value(response)
             return
-        now = self._context._now
+        now = self._context.current_utc_datetime.timestamp()
         delay = retry_after_seconds(header(response, "Retry-After"), now)
         self._uri = urljoin(self._uri, location)
         wait = DEFAULT_ASYNC_SLEEP_SECONDS if delay is None else delay
-        self._adopt(self._context._schedule_timer(now + wait))
+        self._adopt(self._context.create_timer(timedelta(seconds=wait)))

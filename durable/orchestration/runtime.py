@@ -19,6 +19,7 @@ from typing import Any
 
 from durable import serialization
 from durable.errors import (
+    DeserializationError,
     FailureDetails,
     NonDeterminismError,
     SerializationError,
@@ -50,9 +51,12 @@ from durable.orchestration.actions import (
     Decision,
     ScheduleActivity,
     ScheduleTimer,
+    SendEvent,
     StartSubOrchestration,
 )
-from durable.orchestration.context import DurableOrchestrationContext, NameLookup
+from durable.orchestration.context import DurableOrchestrationContext, NameResolver
+from durable.orchestration.entity_ids import RELEASE_EVENT
+from durable.orchestration.replay_state import ReplayState
 from durable.orchestration.tasks import TaskBase
 from durable.status import OrchestrationRuntimeStatus as Status
 
@@ -63,6 +67,7 @@ _SCHEDULING_EVENTS: dict[type[HistoryEvent], type[Action]] = {
     TaskScheduled: ScheduleActivity,
     TimerCreated: ScheduleTimer,
     SubOrchestrationInstanceCreated: StartSubOrchestration,
+    EventSent: SendEvent,
 }
 
 
@@ -71,6 +76,8 @@ def describe_action(action: Action) -> str:
         return f"call_activity('{action.name}')"
     if isinstance(action, StartSubOrchestration):
         return f"call_sub_orchestrator('{action.name}')"
+    if isinstance(action, SendEvent):
+        return f"a message '{action.name}' to '{action.instance_id}'"
     return "create_timer"
 
 
@@ -81,7 +88,14 @@ def describe_event(event: HistoryEvent) -> str:
         return f"call_sub_orchestrator('{event.name}')"
     if isinstance(event, TimerCreated):
         return "create_timer"
+    if isinstance(event, EventSent):
+        return f"a message '{event.name}' to '{event.instance_id}'"
     return type(event).__name__
+
+
+def _same_name(a: str | None, b: str | None) -> bool:
+    """Function names match ignoring case, as Durable Functions matches them."""
+    return a == b or (a is not None and b is not None and a.casefold() == b.casefold())
 
 
 class OrchestrationRuntime:
@@ -91,13 +105,14 @@ class OrchestrationRuntime:
         self,
         orchestrator: OrchestratorFunction,
         *,
-        activity_exists: NameLookup | None = None,
-        orchestrator_exists: NameLookup | None = None,
+        resolve_activity: NameResolver | None = None,
+        resolve_orchestrator: NameResolver | None = None,
     ) -> None:
         self._orchestrator = orchestrator
-        self._activity_exists = activity_exists
-        self._orchestrator_exists = orchestrator_exists
+        self._resolve_activity = resolve_activity
+        self._resolve_orchestrator = resolve_orchestrator
         self.context: DurableOrchestrationContext | None = None
+        self.state: ReplayState | None = None
         self.started: ExecutionStarted | None = None
         self._generator: Generator[Any, Any, Any] | None = None
         self._awaited: TaskBase | None = None
@@ -106,6 +121,10 @@ class OrchestrationRuntime:
         self._outcome: Status | None = None
         self._output: str | None = None
         self._failure: FailureDetails | None = None
+        self._error: BaseException | None = None
+        # Work the code created is sent even in the episode that finishes the orchestration,
+        # unless the code is out of step with history or was stopped from outside.
+        self._drop_work = False
         self._continue_as_new: ContinueAsNewRequest | None = None
         self._preserve_events = False
         self._replaying = False
@@ -115,6 +134,21 @@ class OrchestrationRuntime:
     def is_done(self) -> bool:
         return self._outcome is not None
 
+    @property
+    def output(self) -> str | None:
+        """The output (JSON text) once done; for a failure, the failure message."""
+        return self._output
+
+    @property
+    def failure(self) -> FailureDetails | None:
+        return self._failure
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The exception that failed this execution (a NonDeterminismError for code that no
+        longer matches its history), if it failed."""
+        return self._error
+
     # -- public API ---------------------------------------------------------------------------
 
     def replay(self, history: Iterable[HistoryEvent]) -> None:
@@ -123,15 +157,27 @@ class OrchestrationRuntime:
             if self._outcome is None:
                 self._apply(event, replaying=True)
             elif type(event) in _SCHEDULING_EVENTS and self._outcome is not Status.Failed:
-                # The code finished, but history says it went on to schedule more work.
-                self._fail(
-                    NonDeterminismError(
-                        "Non-deterministic orchestrator: history has "
-                        f"{describe_event(event)} after the point where the code now returns.",
-                        expected=describe_event(event),
-                    ),
-                    with_traceback=False,
-                )
+                self._match_late(event)
+
+    def _match_late(self, event: HistoryEvent) -> None:
+        """A scheduling event recorded after the code's outcome was decided: work created in
+        the finishing episode (history keeps it) must match what the code creates now."""
+        state = self._require_state()
+        event_id: int = event.event_id  # type: ignore[attr-defined]
+        if not state.is_scheduled(event_id):
+            self._fail(
+                NonDeterminismError(
+                    "Non-deterministic orchestrator: history has "
+                    f"{describe_event(event)} after the point where the code now returns.",
+                    expected=describe_event(event),
+                ),
+                with_traceback=False,
+            )
+            return
+        try:
+            self._on_scheduled(event)
+        except NonDeterminismError as exc:
+            self._fail(exc, with_traceback=False)
 
     def run_episode(self, new_events: Iterable[HistoryEvent], now: float) -> Decision:
         """Apply new events at time ``now`` and return what to record and do."""
@@ -153,9 +199,8 @@ class OrchestrationRuntime:
     def _apply(self, event: HistoryEvent, replaying: bool) -> bool:
         """Apply one event; return False if it is a stale duplicate that history should skip."""
         self._replaying = replaying
-        context = self.context
-        if context is not None:
-            context._is_replaying = replaying
+        if self.state is not None:
+            self.state.is_replaying = replaying
         try:
             if self._suspended and not isinstance(
                 event,
@@ -167,13 +212,13 @@ class OrchestrationRuntime:
             if handler is None:
                 return True
             return handler(self, event)
-        except NonDeterminismError as exc:
+        except (NonDeterminismError, DeserializationError) as exc:
             self._fail(exc, with_traceback=False)
             return True
 
     def _on_orchestrator_started(self, event: OrchestratorStarted) -> bool:
-        if self.context is not None:
-            self.context._set_now(event.timestamp)
+        if self.state is not None:
+            self.state.advance_clock(event.timestamp)
         else:
             self._first_episode_at = event.timestamp
         return True
@@ -182,6 +227,7 @@ class OrchestrationRuntime:
         if self.started is not None:
             return False
         self.started = event
+        state = ReplayState(event.instance_id, event.execution_id)
         context = DurableOrchestrationContext(
             name=event.name,
             instance_id=event.instance_id,
@@ -189,20 +235,21 @@ class OrchestrationRuntime:
             input_=event.input,
             parent_instance_id=event.parent_instance_id,
             version=event.version,
-            activity_exists=self._activity_exists,
-            orchestrator_exists=self._orchestrator_exists,
+            resolve_activity=self._resolve_activity,
+            resolve_orchestrator=self._resolve_orchestrator,
+            state=state,
         )
-        context._set_now(max(self._first_episode_at, event.timestamp))
-        context._is_replaying = self._replaying
+        state.advance_clock(max(self._first_episode_at, event.timestamp))
+        state.is_replaying = self._replaying
+        self.state = state
         self.context = context
         self._start()
         return True
 
     def _on_scheduled(self, event: HistoryEvent) -> bool:
-        context = self._require_context()
         event_id: int = event.event_id  # type: ignore[attr-defined]
         expected = describe_event(event)
-        entry = context._pending.pop(event_id, None)
+        entry = self._require_state().take_scheduled(event_id)
         if entry is None:
             raise NonDeterminismError(
                 f"Non-deterministic orchestrator: history has {expected} as task #{event_id}, "
@@ -211,9 +258,9 @@ class OrchestrationRuntime:
                 actual=None,
             )
         action = entry[0]
-        if not isinstance(action, _SCHEDULING_EVENTS[type(event)]) or (
-            getattr(action, "name", None) != getattr(event, "name", None)
-        ):
+        if not isinstance(action, _SCHEDULING_EVENTS[type(event)]) or not _same_name(
+            getattr(action, "name", None), getattr(event, "name", None)
+        ) or getattr(action, "instance_id", None) != getattr(event, "instance_id", None):
             actual = describe_action(action)
             raise NonDeterminismError(
                 f"Non-deterministic orchestrator: task #{event_id} was {expected} in history, "
@@ -224,30 +271,31 @@ class OrchestrationRuntime:
         return True
 
     def _on_task_completed(self, event: TaskCompleted | SubOrchestrationInstanceCompleted) -> bool:
-        if not self._require_context()._complete_task(event.task_scheduled_id, event.result):
+        if not self._require_state().complete_task(event.task_scheduled_id, event.result):
             return False
         self._resume()
         return True
 
     def _on_task_failed(self, event: TaskFailed | SubOrchestrationInstanceFailed) -> bool:
-        if not self._require_context()._fail_task(event.task_scheduled_id, event.failure):
+        if not self._require_state().fail_task(event.task_scheduled_id, event.failure):
             return False
         self._resume()
         return True
 
     def _on_timer_fired(self, event: TimerFired) -> bool:
-        if not self._require_context()._complete_task(event.timer_id, None):
+        if not self._require_state().complete_task(event.timer_id, None):
             return False
         self._resume()
         return True
 
     def _on_event_raised(self, event: EventRaised) -> bool:
-        self._require_context()._deliver_event(event.name, event.input)
+        self._require_state().deliver_event(event.name, event.input)
         self._resume()
         return True
 
     def _on_terminated(self, event: ExecutionTerminated) -> bool:
         self._close_generator()
+        self._drop_work = True
         self._outcome = Status.Terminated
         self._output = serialization.dumps(event.reason)
         return True
@@ -264,7 +312,7 @@ class OrchestrationRuntime:
         for queued in held:
             if self._outcome is not None:
                 break
-            self._apply(queued, replaying=self._require_context()._is_replaying)
+            self._apply(queued, replaying=self._require_state().is_replaying)
         return True
 
     def _on_execution_completed(self, event: ExecutionCompleted) -> bool:
@@ -317,7 +365,7 @@ class OrchestrationRuntime:
         except Exception as exc:
             self._fail(exc)
             return
-        if self._require_context()._continue_as_new is not None:
+        if self._require_state().continue_as_new is not None:
             self._finish_continue_as_new()
             return
         if not isinstance(yielded, TaskBase):
@@ -329,9 +377,12 @@ class OrchestrationRuntime:
             )
             return
         self._awaited = yielded
+        misuse = self._require_state().yielded(yielded)
+        if misuse is not None:
+            self._step(generator, None, misuse)
 
     def _finish(self, value: Any) -> None:
-        if self._require_context()._continue_as_new is not None:
+        if self._require_state().continue_as_new is not None:
             self._finish_continue_as_new()
             return
         try:
@@ -342,12 +393,12 @@ class OrchestrationRuntime:
         self._outcome = Status.Completed
 
     def _finish_continue_as_new(self) -> None:
-        context = self._require_context()
-        assert context._continue_as_new is not None
-        payload, preserve = context._continue_as_new
+        state = self._require_state()
+        assert state.continue_as_new is not None
+        payload, preserve = state.continue_as_new
         carried = (
-            [EventRaised(timestamp=context._now, name=name, input=data)
-             for name, data in context._unconsumed_events()]
+            [EventRaised(timestamp=state.now, name=name, input=data)
+             for name, data in state.events.unconsumed()]
             if preserve
             else []
         )
@@ -357,6 +408,10 @@ class OrchestrationRuntime:
         self._close_generator()
 
     def _fail(self, exc: BaseException, with_traceback: bool = True) -> None:
+        # Code out of step with history (or history it cannot read) creates no trustworthy work.
+        if isinstance(exc, NonDeterminismError | DeserializationError):
+            self._drop_work = True
+        self._error = exc
         details = (
             "".join(traceback.format_exception(exc)) if with_traceback else None
         )
@@ -372,6 +427,11 @@ class OrchestrationRuntime:
             with contextlib.suppress(Exception):
                 generator.close()
 
+    def _require_state(self) -> ReplayState:
+        self._require_context()
+        assert self.state is not None
+        return self.state
+
     def _require_context(self) -> DurableOrchestrationContext:
         if self.context is None:
             raise NonDeterminismError(
@@ -384,17 +444,32 @@ class OrchestrationRuntime:
     def _decide(
         self, appended: list[HistoryEvent], now: float, late_events: list[EventRaised]
     ) -> Decision:
-        context = self._require_context()
+        state = self._require_state()
+        try:
+            custom = state.custom_status_json()
+        except SerializationError as exc:
+            # The value was checked when set, but may have been mutated since.
+            state.custom_status_set = False
+            custom = None
+            if self._outcome is None or self._outcome is Status.Completed:
+                self._fail(exc, with_traceback=False)
         actions: list[Action] = []
-        if self._outcome is None:
-            for action, event in context._pending.values():
+        finished = self._outcome is not None
+        work = state.take_new_work()
+        if not (finished and self._drop_work):
+            for action, event in work:
                 event.timestamp = now
                 appended.append(event)
-                actions.append(action)
-        context._pending.clear()
-        custom = (
-            serialization.dumps(context._custom_status) if context._custom_status_set else None
-        )
+                # A finished orchestration would discard its timers' firing: record, don't send.
+                if not (finished and isinstance(action, ScheduleTimer)):
+                    actions.append(action)
+        else:
+            # Terminated (or out of step with history): no new work, but the lock releases
+            # of a critical section closed on the way out still go.
+            actions.extend(action for action, _ in work
+                           if isinstance(action, SendEvent) and action.name == RELEASE_EVENT)
+        if finished:
+            actions.extend(state.end_messages())  # never leave entities locked
         outcome = self._outcome
         if outcome is None:
             status = Status.Suspended if self._suspended else Status.Running
@@ -406,7 +481,7 @@ class OrchestrationRuntime:
                 request.carried_events.extend(late_events)
             appended.append(ContinueAsNew(timestamp=now, input=request.input))
             decision = Decision(
-                appended, [], outcome, custom_status=custom, continue_as_new=request
+                appended, actions, outcome, custom_status=custom, continue_as_new=request
             )
         else:
             appended.append(
@@ -416,7 +491,7 @@ class OrchestrationRuntime:
                 )
             )
             decision = Decision(
-                appended, [], outcome, output=self._output, failure=self._failure,
+                appended, actions, outcome, output=self._output, failure=self._failure,
                 custom_status=custom,
             )
         return decision
@@ -429,7 +504,7 @@ _HANDLERS: dict[type[HistoryEvent], Callable[[OrchestrationRuntime, Any], bool]]
     TaskScheduled: OrchestrationRuntime._on_scheduled,
     TimerCreated: OrchestrationRuntime._on_scheduled,
     SubOrchestrationInstanceCreated: OrchestrationRuntime._on_scheduled,
-    EventSent: lambda runtime, event: True,
+    EventSent: OrchestrationRuntime._on_scheduled,
     TaskCompleted: OrchestrationRuntime._on_task_completed,
     SubOrchestrationInstanceCompleted: OrchestrationRuntime._on_task_completed,
     TaskFailed: OrchestrationRuntime._on_task_failed,
@@ -450,12 +525,12 @@ def execute(
     new_events: Iterable[HistoryEvent],
     now: float,
     *,
-    activity_exists: NameLookup | None = None,
-    orchestrator_exists: NameLookup | None = None,
+    resolve_activity: NameResolver | None = None,
+    resolve_orchestrator: NameResolver | None = None,
 ) -> Decision:
     """Pure replay: run ``orchestrator`` over ``history``, then apply ``new_events`` at ``now``."""
     runtime = OrchestrationRuntime(
-        orchestrator, activity_exists=activity_exists, orchestrator_exists=orchestrator_exists
+        orchestrator, resolve_activity=resolve_activity, resolve_orchestrator=resolve_orchestrator
     )
     runtime.replay(history)
     return runtime.run_episode(new_events, now)

@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from durable.errors import EventTimeoutError
+
 if TYPE_CHECKING:
-    from durable.orchestration.context import DurableOrchestrationContext
+    from durable.orchestration.replay_state import ReplayState
     from durable.orchestration.retry import RetryOptions
 
 
@@ -94,11 +96,27 @@ class SubOrchestrationTask(AtomicTask):
 
 
 class ExternalEventTask(AtomicTask):
-    __slots__ = ("name",)
+    """Completed by the next event of its name that reaches it while it is *live*.
 
-    def __init__(self, name: str) -> None:
+    A waiter is live while something could still want its value: it was never put in a
+    ``task_any``/``task_all``, the orchestrator is yielding it, or one of the compound tasks
+    holding it is itself live. A waiter whose every ``task_any`` was won by another task is
+    abandoned, and an event skips it (see ``DurableOrchestrationContext._deliver_event``).
+    Putting it in a new compound task, or yielding it, makes it live again (``_revive``).
+    """
+
+    __slots__ = ("_revive", "name", "registered")
+
+    def __init__(self, name: str, revive: Callable[[ExternalEventTask], None]) -> None:
         super().__init__(name, f"wait_for_external_event('{name}')")
         self.name = name
+        self.registered = False  # in the context's queue of waiters for this name
+        self._revive = revive
+
+    def _add_parent(self, parent: CompoundTask) -> None:
+        super()._add_parent(parent)
+        if not self.registered and not self.is_completed:
+            self._revive(self)
 
 
 class TimerTask(AtomicTask):
@@ -196,6 +214,34 @@ class WhenAnyTask(CompoundTask):
             self._set_value(child)
 
 
+class TimedEventTask(CompoundTask):
+    """``wait_for_external_event(name, timeout=...)``: the event's value, or
+    :class:`~durable.errors.EventTimeoutError` if the timer fires first.
+
+    Whichever loses is cancelled: a late timer is ignored, and a waiter that timed out is
+    abandoned, so a later event of that name goes to the next live waiter (or the buffer).
+    """
+
+    __slots__ = ("event", "timeout", "timer")
+
+    def __init__(self, event: ExternalEventTask, timer: TimerTask, timeout: float) -> None:
+        super().__init__([event, timer])
+        self.event = event
+        self.timer = timer
+        self.timeout = timeout
+        self._attach()
+
+    def _on_child_done(self, child: TaskBase) -> None:
+        if self.is_completed:
+            return
+        if child is self.event:
+            if not self.timer.is_completed:
+                self.timer.cancel()
+            self._set_value(child.result)
+        elif not self.timer.is_cancelled:
+            self._set_exception(EventTimeoutError(self.event.name, self.timeout))
+
+
 class RetryableTask(CompoundTask):
     """Runs attempts of an activity or sub-orchestration with durable timers between them.
 
@@ -206,19 +252,19 @@ class RetryableTask(CompoundTask):
     own ID in history, so replay follows the same path.
     """
 
-    __slots__ = ("_attempts", "_context", "_first_attempt_at", "_options", "_start_attempt")
+    __slots__ = ("_attempts", "_first_attempt_at", "_options", "_start_attempt", "_state")
 
     def __init__(
         self,
-        context: DurableOrchestrationContext,
+        state: ReplayState,
         options: RetryOptions,
         start_attempt: Callable[[], TaskBase],
     ) -> None:
         super().__init__([])
-        self._context = context
+        self._state = state
         self._options = options
         self._start_attempt = start_attempt
-        self._first_attempt_at = context._now
+        self._first_attempt_at = state.now
         self._attempts = 0
         self._next_attempt()
 
@@ -240,11 +286,11 @@ class RetryableTask(CompoundTask):
             self._set_value(child.result)
             return
         delay = self._options.delay_before_retry(
-            self._attempts, child.result, self._context._now - self._first_attempt_at
+            self._attempts, child.result, self._state.now - self._first_attempt_at
         )
         if delay is None:
             self._set_exception(child.result)
             return
-        timer = self._context._schedule_timer(self._context._now + delay)
+        timer = self._state.schedule_timer(self._state.now + delay)
         self.children.append(timer)
         timer._add_parent(self)

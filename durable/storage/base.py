@@ -115,9 +115,16 @@ class OrchestrationWorkItem:
     revision: int
     messages: list[InboxEntry]
     history: list[HistoryEvent] | None = None
+    # Entities (instance IDs starting with "@") keep no history: their scheduler state, sent
+    # when the worker does not hold this revision.
+    entity_state: str | None = None
     # Set when a stored message or history chunk of this instance could not be decoded
     # (what, and where): the worker fails the instance with it instead of running it.
     damage: str | None = None
+
+    @property
+    def is_entity(self) -> bool:
+        return self.instance_id.startswith("@")
 
 
 @dataclass(slots=True)
@@ -197,6 +204,11 @@ class OrchestrationCommit:
     failure: FailureDetails | None = None
     continue_as_new: ContinueAsNewPlan | None = None
     release: bool = False
+    entity_state: str | None = None  # an entity's new scheduler state (no history, no status)
+    # Rewind: ``history`` is the whole new history (it replaces the stored one), and failed
+    # sub-orchestrations are rewound or, if they no longer exist as Failed, started again.
+    replace_history: bool = False
+    rewind_children: list[NewInstance] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -224,6 +236,18 @@ class InstanceQuery:
 class InstancePage:
     instances: list[InstanceRecord]
     continuation_token: str | None
+
+
+@dataclass(slots=True)
+class EntityQuery:
+    """Entities whose name starts with ``name_prefix`` (lower-case), last operated on in the
+    range; pages in instance-ID order."""
+
+    name_prefix: str | None = None
+    last_operation_from: float | None = None
+    last_operation_to: float | None = None
+    page_size: int = 100
+    continuation_token: str | None = None
 
 
 @runtime_checkable
@@ -257,6 +281,22 @@ class Backend(Protocol):
 
         Raises InstanceNotFoundError, or InstanceNotRunningError if the instance finished.
         """
+
+    async def rewind_instance(self, instance_id: str, reason: str | None) -> None:
+        """Reopen a Failed instance (status Running) and queue its ExecutionRewound.
+
+        Raises InstanceNotFoundError, or InstanceNotFailedError for any other status.
+        """
+
+    async def send_entity_message(self, message: Message) -> None:
+        """Append a message to an entity's inbox, creating the entity's row if it has none
+        (a signal to a new entity creates it)."""
+
+    async def query_entities(self, query: EntityQuery) -> InstancePage:
+        """Entity rows (their ``input`` is the scheduler state); the token is opaque."""
+
+    async def remove_entity(self, instance_id: str, revision: int) -> bool:
+        """Delete an entity's row if it is still at ``revision`` and has no message waiting."""
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
 

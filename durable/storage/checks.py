@@ -16,7 +16,7 @@ Checks cost one ``isascii`` pass per text in the common case.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from durable.errors import FailureDetails
 from durable.history import HistoryEvent, TaskCompleted, TaskFailed, event_to_dict
@@ -75,7 +75,7 @@ def new_instance_problem(new: NewInstance) -> str | None:
 
 
 def commit_problem(
-    commit: OrchestrationCommit, history: str | None, events: Iterable[str]
+    commit: OrchestrationCommit, history: str | None, events: Sequence[str]
 ) -> str | None:
     """Why ``commit`` (with its encoded history chunk and message events) cannot be stored.
 
@@ -86,17 +86,19 @@ def commit_problem(
         ("history of the episode", history, True),
         ("output", commit.output, True),
         ("custom status", commit.custom_status, True),
+        ("entity state", commit.entity_state, True),
     ]
     for task in commit.new_tasks:
         checks.append((f"name of activity #{task.task_id}", task.name, False))
         checks.append((f"input of activity '{_shown(task.name)}'", task.input, True))
-    for child in commit.new_instances:
+    for child in [*commit.new_instances, *commit.rewind_children]:
         problem = new_instance_problem(child)
         if problem is not None:
             return f"A sub-orchestration of {where} cannot be started: {problem}"
     if commit.continue_as_new is not None:
         checks.append(("continue_as_new input", commit.continue_as_new.input, True))
-    for text in events:
+    for message, text in zip(commit.messages, events, strict=True):
+        checks.append(("target of a message sent by the episode", message.instance_id, False))
         checks.append(("message sent by the episode", text, True))
     for field, value, is_json in checks:
         problem = bad_json(value) if is_json else bad_raw(value)

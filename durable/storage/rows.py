@@ -67,3 +67,19 @@ def decode_token(token: str) -> tuple[float, str]:
     if not isinstance(instance_id, str) or not math.isfinite(after) or bad_raw(instance_id):
         raise InvalidInputError("The continuation token is not valid.")
     return after, instance_id
+
+
+def encode_entity_token(instance_id: str) -> str:
+    return base64.urlsafe_b64encode(instance_id.encode()).decode().rstrip("=")
+
+
+def decode_entity_token(token: str) -> str:
+    """The entity instance ID a listing of entities continues after."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError("The continuation token is not valid.") from exc
+    if not after.startswith("@") or bad_raw(after):
+        raise InvalidInputError("The continuation token is not valid.")
+    return after

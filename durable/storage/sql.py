@@ -22,6 +22,7 @@ from typing import Any
 from durable.errors import (
     FailureDetails,
     InstanceAlreadyExistsError,
+    InstanceNotFailedError,
     InstanceNotFoundError,
     InstanceNotRunningError,
     InvalidInputError,
@@ -29,13 +30,16 @@ from durable.errors import (
     StorageCorruptError,
 )
 from durable.history import (
+    ExecutionRewound,
     HistoryEvent,
+    SubOrchestrationInstanceCompleted,
     SubOrchestrationInstanceFailed,
     decode_event,
     decode_events,
     encode_event,
     encode_events,
 )
+from durable.ids import new_execution_id
 from durable.status import (
     RUNNING_STATUSES,
     TERMINAL_STATUSES,
@@ -46,6 +50,7 @@ from durable.storage.base import (
     ActivityResult,
     ActivityWorkItem,
     CommitOutcome,
+    EntityQuery,
     InboxEntry,
     InstancePage,
     InstanceQuery,
@@ -56,13 +61,21 @@ from durable.storage.base import (
 )
 from durable.storage.checks import (
     bad_json,
+    bad_raw,
     client_event_text,
     commit_problem,
     is_lookup_id,
     new_instance_problem,
     unstorable_result,
 )
-from durable.storage.rows import decode_token, encode_token, failure_text, instance_from_row
+from durable.storage.rows import (
+    decode_entity_token,
+    decode_token,
+    encode_entity_token,
+    encode_token,
+    failure_text,
+    instance_from_row,
+)
 
 Status = OrchestrationRuntimeStatus
 TERMINAL_NAMES = sorted(s.value for s in TERMINAL_STATUSES)
@@ -236,9 +249,98 @@ def create_instance(
     )
 
 
-def send_message(message: Message, now: float) -> Txn:
-    if not is_lookup_id(message.instance_id):
-        raise InstanceNotFoundError(message.instance_id)
+def _ensure_entity(instance_id: str, now: float) -> Op:
+    """The entity's row, created on its first message (name = the ``@name@`` part)."""
+    name = instance_id[1:].partition("@")[0]
+    return count("insert_entity", instance_id=instance_id, name=name,
+                 execution_id=new_execution_id(), now=now)
+
+
+def send_entity_message(message: Message, now: float) -> Txn:
+    event = _checked_client_event(message)
+    problem = bad_raw(message.instance_id)
+    if problem is not None:
+        raise InvalidInputError(f"The entity ID cannot be stored: {problem}.")
+    yield _ensure_entity(message.instance_id, now)
+    yield _insert_message(message, now, False, event)
+
+
+def query_entities(query: EntityQuery) -> Txn:
+    if query.page_size < 1:
+        raise InvalidInputError("The page size must be at least 1.")
+    after = decode_entity_token(query.continuation_token) if query.continuation_token else None
+    if query.name_prefix is not None and not is_lookup_id(query.name_prefix):
+        return InstancePage([], None)  # no entity name can contain this
+    found = yield rows(
+        "query_entities",
+        prefix="@" + (query.name_prefix or ""),
+        updated_from=query.last_operation_from,
+        updated_to=query.last_operation_to,
+        after_id=after,
+        limit=query.page_size + 1,
+    )
+    records = [instance_from_row(row) for row in found[: query.page_size]]
+    token = None
+    if len(found) > query.page_size and records:
+        token = encode_entity_token(records[-1].instance_id)
+    return InstancePage(records, token)
+
+
+def remove_entity(instance_id: str, revision: int) -> Txn:
+    if bad_raw(instance_id):
+        return False
+    row = yield one("lock_instance", instance_id=instance_id)
+    if row is None or int(row[1]) != revision:
+        return False
+    waiting = yield one("count_inbox", instance_id=instance_id)
+    if waiting and int(waiting[0]):
+        return False
+    return bool((yield from _delete_instance(instance_id)))
+
+
+def rewind_instance(instance_id: str, reason: str | None, now: float) -> Txn:
+    if not is_lookup_id(instance_id):
+        raise InstanceNotFoundError(instance_id)
+    _checked_client_event(Message(instance_id, ExecutionRewound(timestamp=now, reason=reason)))
+    row = yield one("lock_instance", instance_id=instance_id)
+    if row is None:
+        raise InstanceNotFoundError(instance_id)
+    if Status(row[0]) is not Status.Failed:
+        raise InstanceNotFailedError(instance_id, row[0])
+    yield from _reopen(instance_id, row[3], reason, now)
+
+
+def _reopen(instance_id: str, execution_id: str, reason: str | None, now: float) -> Txn:
+    yield count("reopen_instance", instance_id=instance_id, now=now)
+    rewound = ExecutionRewound(timestamp=now, reason=reason)
+    yield _insert_message(Message(instance_id, rewound, execution_id), now, False)
+
+
+def _rewind_child(child: NewInstance, now: float) -> Txn:
+    """A parent is rewound: rewind its failed child too, or start it again if it is gone."""
+    row = yield one("lock_instance", instance_id=child.instance_id)
+    if row is not None and Status(row[0]) is Status.Failed:
+        yield from _reopen(child.instance_id, row[3], "the parent was rewound", now)
+        return
+    if row is not None and Status(row[0]) in RUNNING_STATUSES:
+        return  # it will answer the parent when it ends
+    if row is not None and Status(row[0]) is Status.Completed:
+        # It finished after the parent failed, so its answer was dropped: send it again.
+        record = yield one("get_instance", instance_id=child.instance_id)
+        done = SubOrchestrationInstanceCompleted(
+            timestamp=now, task_scheduled_id=child.parent_task_id or 0, result=record[7])
+        yield _insert_message(Message(child.parent_instance_id or "", done,
+                                      child.parent_execution_id), now, False)
+        return
+    outcome = yield from _insert_or_replace(child, OverridableStates.NonRunningStates, None, None)
+    if not isinstance(outcome, Status):
+        started = child.started_event()
+        yield _insert_message(Message(child.instance_id, started, child.execution_id), now,
+                              False)
+
+
+def _checked_client_event(message: Message) -> str:
+    """The message's event as stored, or InvalidInputError before anything is written."""
     try:
         event = client_event_text(message.event)
     except (TypeError, ValueError) as exc:  # e.g. a terminate reason that is not a string
@@ -248,6 +350,13 @@ def send_message(message: Message, now: float) -> Txn:
     if problem is not None:
         raise InvalidInputError(f"The {type(message.event).__name__} message cannot be "
                                 f"stored: {problem}.")
+    return event
+
+
+def send_message(message: Message, now: float) -> Txn:
+    if not is_lookup_id(message.instance_id):
+        raise InstanceNotFoundError(message.instance_id)
+    event = _checked_client_event(message)
     row = yield one("lock_instance", instance_id=message.instance_id)
     if row is None:
         raise InstanceNotFoundError(message.instance_id)
@@ -384,8 +493,11 @@ def lease_orchestrations(
             continue
         messages.setdefault(instance_id, []).append(InboxEntry(mid, decoded, exe))
     cached = cached_revisions or {}
-    # Revision 1 is a row just inserted: no history yet, nothing to read.
-    wanted = [row[0] for row in live if cached.get(row[0]) != row[4] and row[4] != 1]
+    uncached = [row for row in live if cached.get(row[0]) != row[4]]
+    # Revision 1 is a row just inserted: no history yet, nothing to read. Entities keep their
+    # state in the row instead of a history.
+    wanted = [row[0] for row in uncached if row[4] != 1 and not row[0].startswith("@")]
+    entity_ids = [row[0] for row in uncached if row[0].startswith("@")]
     histories: dict[str, list[HistoryEvent]] = {}
     if wanted:
         chunks = yield rows("select_history_for", instance_ids=wanted)
@@ -395,6 +507,10 @@ def lease_orchestrations(
             except (ValueError, KeyError, TypeError) as exc:
                 damage.setdefault(instance_id, f"a history chunk cannot be decoded "
                                                f"({type(exc).__name__}: {exc})")
+    entity_states: dict[str, str | None] = {}
+    if entity_ids:
+        for instance_id, state in (yield rows("select_inputs_for", instance_ids=entity_ids)):
+            entity_states[instance_id] = state
     items = []
     for instance_id, name, execution_id, status, revision in live:
         if instance_id not in messages:
@@ -406,7 +522,8 @@ def lease_orchestrations(
             history = histories.get(instance_id, [])
         items.append(
             OrchestrationWorkItem(instance_id, name, execution_id, Status(status), revision,
-                                  messages[instance_id], history, damage.get(instance_id))
+                                  messages[instance_id], history,
+                                  entity_states.get(instance_id), damage.get(instance_id))
         )
     return items
 
@@ -451,7 +568,8 @@ def _commit_one(
     # alone, before it writes anything into the transaction it shares with the batch.
     plan = commit.continue_as_new
     try:
-        history = encode_events(commit.history) if commit.history and plan is None else None
+        history = (encode_events(commit.history)
+                   if commit.history and plan is None and commit.entity_state is None else None)
         events = [encode_event(message.event) for message in commit.messages]
     except (TypeError, ValueError) as exc:
         return CommitOutcome(False, error=f"The episode of instance '{instance_id}' is not "
@@ -478,7 +596,16 @@ def _commit_one(
     lease_owner = commit.lease_owner if keep_lease else None
     lease_expires_at = now + lease_seconds if keep_lease else None
     terminal = commit.status in TERMINAL_STATUSES
-    if plan is not None:
+    if commit.entity_state is not None:
+        yield count(
+            "update_entity",
+            instance_id=instance_id,
+            state=commit.entity_state,
+            now=now,
+            lease_owner=lease_owner,
+            lease_expires_at=lease_expires_at,
+        )
+    elif plan is not None:
         yield count("delete_history", instance_id=instance_id)
         yield count("delete_unclaimed_tasks", instance_id=instance_id)
         yield count(
@@ -492,6 +619,8 @@ def _commit_one(
             lease_expires_at=lease_expires_at,
         )
     else:
+        if commit.replace_history:
+            yield count("delete_history", instance_id=instance_id)
         if history is not None:
             yield count(
                 "insert_history",
@@ -533,9 +662,16 @@ def _commit_one(
             ],
         )
     for message, event in zip(commit.messages, events, strict=True):
-        yield _insert_message(message, now, message.instance_id != instance_id, event)
+        target = message.instance_id
+        if target.startswith("@") and target != instance_id:
+            yield _ensure_entity(target, now)  # a message creates the entity it is sent to
+            yield _insert_message(message, now, False, event)
+        else:
+            yield _insert_message(message, now, target != instance_id, event)
     for child in commit.new_instances:
         yield from _create_child(child, commit, now)
+    for child in commit.rewind_children:
+        yield from _rewind_child(child, now)
     return CommitOutcome(True, commit.revision + 1)
 
 

@@ -91,9 +91,12 @@ class ActivityExecutor:
             task.cancel()
         self._threads.clear()
 
-    def knows(self, name: str) -> bool:
-        """Whether an activity of this name can run here (registered or built in)."""
-        return name in self._builtins or self._registry.has_activity(name)
+    def resolve(self, name: str) -> str | None:
+        """The spelling under which activity ``name`` can run here (registered, matched
+        ignoring case, or built in), or None."""
+        if name in self._builtins:
+            return name
+        return self._registry.resolve_activity(name)
 
     def _function(self, name: str) -> FunctionInfo:
         info = self._builtins.get(name)

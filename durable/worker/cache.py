@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from durable.orchestration.runtime import OrchestrationRuntime
+from durable.history import ExecutionStarted, HistoryEvent
+from durable.orchestration.actions import Decision
 from durable.storage.base import ActivityResult, OrchestrationWorkItem
+
+
+class Runtime(Protocol):
+    """What the worker drives per instance: an orchestration's replay engine
+    (:class:`~durable.orchestration.runtime.OrchestrationRuntime`) or an entity's executor
+    (:class:`~durable.orchestration.entity_runtime.EntityRuntime`)."""
+
+    @property
+    def started(self) -> ExecutionStarted | None: ...
+
+    @property
+    def is_done(self) -> bool: ...
+
+    def replay(self, history: Iterable[HistoryEvent]) -> None: ...
+
+    def run_episode(self, new_events: Iterable[HistoryEvent], now: float) -> Decision: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -17,7 +35,7 @@ class OwnedInstance:
     instance_id: str
     execution_id: str
     revision: int
-    runtime: OrchestrationRuntime
+    runtime: Runtime
     busy: bool = False  # an episode of it is being committed
     local: list[ActivityResult] = field(default_factory=list)  # results for its next episode
     previous_execution_id: str | None = None  # before the last continue_as_new

@@ -25,6 +25,7 @@ from durable.orchestration.actions import (
     Decision,
     ScheduleActivity,
     ScheduleTimer,
+    SendEvent,
     StartSubOrchestration,
 )
 from durable.status import OrchestrationRuntimeStatus as Status
@@ -71,6 +72,7 @@ def commit_for(
         custom_status=decision.custom_status,
         failure=decision.failure,
         release=decision.status.is_terminal,
+        entity_state=decision.entity_state,
     )
     for action in decision.actions:
         if isinstance(action, ScheduleActivity):
@@ -83,6 +85,10 @@ def commit_for(
             commit.messages.append(
                 Message(instance_id, fired, execution_id, visible_at=action.fire_at)
             )
+        elif isinstance(action, SendEvent):
+            sent = EventRaised(timestamp=now, name=action.name, input=action.input)
+            commit.messages.append(Message(action.instance_id, sent, action.execution_id,
+                                           visible_at=action.visible_at))
         elif isinstance(action, StartSubOrchestration):
             commit.new_instances.append(
                 NewInstance(

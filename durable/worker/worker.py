@@ -36,6 +36,8 @@ from durable.app import FunctionInfo, Registry
 from durable.errors import FailureDetails, FunctionNotFoundError, InvalidInputError, StorageError
 from durable.history import ExecutionTerminated, HistoryEvent
 from durable.orchestration.actions import Decision
+from durable.orchestration.entity_ids import EntityId
+from durable.orchestration.entity_runtime import EntityRuntime
 from durable.orchestration.runtime import OrchestrationRuntime
 from durable.storage.base import (
     ActivityResult,
@@ -46,7 +48,7 @@ from durable.storage.base import (
     OrchestrationWorkItem,
 )
 from durable.worker.activities import ActivityExecutor
-from durable.worker.cache import InstanceCache, OwnedInstance
+from durable.worker.cache import InstanceCache, OwnedInstance, Runtime
 from durable.worker.commits import commit_for, give_back_claims
 from durable.worker.options import (
     DEFAULT_MAX_CACHED,
@@ -57,6 +59,7 @@ from durable.worker.options import (
     reclaim_dead_owners,
 )
 from durable.worker.poison import Strikes, describe_events, failure_of, park_commit
+from durable.worker.rewinds import apply_rewind, rewind_of
 from durable.worker.timers import TimerQueue
 from durable.worker.waiters import FinishWaiters
 
@@ -98,6 +101,7 @@ class Worker:
         self._poll_soon = asyncio.Event()
         self._accepted: list[OrchestrationWorkItem] = []
         self._hinted: set[str] = set()
+        self._leasing: set[str] = set()  # instances with a lease read in flight
         self._with_local: set[str] = set()
         self._to_inbox: list[ActivityResult] = []
         self._busy_count = 0
@@ -207,7 +211,10 @@ class Worker:
             self._spawn(self._deliver_to_inbox(batch))
         capacity = self.options.max_concurrent_orchestrations - self._busy_count
         if self._hinted and capacity > 0 and not self._stopping:
-            wanted = [i for i in self._hinted if not self._cache.is_busy(i)]
+            # One lease read per instance at a time: a burst of messages to one instance (a
+            # hot entity) must not start a read of its whole inbox per message.
+            wanted = [i for i in self._hinted
+                      if not self._cache.is_busy(i) and i not in self._leasing]
             if self._strikes:
                 # Backing off: its retry is on the timer queue.
                 waiting = [i for i in wanted if self._strikes.is_backing_off(i)]
@@ -268,6 +275,7 @@ class Worker:
         leased item waiting for one), and instances backing off after a failure: a poll need
         not lease and read them again."""
         held = [item.instance_id for item in self._accepted]
+        held.extend(self._leasing)
         if self._busy_count:
             held.extend(owned.instance_id for owned in self._cache if owned.busy)
         if self._strikes:
@@ -275,6 +283,7 @@ class Worker:
         return held
 
     async def _lease(self, instance_ids: list[str]) -> None:
+        self._leasing.update(instance_ids)
         try:
             items = await self.backend.lease_orchestrations(
                 self.id,
@@ -286,6 +295,10 @@ class Worker:
         except Exception:
             log.exception("leasing orchestrations failed; will retry on the next poll")
             return
+        finally:
+            self._leasing.difference_update(instance_ids)
+            if self._hinted:
+                self._wake.set()  # hints that waited for this read
         for item in items:
             self.accept(item)
 
@@ -372,13 +385,14 @@ class Worker:
     # -- episodes -----------------------------------------------------------------------------
 
     def _new_runtime(self, name: str) -> OrchestrationRuntime | None:
-        info = self.registry.orchestrators.get(name)
-        if info is None:
+        try:
+            info = self.registry.orchestrator(name)
+        except FunctionNotFoundError:
             return None
         return OrchestrationRuntime(
             info.fn,
-            activity_exists=self.executor.knows,
-            orchestrator_exists=self.registry.has_orchestrator,
+            resolve_activity=self.executor.resolve,
+            resolve_orchestrator=self.registry.resolve_orchestrator,
         )
 
     def _episode_from_item(self, item: OrchestrationWorkItem) -> _Episode | None:
@@ -408,20 +422,38 @@ class Worker:
                 # We believed we had this revision cached but no longer do; read it again.
                 self.hint(item.instance_id)
                 return None
-            runtime = self._new_runtime(item.name)
+            runtime: Runtime | None
+            if item.is_entity:
+                runtime = self._new_entity_runtime(item)
+            else:
+                runtime = self._new_runtime(item.name)
             if runtime is None:
                 return self._unknown_orchestrator(item)
+            rewind = rewind_of(item)
             self._doing = f"replaying its history ({len(item.history)} events)"
-            runtime.replay(item.history)
+            runtime.replay(rewind[1].history if rewind else item.history)
             owned = OwnedInstance(item.instance_id, item.execution_id, item.revision, runtime)
             self._cache.remember(owned)
+        else:
+            rewind = None
         consumed = [m.message_id for m in item.messages]
         events = [
             m.event
             for m in item.messages
-            if m.execution_id is None or m.execution_id == owned.execution_id
+            if (m.execution_id is None or m.execution_id == owned.execution_id)
+            and (rewind is None or m is not rewind[0])
         ]
-        return self._run(owned, events, consumed)
+        episode = self._run(owned, events, consumed)
+        if episode is not None and rewind is not None:
+            apply_rewind(episode.commit, rewind[1], time.time(), self._claim)
+        return episode
+
+    def _new_entity_runtime(self, item: OrchestrationWorkItem) -> EntityRuntime:
+        """An entity's runtime from its stored scheduler state. An entity with no registered
+        function still runs: its callers get FunctionNotFoundError answers."""
+        info = self.registry.entity(item.name)
+        return EntityRuntime(info.fn if info is not None else None,
+                             EntityId.from_instance_id(item.instance_id), item.entity_state)
 
     def _unknown_orchestrator(self, item: OrchestrationWorkItem) -> _Episode | None:
         """Fail an instance whose orchestrator is not registered in this app."""

@@ -42,6 +42,10 @@ EXPECTED: dict[str, list[str]] = {
         r"^  camera: registered \(parent fleet\)$",
         r"^  toaster: failed \(.*ConnectionError: the toaster does not answer\)$",
     ],
+    "bank_transfer.py": [
+        r"^40 transfers finished; every audit saw a total of \[300\]$",
+        r"^final total: 300; no balance below zero: True$",
+    ],
     "retry.py": [
         r"data: fetched https://example\.test/data on attempt 3 \(3 attempts, 2 back-off timers\)$",
         r"missing: gave up: FileNotFoundError: .* \(1 attempts, 0 back-off timers\)$",

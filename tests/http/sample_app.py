@@ -19,6 +19,21 @@ def echo(context: df.DurableOrchestrationContext):
     return context.get_input()
 
 
+@app.entity_trigger(context_name="context")
+def counter(context: df.DurableEntityContext):
+    """add / reset / get; any other operation fails (and is rolled back)."""
+    value = context.get_state(lambda: 0)
+    operation = context.operation_name
+    if operation == "add":
+        value += int(context.get_input())
+    elif operation == "reset":
+        value = 0
+    elif operation != "get":
+        raise ValueError(f"unknown operation {operation!r}")
+    context.set_state(value)
+    context.set_result(value)
+
+
 @app.orchestration_trigger(context_name="context")
 def doubler(context: df.DurableOrchestrationContext):
     value = yield context.call_activity("double", context.get_input())

@@ -55,6 +55,7 @@ def test_the_management_api_survives_fuzzing(tmp_path: Path) -> None:
         # Something to find: a running instance and a finished one.
         httpx.post(f"{base}/orchestrators/wait_for_go/fuzz-running", timeout=10)
         httpx.post(f"{base}/orchestrators/echo/fuzz-done", json=[1], timeout=10)
+        httpx.post(f"{base}/entities/counter/fuzz", params={"op": "add"}, json=2, timeout=10)
         schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
         sent = 0
         operations = 0
@@ -87,7 +88,7 @@ def test_the_management_api_survives_fuzzing(tmp_path: Path) -> None:
                     no_negative.append(operation.label)
         print(f"\nfuzzed {operations} operations with {sent} requests "
               f"(no negative cases possible for: {', '.join(no_negative) or 'none'})")
-        assert operations == 11  # every operation of the document (openapi.json is not in it)
+        assert operations == 17  # every operation of the document (openapi.json is not in it)
         assert sent >= operations * 10
         # The server is still healthy afterwards, and the seeded instance is intact.
         status = httpx.get(f"{base}/instances/fuzz-running", timeout=10)

@@ -63,6 +63,13 @@ async def test_start_answers_202_with_the_check_status_payload(api: Served) -> N
     assert status.input_ == {"a": [1, 2]} and status.output == {"a": [1, 2]}
 
 
+async def test_start_matches_the_function_name_ignoring_case(api: Served) -> None:
+    response = await start(api, "DOUBLER", "shouted", body=21)
+    assert response.status_code == 202
+    status = await api.finished("shouted")
+    assert status.output == 42 and status.name == "doubler"  # the registered spelling
+
+
 async def test_start_with_an_id_and_no_body(api: Served) -> None:
     response = await start(api, "echo", "my-id")
     assert response.status_code == 202
@@ -372,12 +379,20 @@ async def test_restart(api: Served) -> None:
     assert clash.status_code == 409
 
 
-async def test_rewind_is_not_supported(api: Served) -> None:
+async def test_rewind_route_status_codes(api: Served) -> None:
     await start(api, "fails", "rw")
     await api.finished("rw")
     response = await api.http.post(f"{MGMT}/instances/rw/rewind?reason=x")
-    assert response.status_code == 501 and "restart" in response.json()["Message"]
+    assert response.status_code == 202  # it fails again (the code always raises): rewound
+    status = await api.finished("rw")
+    assert status.runtime_status is Status.Failed
     assert (await api.http.post(f"{MGMT}/instances/nobody/rewind")).status_code == 404
+    await start(api, "echo", "fine", body=1)
+    await api.finished("fine")
+    assert (await api.http.post(f"{MGMT}/instances/fine/rewind")).status_code == 410
+    await start(api, "wait_for_go", "busy-rw")
+    await running(api, "busy-rw")
+    assert (await api.http.post(f"{MGMT}/instances/busy-rw/rewind")).status_code == 409
 
 
 # -- routing --------------------------------------------------------------------------------

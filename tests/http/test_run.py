@@ -225,3 +225,28 @@ def test_a_front_end_without_a_worker_leaves_the_work_to_durable_worker(tmp_path
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(timeout=TIMEOUT) == 0
     assert done["output"] == 42
+
+
+COUNTER_EXAMPLE = REPO / "examples" / "counter" / "function_app.py"
+
+
+def test_the_counter_entity_example_over_http(tmp_path: Path) -> None:
+    """examples/counter under `durable run`: concurrent signals lose no update, reads agree
+    through the app's route and the management API, an orchestration locks and doubles it."""
+    app_file = tmp_path / "function_app.py"
+    shutil.copy(COUNTER_EXAMPLE, app_file)
+    with DurableRun(app_file, cwd=tmp_path) as server:
+        api = f"{server.base}/api/counters"
+        with httpx.Client(timeout=10) as http:
+            assert http.get(f"{api}/c1").status_code == 404
+            for _ in range(20):
+                assert http.post(f"{api}/c1/add/5").status_code == 202
+            wait_until(lambda: http.get(f"{api}/c1").text == "100", what="the counter at 100")
+            management = http.get(f"{server.base}{MGMT}/entities/Counter/c1")
+            assert management.status_code == 200 and management.json() == 100
+            doubled = http.post(f"{api}/c1/double")
+            assert doubled.status_code == 200 and doubled.json() == 200
+            listed = http.get(f"{server.base}{MGMT}/entities", params={"fetchState": "true"})
+            assert listed.json()[0]["entityId"] == {"name": "counter", "key": "c1"}
+            assert listed.json()[0]["state"] == 200
+        assert server.stop() == 0

@@ -461,7 +461,7 @@ def test_unknown_activities_raise_at_the_call_site() -> None:
         return None
         yield  # pragma: no cover
 
-    decision = Driver(orchestrator, activity_exists=lambda name: False).step(started())
+    decision = Driver(orchestrator, resolve_activity=lambda name: None).step(started())
     assert decision.output == '"The activity function \'nope\' doesn\'t exist."'
 
 

@@ -80,3 +80,22 @@ def expected_output(name: str, size: int) -> int:
         return size * (size + 1) // 2
     return sum(i * i for i in range(size))
 
+
+
+@app.entity_trigger(context_name="context")
+def tally(context: df.DurableEntityContext):
+    """A counter: ``add`` n, ``get``."""
+    value = context.get_state(lambda: 0)
+    if context.operation_name == "add":
+        value += context.get_input()
+    context.set_state(value)
+    context.set_result(value)
+
+
+@app.orchestration_trigger(context_name="context")
+def tally_up(context: df.DurableOrchestrationContext):
+    """``[key, times]``: add 1 to tally ``key`` that many times, one call after another."""
+    key, times = context.get_input()
+    for _ in range(times):
+        yield context.call_entity(df.EntityId("tally", key), "add", 1)
+    return times

@@ -516,3 +516,170 @@ async def test_purge_by_id_and_by_filter(backend: Backend) -> None:
     assert await backend.purge_instance("running-1") == 1
     assert await backend.purge_instance("running-1") == 0
     assert await backend.get_history("running-1") == []
+
+
+# -- entities -----------------------------------------------------------------------------------
+
+
+def entity_event(value: int) -> EventRaised:
+    return EventRaised(timestamp=time.time(), name="op", input=f'{{"id":"r{value}","op":"add"}}')
+
+
+async def test_a_message_creates_its_entity_and_the_entity_keeps_no_history(
+    backend: Backend,
+) -> None:
+    for value in range(3):
+        await backend.send_entity_message(Message("@counter@k", entity_event(value)))
+    record = await backend.get_instance("@counter@k")
+    assert record is not None and record.name == "counter" and record.input is None
+    item = await lease_one(backend, "@counter@k")
+    assert item.is_entity and item.entity_state is None and item.history == []
+    assert [m.event.input for m in item.messages] == [  # type: ignore[attr-defined]
+        f'{{"id":"r{v}","op":"add"}}' for v in range(3)]
+    [outcome] = await backend.commit_orchestrations([
+        OrchestrationCommit(item.instance_id, item.execution_id, item.revision, OWNER, [],
+                            Status.Running, consumed_messages=[m.message_id for m in
+                                                               item.messages],
+                            entity_state='{"exists":true,"state":"3"}')
+    ])
+    assert outcome.ok
+    assert await backend.get_history("@counter@k") == []
+    record = await backend.get_instance("@counter@k")
+    assert record is not None and record.input == '{"exists":true,"state":"3"}'
+    # A worker that does not hold this revision gets the state with the next message; one
+    # that does (cached_revisions) is spared the read.
+    await backend.send_entity_message(Message("@counter@k", entity_event(9)))
+    again = await lease_one(backend, "@counter@k")
+    assert again.entity_state == '{"exists":true,"state":"3"}'
+    [cached] = await backend.lease_orchestrations(
+        OWNER, limit=10, instance_ids=["@counter@k"],
+        cached_revisions={"@counter@k": again.revision})
+    assert cached.entity_state is None and cached.history is None
+
+
+async def test_commits_send_messages_that_create_entities(backend: Backend) -> None:
+    item = await start_running(backend, "sender")
+    record = await backend.get_instance("sender")
+    assert record is not None
+    [outcome] = await backend.commit_orchestrations([
+        OrchestrationCommit("sender", item.execution_id, record.revision, OWNER, [],
+                            Status.Running,
+                            messages=[Message("@counter@made", entity_event(1))])
+    ])
+    assert outcome.ok
+    entity = await lease_one(backend, "@counter@made")
+    assert len(entity.messages) == 1
+
+
+async def test_entities_are_listed_apart_from_orchestrations(backend: Backend) -> None:
+    from durable.storage.base import EntityQuery
+
+    await start_running(backend, "plain")
+    for key in ("b", "a", "c"):
+        await backend.send_entity_message(Message(f"@counter@{key}", entity_event(1)))
+    await backend.send_entity_message(Message("@other@z", entity_event(1)))
+    page = await backend.query_instances(InstanceQuery())
+    assert [r.instance_id for r in page.instances] == ["plain"]
+    first = await backend.query_entities(EntityQuery(name_prefix="counter", page_size=2))
+    assert [r.instance_id for r in first.instances] == ["@counter@a", "@counter@b"]
+    rest = await backend.query_entities(EntityQuery(
+        name_prefix="counter", continuation_token=first.continuation_token))
+    assert [r.instance_id for r in rest.instances] == ["@counter@c"]
+    assert rest.continuation_token is None
+    everything = await backend.query_entities(EntityQuery())
+    assert len(everything.instances) == 4
+    later = await backend.query_entities(EntityQuery(last_operation_from=time.time() + 60))
+    assert later.instances == []
+    with pytest.raises(InvalidInputError):
+        await backend.query_entities(EntityQuery(continuation_token="not a token"))
+
+
+async def test_remove_entity_only_when_unchanged_and_idle(backend: Backend) -> None:
+    await backend.send_entity_message(Message("@counter@gone", entity_event(1)))
+    record = await backend.get_instance("@counter@gone")
+    assert record is not None
+    assert not await backend.remove_entity("@counter@gone", record.revision)  # a message waits
+    item = await lease_one(backend, "@counter@gone")
+    await backend.commit_orchestrations([
+        OrchestrationCommit(item.instance_id, item.execution_id, item.revision, OWNER, [],
+                            Status.Running, consumed_messages=[m.message_id for m in
+                                                               item.messages],
+                            entity_state='{"exists":false}')
+    ])
+    assert not await backend.remove_entity("@counter@gone", record.revision)  # moved on
+    current = await backend.get_instance("@counter@gone")
+    assert current is not None
+    assert await backend.remove_entity("@counter@gone", current.revision)
+    assert await backend.get_instance("@counter@gone") is None
+
+
+# -- rewind -------------------------------------------------------------------------------------
+
+
+async def fail_instance(backend: Backend, instance_id: str) -> OrchestrationWorkItem:
+    item = await start_running(backend, instance_id)
+    record = await backend.get_instance(instance_id)
+    assert record is not None
+    [outcome] = await backend.commit_orchestrations([
+        OrchestrationCommit(instance_id, item.execution_id, record.revision, OWNER,
+                            [OrchestratorStarted(timestamp=time.time())], Status.Failed,
+                            failure=FailureDetails("ValueError", "boom"), release=True)
+    ])
+    assert outcome.ok
+    return item
+
+
+async def test_rewind_reopens_only_failed_instances(backend: Backend) -> None:
+    from durable.errors import InstanceNotFailedError
+    from durable.history import ExecutionRewound
+
+    with pytest.raises(InstanceNotFoundError):
+        await backend.rewind_instance("nobody", "why")
+    await start_running(backend, "still-running")
+    with pytest.raises(InstanceNotFailedError) as refused:
+        await backend.rewind_instance("still-running", "why")
+    assert refused.value.status == "Running"
+    await fail_instance(backend, "broken")
+    await backend.rewind_instance("broken", "fixed the bug")
+    record = await backend.get_instance("broken")
+    assert record is not None and record.status is Status.Running
+    item = await lease_one(backend, "broken")
+    [message] = item.messages
+    assert isinstance(message.event, ExecutionRewound)
+    assert message.event.reason == "fixed the bug"
+    # The rewind episode replaces the history and schedules the failed work again.
+    new_history = [OrchestratorStarted(timestamp=time.time()), message.event]
+    [outcome] = await backend.commit_orchestrations([
+        episode_commit(item, history=new_history, replace_history=True,
+                       new_tasks=[NewTask(0, "act", '"again"', claimed=False)])
+    ])
+    assert outcome.ok
+    assert [type(e) for e in await backend.get_history("broken")] == [
+        OrchestratorStarted, ExecutionRewound]
+    [task] = await backend.lease_activities(OWNER, limit=10)
+    assert (task.instance_id, task.name, task.input) == ("broken", "act", '"again"')
+
+
+async def test_rewinding_a_parent_rewinds_or_restarts_its_children(backend: Backend) -> None:
+    from durable.history import ExecutionRewound
+
+    parent = await start_running(backend, "parent")
+    await fail_instance(backend, "failed-child")
+    children = [
+        new_instance(child, parent_instance_id="parent", parent_execution_id=parent.execution_id,
+                     parent_task_id=index)
+        for index, child in enumerate(("failed-child", "purged-child"))
+    ]
+    record = await backend.get_instance("parent")
+    assert record is not None
+    [outcome] = await backend.commit_orchestrations([
+        OrchestrationCommit("parent", parent.execution_id, record.revision, OWNER, [],
+                            Status.Running, rewind_children=children)
+    ])
+    assert outcome.ok
+    rewound = await lease_one(backend, "failed-child")
+    assert [type(m.event) for m in rewound.messages] == [ExecutionRewound]
+    restarted = await lease_one(backend, "purged-child")
+    [started] = restarted.messages
+    assert isinstance(started.event, ExecutionStarted)
+    assert started.event.parent_instance_id == "parent"

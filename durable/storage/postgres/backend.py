@@ -75,6 +75,7 @@ from durable.storage.base import (
     ActivityResult,
     ActivityWorkItem,
     CommitOutcome,
+    EntityQuery,
     InstancePage,
     InstanceQuery,
     InstanceRecord,
@@ -316,6 +317,22 @@ class PostgresBackend:
         await self._client_writes.submit(
             message.instance_id, lambda now: sql.send_message(message, now)
         )
+
+    async def rewind_instance(self, instance_id: str, reason: str | None) -> None:
+        await self._client_writes.submit(
+            instance_id, lambda now: sql.rewind_instance(instance_id, reason, now)
+        )
+
+    async def send_entity_message(self, message: Message) -> None:
+        await self._client_writes.submit(
+            message.instance_id, lambda now: sql.send_entity_message(message, now)
+        )
+
+    async def query_entities(self, query: EntityQuery) -> InstancePage:
+        return await self._run(lambda now: sql.query_entities(query), write=False)
+
+    async def remove_entity(self, instance_id: str, revision: int) -> bool:
+        return await self._run(lambda now: sql.remove_entity(instance_id, revision))
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         return await self._run(lambda now: sql.get_instance(instance_id), write=False)

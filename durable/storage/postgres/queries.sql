@@ -221,6 +221,7 @@ WHERE (%(created_from)s::float8 IS NULL OR created_at >= %(created_from)s::float
   AND (%(created_to)s::float8 IS NULL OR created_at <= %(created_to)s::float8)
   AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
   AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND NOT starts_with(instance_id, '@')
   AND (%(after_created)s::float8 IS NULL
        OR (created_at, instance_id) > (%(after_created)s::float8, %(after_id)s::text))
 ORDER BY created_at, instance_id
@@ -238,3 +239,43 @@ SELECT value FROM durable_settings WHERE key = %(key)s;
 -- name: put_setting
 INSERT INTO durable_settings (key, value) VALUES (%(key)s, %(value)s)
 ON CONFLICT (key) DO NOTHING;
+
+-- Entities: rows whose instance ID is "@name@key"; their input column is the scheduler state.
+
+-- name: insert_entity
+INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at,
+                       revision)
+VALUES (%(instance_id)s, %(name)s, %(execution_id)s, 'Running', %(now)s, %(now)s, 1)
+ON CONFLICT (instance_id) DO NOTHING;
+
+-- name: update_entity
+UPDATE instances
+SET input = %(state)s, updated_at = %(now)s, revision = revision + 1,
+    lease_owner = %(lease_owner)s, lease_expires_at = %(lease_expires_at)s
+WHERE instance_id = %(instance_id)s;
+
+-- name: select_inputs_for
+SELECT instance_id, input FROM instances WHERE instance_id = ANY(%(instance_ids)s::text[]);
+
+-- name: query_entities
+-- instance_id compares bytes (COLLATE "C"): '@' sorts right before 'A', so the primary key
+-- bounds the scan to entity rows.
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE instance_id >= %(prefix)s::text AND instance_id < 'A'
+  AND starts_with(instance_id, %(prefix)s::text)
+  AND (%(updated_from)s::float8 IS NULL OR updated_at >= %(updated_from)s::float8)
+  AND (%(updated_to)s::float8 IS NULL OR updated_at <= %(updated_to)s::float8)
+  AND (%(after_id)s::text IS NULL OR instance_id > %(after_id)s::text)
+ORDER BY instance_id
+LIMIT %(limit)s;
+
+-- name: count_inbox
+SELECT COUNT(*) FROM inbox WHERE instance_id = %(instance_id)s;
+
+-- name: reopen_instance
+-- Rewind: a Failed instance runs again.
+UPDATE instances
+SET status = 'Running', completed_at = NULL, updated_at = %(now)s, revision = revision + 1
+WHERE instance_id = %(instance_id)s;

@@ -176,6 +176,7 @@ WHERE (:created_from IS NULL OR created_at >= :created_from)
   AND (:created_to IS NULL OR created_at <= :created_to)
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
   AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND substr(instance_id, 1, 1) <> '@'
   AND (:after_created IS NULL OR (created_at, instance_id) > (:after_created, :after_id))
 ORDER BY created_at, instance_id
 LIMIT :limit;
@@ -192,3 +193,43 @@ SELECT value FROM durable_settings WHERE key = :key;
 -- name: put_setting
 INSERT INTO durable_settings (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO NOTHING;
+
+-- Entities: rows whose instance ID is "@name@key"; their input column is the scheduler state.
+
+-- name: insert_entity
+INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at,
+                       revision)
+VALUES (:instance_id, :name, :execution_id, 'Running', :now, :now, 1)
+ON CONFLICT (instance_id) DO NOTHING;
+
+-- name: update_entity
+UPDATE instances
+SET input = :state, updated_at = :now, revision = revision + 1,
+    lease_owner = :lease_owner, lease_expires_at = :lease_expires_at
+WHERE instance_id = :instance_id;
+
+-- name: select_inputs_for
+SELECT instance_id, input FROM instances
+WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
+
+-- name: query_entities
+-- '@' sorts right before 'A', so the primary key bounds the scan to entity rows.
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE instance_id >= :prefix AND instance_id < 'A'
+  AND substr(instance_id, 1, length(:prefix)) = :prefix
+  AND (:updated_from IS NULL OR updated_at >= :updated_from)
+  AND (:updated_to IS NULL OR updated_at <= :updated_to)
+  AND (:after_id IS NULL OR instance_id > :after_id)
+ORDER BY instance_id
+LIMIT :limit;
+
+-- name: count_inbox
+SELECT COUNT(*) FROM inbox WHERE instance_id = :instance_id;
+
+-- name: reopen_instance
+-- Rewind: a Failed instance runs again.
+UPDATE instances
+SET status = 'Running', completed_at = NULL, updated_at = :now, revision = revision + 1
+WHERE instance_id = :instance_id;
