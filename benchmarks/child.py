@@ -23,7 +23,7 @@ from benchmarks.harness import self_peak_rss_mb
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("wid", choices=workloads.ORDER)
+    parser.add_argument("wid", choices=list(workloads.MODULES))
     parser.add_argument("--url", required=True)
     parser.add_argument("--params", default="{}")
     parser.add_argument("--profile", default=None, help="save a pyinstrument session here")

@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = workloads.ORDER
     if args.only:
         selected = [w.strip().upper() for w in args.only.split(",") if w.strip()]
-        unknown = [w for w in selected if w not in workloads.ORDER]
+        unknown = [w for w in selected if w not in workloads.MODULES]
         if unknown:
             parser.error(f"unknown workload(s): {', '.join(unknown)}")
     mode = "quick" if args.quick else "full"

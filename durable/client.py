@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
     from durable.http.payloads import WebhookSettings
     from durable.http.types import HttpResponse
+    from durable.telemetry import Observer
     from durable.worker.worker import Worker
 
 
@@ -98,8 +99,10 @@ class DurableOrchestrationClient(EntityClient):
         worker: Worker | None = None,
         *,
         overridable_states: OverridableStates = OverridableStates.NonRunningStates,
+        observer: Observer | None = None,
     ) -> None:
         self._backend = backend
+        self.observer = observer  # telemetry (durable.telemetry); None: nothing to pay
         self._registry = registry
         self._worker = worker
         self.overridable_states = overridable_states
@@ -157,6 +160,15 @@ class DurableOrchestrationClient(EntityClient):
             created_at=time.time(),
             version=version,
         )
+        if self.observer is not None:
+            with self.observer.starting(new):  # the create_orchestration span
+                await self._create(new, overridable_states)
+        else:
+            await self._create(new, overridable_states)
+        return instance_id
+
+    async def _create(self, new: NewInstance, overridable_states: OverridableStates | None
+                      ) -> None:
         worker = self._worker
         item = await self._backend.create_instance(
             new,
@@ -166,7 +178,6 @@ class DurableOrchestrationClient(EntityClient):
         )
         if worker is not None and item is not None:
             worker.accept(item)
-        return instance_id
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -217,8 +228,11 @@ class DurableOrchestrationClient(EntityClient):
         page_size: int = 100,
         continuation_token: str | None = None,
         show_input: bool = True,
+        name: str | None = None,
+        newest_first: bool = False,
     ) -> tuple[list[DurableOrchestrationStatus], str | None]:
-        """One page of matching instances, oldest first, and the token for the next page."""
+        """One page of matching instances, oldest first (or ``newest_first``), and the token
+        for the next page. ``name`` keeps only instances of that orchestrator."""
         if runtime_status is not None:
             runtime_status = [OrchestrationRuntimeStatus(s) for s in runtime_status]
         page = await self._backend.query_instances(
@@ -229,6 +243,8 @@ class DurableOrchestrationClient(EntityClient):
                 instance_id_prefix=instance_id_prefix,
                 page_size=page_size,
                 continuation_token=continuation_token,
+                name=name or None,
+                newest_first=newest_first,
             )
         )
         statuses = [status_from_record(r, show_input=show_input) for r in page.instances]

@@ -70,6 +70,8 @@ class ExecutionStarted(HistoryEvent):
     parent_execution_id: str | None = None
     parent_task_id: int | None = None
     scheduled_start_time: float | None = None
+    # W3C traceparent of the span that started this execution (OpenTelemetry; docs/operations.md)
+    trace_context: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -15,6 +15,7 @@ from durable.history import (
     EventRaised,
     ExecutionCompleted,
     ExecutionResumed,
+    ExecutionRewound,
     ExecutionStarted,
     ExecutionSuspended,
     ExecutionTerminated,
@@ -86,7 +87,8 @@ def render_history(events: list[HistoryEvent], show_output: bool = False) -> lis
             entry["Name"] = event.name
             if show_output:
                 entry["Input"] = _value(event.input)
-        elif isinstance(event, (ExecutionTerminated, ExecutionSuspended, ExecutionResumed)):
+        elif isinstance(event, (ExecutionTerminated, ExecutionSuspended, ExecutionResumed,
+                                ExecutionRewound)):
             entry["Reason"] = event.reason
         out.append(entry)
     return out

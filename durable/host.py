@@ -21,6 +21,7 @@ from durable.http.activity import builtin_activities
 from durable.status import OverridableStates
 from durable.storage import open_backend
 from durable.storage.base import Backend
+from durable.telemetry import Observer
 from durable.worker.worker import Worker, WorkerOptions
 
 log = logging.getLogger("durable.host")
@@ -33,6 +34,7 @@ class Host:
     ``None`` for ``$DURABLE_STORAGE`` or ``./durable.db``. With ``run_worker=False`` the host
     only serves the client (a front end that leaves the work to ``durable worker`` processes).
     Worker tuning is passed as keyword arguments of :class:`durable.WorkerOptions`.
+    ``observer`` (:mod:`durable.telemetry`) receives the worker's and the client's telemetry.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class Host:
         run_worker: bool = True,
         overridable_states: OverridableStates = OverridableStates.NonRunningStates,
         worker_options: WorkerOptions | None = None,
+        observer: Observer | None = None,
         **options: Any,
     ) -> None:
         self.app = app
@@ -54,12 +57,14 @@ class Host:
             opts = worker_options or WorkerOptions(**options)
             # Built-in activities (call_http's HTTP request) run beside the app's own.
             self.worker = Worker(
-                registry, self.backend, opts, builtin_activities=builtin_activities()
+                registry, self.backend, opts, builtin_activities=builtin_activities(),
+                observer=observer,
             )
         elif options:
             raise TypeError(f"Worker options given without a worker: {sorted(options)}")
         self.client = DurableOrchestrationClient(
-            self.backend, registry, self.worker, overridable_states=overridable_states
+            self.backend, registry, self.worker, overridable_states=overridable_states,
+            observer=observer,
         )
         self._running = False
 

@@ -1,4 +1,4 @@
-"""The benchmark workloads W1..W8, one module each.
+"""The benchmark workloads W1..W8 and W10, one module each.
 
 Every module defines:
 
@@ -25,6 +25,8 @@ from benchmarks.harness import ms, percentile
 Status = df.OrchestrationRuntimeStatus
 
 ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"]
+# Run only when named (--only): W10 loads a million rows into each backend (~6 min a rep).
+ON_REQUEST = ["W10"]
 MODULES = {
     "W1": "w1_hello3",
     "W2": "w2_hello5",
@@ -34,6 +36,7 @@ MODULES = {
     "W6": "w6_events",
     "W7": "w7_long_chain",
     "W8": "w8_postgres",
+    "W10": "w10_large_store",
 }
 
 

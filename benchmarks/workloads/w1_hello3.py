@@ -7,6 +7,7 @@ from typing import Any
 import durable as df
 from benchmarks import apps
 from benchmarks.harness import Outcome
+from benchmarks.telemetry_knob import observer_from_env
 from benchmarks.workloads import PeerRun, fmt, ratio_text, start_all_then_wait
 
 ID = "W1"
@@ -19,7 +20,8 @@ EXPECTED = ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
 
 
 async def run(url: str, params: dict[str, Any]) -> dict[str, Any]:
-    async with df.Host(apps.app, storage=url) as host:
+    # DURABLE_BENCH_TELEMETRY=otel,metrics measures W1 with telemetry on (docs/benchmarks.md).
+    async with df.Host(apps.app, storage=url, observer=observer_from_env()) as host:
         return await start_all_then_wait(
             host.client, "hello_sequence", params["n"], EXPECTED, timeout=300
         )

@@ -70,7 +70,8 @@ def _start_worker(url: str, log_path: Path, count_to: Path | None) -> subprocess
     log = open(log_path, "wb")  # noqa: SIM115 - closed by the OS when the worker exits
     entry = ["durable.cli"] if count_to is None else ["benchmarks.count_statements", str(count_to)]
     return subprocess.Popen(
-        [sys.executable, "-m", *entry, "worker", "benchmarks.apps:app", "--storage", url],
+        # -q: no line per orchestration (DBOS runs at WARNING too); "serving" is still logged.
+        [sys.executable, "-m", *entry, "worker", "benchmarks.apps:app", "--storage", url, "-q"],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
     )
 

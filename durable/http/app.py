@@ -7,7 +7,8 @@ One request goes through, in order:
 
 1. the body-size guard: a ``Content-Length`` over the limit is answered 413 before anything is
    read, and a streamed body is cut off with 413 as soon as it passes the limit;
-2. dispatch on the path: ``/runtime/webhooks/durabletask/...`` to
+2. dispatch on the path: the operator apps mounted at their paths (``/dashboard``,
+   ``/metrics``; they check keys themselves), ``/runtime/webhooks/durabletask/...`` to
    :mod:`durable.http.management`, ``/<prefix>/...`` to the user routes, anything else 404;
 3. the key check (:mod:`durable.http.keys`), after the route is known, since the route's
    ``auth_level`` decides it;
@@ -21,14 +22,16 @@ Slow clients are cut off below the application, by :mod:`durable.http.protocol`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from durable.app import DFApp
 from durable.client import DurableOrchestrationClient
@@ -112,8 +115,11 @@ class DurableHttpApp:
         keys: KeyRing | None = None,
         route_prefix: str = DEFAULT_ROUTE_PREFIX,
         max_request_body: int = DEFAULT_MAX_REQUEST_BODY,
+        mounts: Sequence[tuple[str, ASGIApp]] = (),
     ) -> None:
         self.app = app
+        # Operator apps at fixed paths (/dashboard, /metrics); each checks keys itself.
+        self.mounts = [(path.rstrip("/").lower(), mounted) for path, mounted in mounts]
         self.client = client
         self.keys = keys
         prefix = route_prefix.strip("/")
@@ -129,6 +135,11 @@ class DurableHttpApp:
         if scope["type"] != "http":
             return  # no websockets: the server closes the connection
         limited = _BodyLimit(receive, self.max_request_body)
+        lowered = str(scope.get("path", "")).lower()
+        for path, mounted in self.mounts:
+            if lowered == path or lowered.startswith(path + "/"):
+                await mounted(scope, limited, send)
+                return
         try:
             declared = _declared_length(scope)
             if declared is not None and declared > self.max_request_body:
@@ -187,7 +198,8 @@ class DurableHttpApp:
             query.setdefault(name.lower(), []).append(value)
         call = management.Call(request, self.client, values, query)
         what = f"{request.method} {path_of(request)}"
-        return to_starlette(await self._guarded(handler(call), what))
+        with self._traced(request.headers):
+            return to_starlette(await self._guarded(handler(call), what))
 
     async def _user_route(self, request: Request, path: str) -> Response:
         found = self.routes.match(request.method, path)
@@ -205,15 +217,21 @@ class DurableHttpApp:
             route_params=values,
             body=body,
         )
-        result = await self._guarded(
-            call_handler(route, http_request, self.client), f"function '{route.info.name}'"
-        )
+        with self._traced(request.headers):
+            result = await self._guarded(
+                call_handler(route, http_request, self.client), f"function '{route.info.name}'"
+            )
         try:
             return to_starlette(to_response(result))
         except Exception:
             log.exception("function '%s' returned a value that is not a response",
                           route.info.name)
             return to_starlette(error_response(500, GENERIC_500))
+
+    def _traced(self, headers: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
+        """Telemetry's view of a request (tracing continues its ``traceparent``)."""
+        observer = self.client.observer
+        return observer.incoming(headers) if observer is not None else contextlib.nullcontext()
 
     async def _guarded(self, work: Any, what: str) -> Any:
         """Await ``work``; map durable errors to their status, anything else to a logged 500."""
@@ -263,8 +281,11 @@ def create_app(
     keys: KeyRing | None = None,
     route_prefix: str = DEFAULT_ROUTE_PREFIX,
     max_request_body: int = DEFAULT_MAX_REQUEST_BODY,
+    mounts: Sequence[tuple[str, ASGIApp]] = (),
 ) -> DurableHttpApp:
-    """The ASGI app serving ``app``'s routes and the management API through ``client``."""
+    """The ASGI app serving ``app``'s routes and the management API through ``client``, and
+    the operator apps in ``mounts`` (``(path, asgi_app)``: the dashboard, /metrics)."""
     return DurableHttpApp(
-        app, client, keys=keys, route_prefix=route_prefix, max_request_body=max_request_body
+        app, client, keys=keys, route_prefix=route_prefix, max_request_body=max_request_body,
+        mounts=mounts,
     )

@@ -245,6 +245,9 @@ async def list_instances(call: Call) -> HttpResponse:
         page_size=page_size,
         continuation_token=token,
         show_input=call.flag("showInput", True),
+        # Extensions (docs/http-api.md): an exact orchestrator name, and newest first.
+        name=call.arg("name") or None,
+        newest_first=call.flag("newestFirst", False),
     )
     headers = {CONTINUATION_HEADER: next_token} if next_token else None
     return json_response([status.to_json() for status in statuses], 200, headers)

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from durable.app import AuthLevel, DFApp
 from durable.host import Host, start_with_retry
@@ -41,6 +42,7 @@ from durable.http.protocol import (
 )
 from durable.http.routes import RouteTable
 from durable.status import OverridableStates
+from durable.telemetry.setup import Telemetry
 
 log = logging.getLogger("durable.run")
 
@@ -83,6 +85,9 @@ class ServeOptions:
         default_factory=_from_env("DURABLE_RUN_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT))
     max_connections: int = field(default_factory=_from_env(  # type: ignore[assignment]
         "DURABLE_RUN_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, int))
+    dashboard: bool = True  # the web dashboard at /dashboard (docs/operations.md)
+    # Console log, OpenTelemetry, Prometheus (durable.telemetry.setup.build); None: none.
+    telemetry: Telemetry | None = None
 
 
 class _Server(uvicorn.Server):
@@ -114,6 +119,26 @@ def public_origin(host: str, port: int) -> str:
     elif ":" in host:
         name = f"[{host}]"
     return f"http://{name}:{port}"
+
+
+def operator_mounts(
+    app: DFApp, host: Host, keys: KeyRing, options: ServeOptions, storage: str
+) -> list[tuple[str, ASGIApp]]:
+    """The dashboard and /metrics, as ``options`` asks (keys as the management API's)."""
+    mounts: list[tuple[str, ASGIApp]] = []
+    if options.dashboard:
+        from durable.dashboard import Dashboard
+
+        mounts.append(("/dashboard", Dashboard(
+            host.client, keys=keys, names=list(app.orchestrators),
+            hub=str(getattr(host.backend, "url", storage)),
+        )))
+    telemetry = options.telemetry
+    if telemetry is not None and telemetry.metrics is not None:
+        from durable.telemetry.metrics import MetricsEndpoint
+
+        mounts.append(("/metrics", MetricsEndpoint(telemetry.metrics, host.backend, keys)))
+    return mounts
 
 
 def banner(
@@ -164,9 +189,11 @@ async def serve(
     echo: Callable[[str], None] = lambda text: print(text, flush=True),
 ) -> None:
     """Serve ``app`` until ``shutdown()`` returns, then stop gracefully (see module doc)."""
+    telemetry = options.telemetry
     host = Host(
         app, storage, overridable_states=options.overridable_states,
         run_worker=options.run_worker,
+        observer=telemetry.observer if telemetry is not None else None,
     )
     await start_with_retry(host)
     try:
@@ -177,12 +204,14 @@ async def serve(
         host.client.webhooks = WebhookSettings(
             origin=origin, system_key=keys.system if keys.required else None
         )
+        mounts = operator_mounts(app, host, keys, options, storage)
         asgi = create_app(
             app,
             host.client,
             keys=keys,
             route_prefix=options.route_prefix,
             max_request_body=options.max_request_body,
+            mounts=mounts,
         )
         config = uvicorn.Config(
             asgi,
@@ -203,7 +232,15 @@ async def serve(
         while not server.started and not serving.done() and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         if server.started:
-            echo(banner(app, app_spec, storage, origin, options.route_prefix, keys))
+            text = banner(app, app_spec, storage, origin, options.route_prefix, keys)
+            extra = [f"{label}: {origin}{path}/" if label == "Dashboard" else
+                     f"{label}: {origin}{path}" for label, path in
+                     (("Dashboard", "/dashboard"), ("Metrics", "/metrics"))
+                     if any(mounted == path for mounted, _ in mounts)]
+            if extra:
+                head, _, tail = text.rpartition("\nKeys: ")
+                text = "\n".join([head, *extra]) + "\nKeys: " + tail
+            echo(text)
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if stopping.done():
             log.info("shutting down: finishing HTTP requests, then in-flight work")

@@ -64,6 +64,7 @@ class NewInstance:
     parent_instance_id: str | None = None
     parent_execution_id: str | None = None
     parent_task_id: int | None = None
+    trace_context: str | None = None  # W3C traceparent of the span that started it
 
     def started_event(self) -> ExecutionStarted:
         return ExecutionStarted(
@@ -76,6 +77,7 @@ class NewInstance:
             parent_instance_id=self.parent_instance_id,
             parent_execution_id=self.parent_execution_id,
             parent_task_id=self.parent_task_id,
+            trace_context=self.trace_context,
         )
 
 
@@ -230,6 +232,20 @@ class InstanceQuery:
     instance_id_prefix: str | None = None
     page_size: int = 100
     continuation_token: str | None = None
+    name: str | None = None  # orchestrator name, exact
+    newest_first: bool = False  # order by creation time descending (dashboards, CLI)
+
+
+@dataclass(slots=True)
+class Backlog:
+    """Work waiting in storage now: due inbox messages and activity tasks nobody runs yet,
+    each with the age in seconds of the oldest (0 when there is none)."""
+
+    messages: int = 0
+    oldest_message_age: float = 0.0
+    activities: int = 0
+    oldest_activity_age: float = 0.0
+    live_workers: int = 0  # distinct workers holding an unexpired lease
 
 
 @dataclass(slots=True)
@@ -312,7 +328,18 @@ class Backend(Protocol):
         created_to: float | None,
         statuses: Sequence[OrchestrationRuntimeStatus] | None,
     ) -> int:
-        """Delete finished instances created in the range (only terminal statuses are purged)."""
+        """Delete finished instances created in the range (only terminal statuses are purged).
+
+        Runs in batches of bounded size, each its own transaction, so a purge of millions of
+        rows neither holds the write lock for long nor grows one huge transaction."""
+
+    # -- operators (dashboard, CLI, metrics) ---------------------------------------------------
+
+    async def count_by_status(self) -> dict[OrchestrationRuntimeStatus, int]:
+        """How many instances are in each status (statuses with none are left out)."""
+
+    async def backlog(self) -> Backlog:
+        """Work waiting now (see :class:`Backlog`)."""
 
     # -- worker side --------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ def decode_token(token: str) -> tuple[float, str]:
 
 
 def encode_entity_token(instance_id: str) -> str:
+    """An entity listing's continuation token: the last entity ID of the page."""
     return base64.urlsafe_b64encode(instance_id.encode()).decode().rstrip("=")
 
 

@@ -49,6 +49,7 @@ from durable.status import (
 from durable.storage.base import (
     ActivityResult,
     ActivityWorkItem,
+    Backlog,
     CommitOutcome,
     EntityQuery,
     InboxEntry,
@@ -265,6 +266,21 @@ def send_entity_message(message: Message, now: float) -> Txn:
     yield _insert_message(message, now, False, event)
 
 
+def _checked_client_event(message: Message) -> str:
+    """A client's message as stored text, refused (InvalidInputError) if it cannot be stored
+    faithfully."""
+    try:
+        event = client_event_text(message.event)
+    except (TypeError, ValueError) as exc:  # e.g. a terminate reason that is not a string
+        raise InvalidInputError(f"The {type(message.event).__name__} message is not "
+                                f"JSON-serializable: {exc}") from None
+    problem = bad_json(event)
+    if problem is not None:
+        raise InvalidInputError(f"The {type(message.event).__name__} message cannot be "
+                                f"stored: {problem}.")
+    return event
+
+
 def query_entities(query: EntityQuery) -> Txn:
     if query.page_size < 1:
         raise InvalidInputError("The page size must be at least 1.")
@@ -301,7 +317,6 @@ def remove_entity(instance_id: str, revision: int) -> Txn:
 def rewind_instance(instance_id: str, reason: str | None, now: float) -> Txn:
     if not is_lookup_id(instance_id):
         raise InstanceNotFoundError(instance_id)
-    _checked_client_event(Message(instance_id, ExecutionRewound(timestamp=now, reason=reason)))
     row = yield one("lock_instance", instance_id=instance_id)
     if row is None:
         raise InstanceNotFoundError(instance_id)
@@ -311,9 +326,10 @@ def rewind_instance(instance_id: str, reason: str | None, now: float) -> Txn:
 
 
 def _reopen(instance_id: str, execution_id: str, reason: str | None, now: float) -> Txn:
+    message = Message(instance_id, ExecutionRewound(timestamp=now, reason=reason), execution_id)
+    event = _checked_client_event(message)  # before writing anything
     yield count("reopen_instance", instance_id=instance_id, now=now)
-    rewound = ExecutionRewound(timestamp=now, reason=reason)
-    yield _insert_message(Message(instance_id, rewound, execution_id), now, False)
+    yield _insert_message(message, now, False, event)
 
 
 def _rewind_child(child: NewInstance, now: float) -> Txn:
@@ -337,20 +353,6 @@ def _rewind_child(child: NewInstance, now: float) -> Txn:
         started = child.started_event()
         yield _insert_message(Message(child.instance_id, started, child.execution_id), now,
                               False)
-
-
-def _checked_client_event(message: Message) -> str:
-    """The message's event as stored, or InvalidInputError before anything is written."""
-    try:
-        event = client_event_text(message.event)
-    except (TypeError, ValueError) as exc:  # e.g. a terminate reason that is not a string
-        raise InvalidInputError(f"The {type(message.event).__name__} message is not "
-                                f"JSON-serializable: {exc}") from None
-    problem = bad_json(event)
-    if problem is not None:
-        raise InvalidInputError(f"The {type(message.event).__name__} message cannot be "
-                                f"stored: {problem}.")
-    return event
 
 
 def send_message(message: Message, now: float) -> Txn:
@@ -389,21 +391,43 @@ def get_history(instance_id: str) -> Txn:
     return events
 
 
+# Open bounds, passed instead of NULL so that ranges stay index ranges (see queries.sql).
+_LOWEST = -1.0e300
+_HIGHEST = 1.0e300
+
+
+def query_variant(query: InstanceQuery) -> str:
+    """The query_instances* variant whose index serves ``query`` (one status and/or a name
+    become equalities; several statuses stay a filter of the creation-order walk)."""
+    one_status = query.statuses is not None and len(query.statuses) == 1
+    name = "query_instances"
+    if one_status:
+        name += "_status"
+    if query.name is not None:
+        name += "_name"
+    return name + ("_desc" if query.newest_first else "")
+
+
 def query_instances(query: InstanceQuery) -> Txn:
     if query.page_size < 1:
         raise InvalidInputError("The page size must be at least 1.")
-    after_created: float | None = None
-    after_id: str | None = None
+    if query.newest_first:
+        after_created, after_id = _HIGHEST, ""
+    else:
+        after_created, after_id = _LOWEST, ""
     if query.continuation_token:
         after_created, after_id = decode_token(query.continuation_token)
     prefix = query.instance_id_prefix or None
     if prefix is not None and not is_lookup_id(prefix):
         return InstancePage([], None)  # no instance ID can start like this
+    statuses = [s.value for s in query.statuses] if query.statuses else None
     found = yield rows(
-        "query_instances",
-        created_from=query.created_from,
-        created_to=query.created_to,
-        statuses=[s.value for s in query.statuses] if query.statuses else None,
+        query_variant(query),
+        created_from=query.created_from if query.created_from is not None else _LOWEST,
+        created_to=query.created_to if query.created_to is not None else _HIGHEST,
+        statuses=statuses,
+        status=statuses[0] if statuses else None,
+        name=query.name,
         prefix=prefix,
         after_created=after_created,
         after_id=after_id,
@@ -429,21 +453,51 @@ def purge_instance(instance_id: str) -> Txn:
     return (yield from _delete_instance(instance_id))
 
 
-def purge_instances(
+PURGE_BATCH = 5000  # instances per purge transaction (~0.1 s of write lock on SQLite)
+
+
+def purge_batch(
     created_from: float | None,
     created_to: float | None,
     statuses: Sequence[Status] | None,
+    limit: int | None = None,
 ) -> Txn:
+    """Delete up to ``limit`` finished instances created in the range; return how many were
+    selected (the backend calls again while a batch comes back full) and how many deleted."""
     wanted = [s.value for s in statuses if s in TERMINAL_STATUSES] if statuses else TERMINAL_NAMES
     if not wanted:
-        return 0
-    ids = yield rows(
-        "select_purgeable", statuses=wanted, created_from=created_from, created_to=created_to
+        return 0, 0
+    limit = limit if limit is not None else PURGE_BATCH
+    found = yield rows(
+        "select_purgeable", statuses=wanted, limit=limit,
+        created_from=created_from if created_from is not None else _LOWEST,
+        created_to=created_to if created_to is not None else _HIGHEST,
     )
-    deleted = 0
-    for (instance_id,) in ids:
-        deleted += yield from _delete_instance(instance_id)
-    return deleted
+    if not found:
+        return 0, 0
+    deleted = yield rows("delete_finished_instances", instance_ids=[row[0] for row in found])
+    ids = [row[0] for row in deleted]
+    if ids:
+        for table in ("delete_history_of", "delete_inbox_of", "delete_tasks_of"):
+            yield count(table, instance_ids=ids)
+    return len(found), len(ids)
+
+
+def count_by_status() -> Txn:
+    found = yield rows("count_by_status")
+    return {Status(status): int(n) for status, n in found}
+
+
+def backlog(now: float) -> Txn:
+    row = yield one("backlog", now=now)
+    messages, oldest_message, activities, oldest_activity, workers = row
+    return Backlog(
+        messages=int(messages or 0),
+        oldest_message_age=max(0.0, now - oldest_message) if oldest_message else 0.0,
+        activities=int(activities or 0),
+        oldest_activity_age=max(0.0, now - oldest_activity) if oldest_activity else 0.0,
+        live_workers=int(workers or 0),
+    )
 
 
 # -- worker operations --------------------------------------------------------------------------
@@ -523,7 +577,8 @@ def lease_orchestrations(
         items.append(
             OrchestrationWorkItem(instance_id, name, execution_id, Status(status), revision,
                                   messages[instance_id], history,
-                                  entity_states.get(instance_id), damage.get(instance_id))
+                                  entity_state=entity_states.get(instance_id),
+                                  damage=damage.get(instance_id))
         )
     return items
 
@@ -632,7 +687,9 @@ def _commit_one(
             yield count("delete_inbox", instance_id=instance_id)
             yield count("delete_unclaimed_tasks", instance_id=instance_id)
         yield count(
-            "update_instance",
+            # The fence holds the status before this commit; an unchanged one is not rewritten.
+            "update_instance_keep_status" if fence[0] == commit.status.value
+            else "update_instance",
             instance_id=instance_id,
             status=commit.status.value,
             output=commit.output,

@@ -74,6 +74,8 @@ def commit_for(
         release=decision.status.is_terminal,
         entity_state=decision.entity_state,
     )
+    started = owned.runtime.started
+    trace = started.trace_context if started is not None else None  # children join the trace
     for action in decision.actions:
         if isinstance(action, ScheduleActivity):
             commit.new_tasks.append(
@@ -101,9 +103,9 @@ def commit_for(
                     parent_instance_id=instance_id,
                     parent_execution_id=execution_id,
                     parent_task_id=action.task_id,
+                    trace_context=trace,
                 )
             )
-    started = owned.runtime.started
     if started is not None and decision.status.is_terminal and started.parent_instance_id:
         commit.messages.append(report_to_parent(started, decision, now))
     if started is not None and decision.continue_as_new is not None:
@@ -120,6 +122,7 @@ def commit_for(
             parent_instance_id=started.parent_instance_id,
             parent_execution_id=started.parent_execution_id,
             parent_task_id=started.parent_task_id,
+            trace_context=trace,
         )
         commit.messages.append(Message(instance_id, restart, new_execution))
         for carried in request.carried_events:

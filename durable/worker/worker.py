@@ -47,6 +47,7 @@ from durable.storage.base import (
     OrchestrationCommit,
     OrchestrationWorkItem,
 )
+from durable.telemetry import Observer, observe_commit
 from durable.worker.activities import ActivityExecutor
 from durable.worker.cache import InstanceCache, OwnedInstance, Runtime
 from durable.worker.commits import commit_for, give_back_claims
@@ -90,8 +91,10 @@ class Worker:
         *,
         worker_id: str | None = None,
         builtin_activities: dict[str, FunctionInfo] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.registry = registry
+        self.observer = observer  # telemetry (durable.telemetry); None: nothing to pay
         self.backend = backend
         self.options = options or WorkerOptions()
         self.id = worker_id or new_worker_id()
@@ -430,8 +433,9 @@ class Worker:
             if runtime is None:
                 return self._unknown_orchestrator(item)
             rewind = rewind_of(item)
-            self._doing = f"replaying its history ({len(item.history)} events)"
-            runtime.replay(rewind[1].history if rewind else item.history)
+            history = rewind[1].history if rewind else item.history
+            self._doing = f"replaying its history ({len(history)} events)"
+            runtime.replay(history)
             owned = OwnedInstance(item.instance_id, item.execution_id, item.revision, runtime)
             self._cache.remember(owned)
         else:
@@ -524,7 +528,10 @@ class Worker:
         self._claims_planned -= sum(
             task.claimed for episode in episodes for task in episode.commit.new_tasks
         )
+        began = time.perf_counter()
         outcomes = await self._commit_batch(episodes)
+        if self.observer is not None:
+            observe_commit(self.observer, episodes, outcomes, time.perf_counter() - began)
         self.stats["commits"] += 1
         claimed: list[ActivityWorkItem] = []
         for episode, outcome in zip(episodes, outcomes, strict=True):

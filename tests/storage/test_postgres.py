@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from durable.errors import InvalidInputError, SchemaVersionError, StorageError
-from durable.storage import open_backend
+from durable.storage import open_backend, sql
 from durable.storage.base import NewInstance
 from tests.conftest import PG_DEFAULT_URL, PG_URL_ENV
 
@@ -103,8 +103,9 @@ async def test_workers_starting_together_migrate_once() -> None:
             rows = conn.execute(
                 f'SELECT version FROM "{settings.hub}".durable_migrations ORDER BY version'
             ).fetchall()
-        assert [r[0] for r in rows] == [1]
-        assert await backends[0].migrate() == 1  # idempotent
+        versions = [v for v, _ in sql.load_migrations("durable.storage.postgres")]
+        assert [r[0] for r in rows] == versions
+        assert await backends[0].migrate() == versions[-1]  # idempotent
     finally:
         await asyncio.gather(*(b.close() for b in backends))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from durable.errors import InvalidInputError, SchemaVersionError
-from durable.storage import open_backend
+from durable.storage import open_backend, sql
 from durable.storage.sqlite.backend import SQLiteBackend
 
 
@@ -32,7 +32,8 @@ async def test_files_are_created_with_wal_and_full_sync(tmp_path: Path) -> None:
     await backend.close()
     conn = sqlite3.connect(tmp_path / "new" / "app.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT MAX(version) FROM durable_migrations").fetchone()[0] == 1
+    latest = sql.load_migrations("durable.storage.sqlite")[-1][0]
+    assert conn.execute("SELECT MAX(version) FROM durable_migrations").fetchone()[0] == latest
 
 
 async def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:

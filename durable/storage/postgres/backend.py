@@ -74,6 +74,7 @@ from durable.storage.base import (
     DEFAULT_LEASE_SECONDS,
     ActivityResult,
     ActivityWorkItem,
+    Backlog,
     CommitOutcome,
     EntityQuery,
     InstancePage,
@@ -352,9 +353,20 @@ class PostgresBackend:
         created_to: float | None,
         statuses: Sequence[OrchestrationRuntimeStatus] | None,
     ) -> int:
-        return await self._run(
-            lambda now: sql.purge_instances(created_from, created_to, statuses)
-        )
+        deleted = 0
+        while True:  # one transaction per batch: row locks are held briefly
+            selected, gone = await self._run(
+                lambda now: sql.purge_batch(created_from, created_to, statuses)
+            )
+            deleted += gone
+            if selected < sql.PURGE_BATCH:
+                return deleted
+
+    async def count_by_status(self) -> dict[OrchestrationRuntimeStatus, int]:
+        return await self._run(lambda now: sql.count_by_status(), write=False)
+
+    async def backlog(self) -> Backlog:
+        return await self._run(sql.backlog, write=False)
 
     async def get_setting(self, key: str) -> str | None:
         return await self._run(lambda now: sql.get_setting(key), write=False)

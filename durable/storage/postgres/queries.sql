@@ -142,6 +142,17 @@ SET status = %(status)s, output = %(output)s, failure = %(failure)s,
     lease_owner = %(lease_owner)s, lease_expires_at = %(lease_expires_at)s
 WHERE instance_id = %(instance_id)s;
 
+-- name: update_instance_keep_status
+-- update_instance for an episode that leaves the status as it was (most of them): not
+-- naming the column spares the indexes that contain it (SQLite rewrites an index entry
+-- whenever an UPDATE sets one of its columns, even to the same value).
+UPDATE instances
+SET output = %(output)s, failure = %(failure)s,
+    custom_status = COALESCE(%(custom_status)s::text, custom_status),
+    updated_at = %(now)s, completed_at = %(completed_at)s, revision = revision + 1,
+    lease_owner = %(lease_owner)s, lease_expires_at = %(lease_expires_at)s
+WHERE instance_id = %(instance_id)s;
+
 -- name: continue_instance
 UPDATE instances
 SET status = 'ContinuedAsNew', execution_id = %(execution_id)s, input = %(input)s,
@@ -214,24 +225,157 @@ SELECT lease_owner FROM tasks WHERE lease_owner IS NOT NULL;
 SELECT MIN(visible_at) FROM inbox WHERE visible_at > %(now)s;
 
 -- name: query_instances
+-- Any combination of filters, oldest first. The variants below name the status
+-- (one) and/or the orchestrator name as plain equalities, so the planner walks the
+-- matching index of migration 0003 in creation order and stops at the LIMIT; the _desc
+-- variants walk it backwards (newest first). durable/storage/sql.py picks the variant and
+-- passes open bounds as sentinels (never NULL), so the time range and the continuation
+-- point are index range conditions rather than filters.
 SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
        custom_status, failure, version, parent_instance_id, completed_at, revision
 FROM instances
-WHERE (%(created_from)s::float8 IS NULL OR created_at >= %(created_from)s::float8)
-  AND (%(created_to)s::float8 IS NULL OR created_at <= %(created_to)s::float8)
+WHERE created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
   AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
   AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
-  AND NOT starts_with(instance_id, '@')
-  AND (%(after_created)s::float8 IS NULL
-       OR (created_at, instance_id) > (%(after_created)s::float8, %(after_id)s::text))
+  AND NOT starts_with(instance_id, '@')  -- entities are listed apart
+  AND (created_at, instance_id) > (%(after_created)s::float8, %(after_id)s::text)
 ORDER BY created_at, instance_id
 LIMIT %(limit)s;
 
+-- name: query_instances_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
+  AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND NOT starts_with(instance_id, '@')  -- entities are listed apart
+  AND (created_at, instance_id) < (%(after_created)s::float8, %(after_id)s::text)
+ORDER BY created_at DESC, instance_id DESC
+LIMIT %(limit)s;
+
+-- name: query_instances_status
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE status = %(status)s
+  AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
+  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND NOT starts_with(instance_id, '@')  -- entities are listed apart
+  AND (created_at, instance_id) > (%(after_created)s::float8, %(after_id)s::text)
+ORDER BY created_at, instance_id
+LIMIT %(limit)s;
+
+-- name: query_instances_status_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE status = %(status)s
+  AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
+  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND NOT starts_with(instance_id, '@')  -- entities are listed apart
+  AND (created_at, instance_id) < (%(after_created)s::float8, %(after_id)s::text)
+ORDER BY created_at DESC, instance_id DESC
+LIMIT %(limit)s;
+
+-- name: query_instances_name
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE name = %(name)s
+  AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
+  AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND NOT starts_with(instance_id, '@')  -- entities are listed apart
+  AND (created_at, instance_id) > (%(after_created)s::float8, %(after_id)s::text)
+ORDER BY created_at, instance_id
+LIMIT %(limit)s;
+
+-- name: query_instances_name_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE name = %(name)s
+  AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
+  AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND NOT starts_with(instance_id, '@')  -- entities are listed apart
+  AND (created_at, instance_id) < (%(after_created)s::float8, %(after_id)s::text)
+ORDER BY created_at DESC, instance_id DESC
+LIMIT %(limit)s;
+
+-- name: query_instances_status_name
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE status = %(status)s
+  AND name = %(name)s
+  AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
+  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND NOT starts_with(instance_id, '@')  -- entities are listed apart
+  AND (created_at, instance_id) > (%(after_created)s::float8, %(after_id)s::text)
+ORDER BY created_at, instance_id
+LIMIT %(limit)s;
+
+-- name: query_instances_status_name_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE status = %(status)s
+  AND name = %(name)s
+  AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
+  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND NOT starts_with(instance_id, '@')  -- entities are listed apart
+  AND (created_at, instance_id) < (%(after_created)s::float8, %(after_id)s::text)
+ORDER BY created_at DESC, instance_id DESC
+LIMIT %(limit)s;
+
 -- name: select_purgeable
+-- One batch of finished instances in the range (sentinel bounds, so the created_at range is an
+-- index range); sql.purge_batch deletes them and the backend repeats until a batch is short.
 SELECT instance_id FROM instances
 WHERE status = ANY(%(statuses)s::text[])
-  AND (%(created_from)s::float8 IS NULL OR created_at >= %(created_from)s::float8)
-  AND (%(created_to)s::float8 IS NULL OR created_at <= %(created_to)s::float8);
+  AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
+LIMIT %(limit)s;
+
+-- name: delete_finished_instances
+-- Re-checks the status on the locked row: an instance restarted meanwhile is left alone, and
+-- only the children of rows actually deleted go next.
+DELETE FROM instances
+WHERE instance_id = ANY(%(instance_ids)s::text[])
+  AND status IN ('Completed', 'Failed', 'Terminated', 'Canceled')
+RETURNING instance_id;
+
+-- name: delete_history_of
+DELETE FROM history WHERE instance_id = ANY(%(instance_ids)s::text[]);
+
+-- name: delete_inbox_of
+DELETE FROM inbox WHERE instance_id = ANY(%(instance_ids)s::text[]);
+
+-- name: delete_tasks_of
+DELETE FROM tasks WHERE instance_id = ANY(%(instance_ids)s::text[]);
+
+-- name: count_by_status
+SELECT status, COUNT(*) FROM instances WHERE NOT starts_with(instance_id, '@') GROUP BY status;
+
+-- name: backlog
+-- Due inbox messages and waiting activity tasks (unleased, or their lease expired), with the
+-- time the oldest became due; and the workers that hold an unexpired lease.
+SELECT
+    (SELECT COUNT(*) FROM inbox WHERE visible_at <= %(now)s::float8),
+    (SELECT MIN(visible_at) FROM inbox WHERE visible_at <= %(now)s::float8),
+    (SELECT COUNT(*) FROM tasks
+     WHERE (lease_owner IS NULL AND visible_at <= %(now)s::float8)
+        OR (lease_owner IS NOT NULL AND lease_expires_at < %(now)s::float8)),
+    (SELECT MIN(visible_at) FROM tasks
+     WHERE (lease_owner IS NULL AND visible_at <= %(now)s::float8)
+        OR (lease_owner IS NOT NULL AND lease_expires_at < %(now)s::float8)),
+    (SELECT COUNT(*) FROM (
+        SELECT lease_owner FROM instances
+        WHERE lease_owner IS NOT NULL AND lease_expires_at >= %(now)s::float8
+        UNION
+        SELECT lease_owner FROM tasks
+        WHERE lease_owner IS NOT NULL AND lease_expires_at >= %(now)s::float8) AS owners);
 
 -- name: get_setting
 SELECT value FROM durable_settings WHERE key = %(key)s;

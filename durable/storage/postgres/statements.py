@@ -26,8 +26,9 @@ TxnFactory = Callable[[float], sql.Txn]
 # before the next statement whose result is needed, or with the COMMIT. A chain step's commit
 # then takes four round trips instead of eight. (Rows for "many" ops are never read either.)
 _UNREAD = frozenset({
-    "insert_history", "update_instance", "continue_instance", "delete_history", "delete_inbox",
-    "delete_tasks", "delete_unclaimed_tasks", "insert_message_if_running", "release_instance",
+    "insert_history", "update_instance", "update_instance_keep_status", "continue_instance",
+    "delete_history", "delete_inbox", "delete_tasks", "delete_unclaimed_tasks",
+    "insert_message_if_running", "release_instance",
     "renew_instance_leases", "renew_task_leases", "release_all_instances", "release_all_tasks",
     "insert_entity", "update_entity", "reopen_instance",
 })
@@ -123,7 +124,7 @@ class Run:
 
     def _note(self, query: str, batch: Sequence[Mapping[str, Any]], result: Any) -> None:
         if query in ("insert_instance", "reset_instance", "update_instance",
-                     "continue_instance", "update_entity"):
+                     "update_instance_keep_status", "continue_instance", "update_entity"):
             for params in batch:
                 if params.get("lease_owner") is not None:
                     self.leased_here.add(params["instance_id"])

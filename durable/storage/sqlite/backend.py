@@ -34,6 +34,7 @@ from durable.storage.base import (
     DEFAULT_LEASE_SECONDS,
     ActivityResult,
     ActivityWorkItem,
+    Backlog,
     CommitOutcome,
     EntityQuery,
     InstancePage,
@@ -398,9 +399,20 @@ class SQLiteBackend:
         created_to: float | None,
         statuses: Sequence[OrchestrationRuntimeStatus] | None,
     ) -> int:
-        return await self._write(
-            lambda now: sql.purge_instances(created_from, created_to, statuses)
-        )
+        deleted = 0
+        while True:  # one transaction per batch: other writers get the lock in between
+            selected, gone = await self._write(
+                lambda now: sql.purge_batch(created_from, created_to, statuses)
+            )
+            deleted += gone
+            if selected < sql.PURGE_BATCH:
+                return deleted
+
+    async def count_by_status(self) -> dict[OrchestrationRuntimeStatus, int]:
+        return await self._read(lambda now: sql.count_by_status())
+
+    async def backlog(self) -> Backlog:
+        return await self._read(sql.backlog)
 
     async def get_setting(self, key: str) -> str | None:
         return await self._read(lambda now: sql.get_setting(key))

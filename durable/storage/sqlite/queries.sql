@@ -109,6 +109,17 @@ SET status = :status, output = :output, failure = :failure,
     lease_owner = :lease_owner, lease_expires_at = :lease_expires_at
 WHERE instance_id = :instance_id;
 
+-- name: update_instance_keep_status
+-- update_instance for an episode that leaves the status as it was (most of them): not
+-- naming the column spares the indexes that contain it (SQLite rewrites an index entry
+-- whenever an UPDATE sets one of its columns, even to the same value).
+UPDATE instances
+SET output = :output, failure = :failure,
+    custom_status = COALESCE(:custom_status, custom_status),
+    updated_at = :now, completed_at = :completed_at, revision = revision + 1,
+    lease_owner = :lease_owner, lease_expires_at = :lease_expires_at
+WHERE instance_id = :instance_id;
+
 -- name: continue_instance
 UPDATE instances
 SET status = 'ContinuedAsNew', execution_id = :execution_id, input = :input, output = NULL,
@@ -169,23 +180,154 @@ SELECT lease_owner FROM tasks WHERE lease_owner IS NOT NULL;
 SELECT MIN(visible_at) FROM inbox WHERE visible_at > :now;
 
 -- name: query_instances
+-- Any combination of filters, oldest first. The variants below name the status
+-- (one) and/or the orchestrator name as plain equalities, so the planner walks the
+-- matching index of migration 0003 in creation order and stops at the LIMIT; the _desc
+-- variants walk it backwards (newest first). durable/storage/sql.py picks the variant and
+-- passes open bounds as sentinels (never NULL), so the time range and the continuation
+-- point are index range conditions rather than filters.
 SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
        custom_status, failure, version, parent_instance_id, completed_at, revision
 FROM instances
-WHERE (:created_from IS NULL OR created_at >= :created_from)
-  AND (:created_to IS NULL OR created_at <= :created_to)
+WHERE created_at >= :created_from AND created_at <= :created_to
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
   AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
-  AND substr(instance_id, 1, 1) <> '@'
-  AND (:after_created IS NULL OR (created_at, instance_id) > (:after_created, :after_id))
+  AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
+  AND (created_at, instance_id) > (:after_created, :after_id)
 ORDER BY created_at, instance_id
 LIMIT :limit;
 
+-- name: query_instances_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE created_at >= :created_from AND created_at <= :created_to
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
+  AND (created_at, instance_id) < (:after_created, :after_id)
+ORDER BY created_at DESC, instance_id DESC
+LIMIT :limit;
+
+-- name: query_instances_status
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE status = :status
+  AND created_at >= :created_from AND created_at <= :created_to
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
+  AND (created_at, instance_id) > (:after_created, :after_id)
+ORDER BY created_at, instance_id
+LIMIT :limit;
+
+-- name: query_instances_status_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE status = :status
+  AND created_at >= :created_from AND created_at <= :created_to
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
+  AND (created_at, instance_id) < (:after_created, :after_id)
+ORDER BY created_at DESC, instance_id DESC
+LIMIT :limit;
+
+-- name: query_instances_name
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE name = :name
+  AND created_at >= :created_from AND created_at <= :created_to
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
+  AND (created_at, instance_id) > (:after_created, :after_id)
+ORDER BY created_at, instance_id
+LIMIT :limit;
+
+-- name: query_instances_name_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE name = :name
+  AND created_at >= :created_from AND created_at <= :created_to
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
+  AND (created_at, instance_id) < (:after_created, :after_id)
+ORDER BY created_at DESC, instance_id DESC
+LIMIT :limit;
+
+-- name: query_instances_status_name
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE status = :status
+  AND name = :name
+  AND created_at >= :created_from AND created_at <= :created_to
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
+  AND (created_at, instance_id) > (:after_created, :after_id)
+ORDER BY created_at, instance_id
+LIMIT :limit;
+
+-- name: query_instances_status_name_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE status = :status
+  AND name = :name
+  AND created_at >= :created_from AND created_at <= :created_to
+  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
+  AND (created_at, instance_id) < (:after_created, :after_id)
+ORDER BY created_at DESC, instance_id DESC
+LIMIT :limit;
+
 -- name: select_purgeable
+-- One batch of finished instances in the range (sentinel bounds, so the created_at range is an
+-- index range); sql.purge_batch deletes them and the backend repeats until a batch is short.
 SELECT instance_id FROM instances
 WHERE status IN (SELECT value FROM json_each(:statuses))
-  AND (:created_from IS NULL OR created_at >= :created_from)
-  AND (:created_to IS NULL OR created_at <= :created_to);
+  AND created_at >= :created_from AND created_at <= :created_to
+LIMIT :limit;
+
+-- name: delete_finished_instances
+-- Re-checks the status: only rows still finished are deleted, and only their children go next.
+DELETE FROM instances
+WHERE instance_id IN (SELECT value FROM json_each(:instance_ids))
+  AND status IN ('Completed', 'Failed', 'Terminated', 'Canceled')
+RETURNING instance_id;
+
+-- name: delete_history_of
+DELETE FROM history WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
+
+-- name: delete_inbox_of
+DELETE FROM inbox WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
+
+-- name: delete_tasks_of
+DELETE FROM tasks WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
+
+-- name: count_by_status
+SELECT status, COUNT(*) FROM instances WHERE substr(instance_id, 1, 1) <> '@' GROUP BY status;
+
+-- name: backlog
+-- Due inbox messages and waiting activity tasks (unleased, or their lease expired), with the
+-- time the oldest became due; and the workers that hold an unexpired lease.
+SELECT
+    (SELECT COUNT(*) FROM inbox WHERE visible_at <= :now),
+    (SELECT MIN(visible_at) FROM inbox WHERE visible_at <= :now),
+    (SELECT COUNT(*) FROM tasks
+     WHERE (lease_owner IS NULL AND visible_at <= :now) OR lease_expires_at < :now),
+    (SELECT MIN(visible_at) FROM tasks
+     WHERE (lease_owner IS NULL AND visible_at <= :now) OR lease_expires_at < :now),
+    (SELECT COUNT(*) FROM (
+        SELECT lease_owner FROM instances
+        WHERE lease_owner IS NOT NULL AND lease_expires_at >= :now
+        UNION
+        SELECT lease_owner FROM tasks
+        WHERE lease_owner IS NOT NULL AND lease_expires_at >= :now));
 
 -- name: get_setting
 SELECT value FROM durable_settings WHERE key = :key;

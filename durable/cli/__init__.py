@@ -1,4 +1,5 @@
-"""The ``durable`` command: ``durable worker``, ``durable db migrate`` (and ``durable run``).
+"""The ``durable`` command: ``run``, ``worker``, ``instances ...``, ``dashboard``, ``keys``,
+``db migrate``.
 
 Every option can also come from the environment (``DURABLE_STORAGE`` for ``--storage``, and
 ``DURABLE_<OPTION>`` for the others, as each option's help says).
@@ -14,20 +15,42 @@ from pathlib import Path
 
 import click
 
+from durable.cli.entities import entities
+from durable.cli.instances import instances
 from durable.errors import DurableError
 from durable.host import Host, start_with_retry
 from durable.loader import load_app
 from durable.storage import default_url, open_backend
+from durable.telemetry.console import Verbosity, configure_logging
+from durable.telemetry.setup import Telemetry, close_tracer_provider
+from durable.telemetry.setup import build as build_telemetry
 from durable.worker.worker import WorkerOptions
 
 log = logging.getLogger("durable.cli")
 
 
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _verbosity(verbose: bool, quiet: bool) -> Verbosity:
+    if verbose and quiet:
+        raise click.UsageError("Give -v or -q, not both.")
+    return Verbosity.VERBOSE if verbose else Verbosity.QUIET if quiet else Verbosity.NORMAL
+
+
+def _telemetry(verbosity: Verbosity, otel: bool, metrics: bool) -> Telemetry:
+    configure_logging(verbosity)
+    try:
+        return build_telemetry(verbosity, otel=otel, metrics=metrics)
+    except DurableError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def console_options(func):  # type: ignore[no-untyped-def]
+    func = click.option("--otel", is_flag=True,
+                        help="OpenTelemetry spans (extra 'otel'; OTLP endpoint from "
+                             "OTEL_EXPORTER_OTLP_ENDPOINT). [env DURABLE_OTEL]")(func)
+    func = click.option("-q", "--quiet", is_flag=True,
+                        help="Log failures only.")(func)
+    return click.option("-v", "--verbose", is_flag=True,
+                        help="Log every activity, timer and event, and debug lines.")(func)
 
 
 async def wait_for_shutdown_signal() -> None:
@@ -67,17 +90,23 @@ def storage_option(func):  # type: ignore[no-untyped-def]
 @click.option("--poll-interval", type=float, default=1.0, show_default=True,
               help="Seconds between storage polls for work from other processes. "
                    "[env DURABLE_WORKER_POLL_INTERVAL]")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve Prometheus metrics on this port (extra 'metrics'). "
+                   "[env DURABLE_WORKER_METRICS_PORT]")
+@console_options
 def worker(
     app_spec: str,
     storage: str | None,
     max_activities: int,
     lease_seconds: float,
     poll_interval: float,
+    metrics_port: int | None,
     verbose: bool,
+    quiet: bool,
+    otel: bool,
 ) -> None:
     """Run a worker for APP (module:attribute or path/app.py), without an HTTP server."""
-    _configure_logging(verbose)
+    telemetry = _telemetry(_verbosity(verbose, quiet), otel, metrics_port is not None)
     app, folder = load_app(app_spec)
     url = storage or default_url(folder)
     options = WorkerOptions(
@@ -87,7 +116,7 @@ def worker(
     )
 
     async def serve() -> None:
-        host = Host(app, url, worker_options=options)
+        host = Host(app, url, worker_options=options, observer=telemetry.observer)
         shutdown = asyncio.ensure_future(wait_for_shutdown_signal())
         # Storage may be unreachable at start-up: retry (logging why) until it answers, unless
         # told to stop first.
@@ -100,14 +129,26 @@ def worker(
             await host.stop()
             return
         starting.result()
+        exporter = None
         try:
             assert host.worker is not None
             log.info("worker %s serving %s on %s", host.worker.id, app_spec,
                      getattr(host.backend, "url", url))
+            if telemetry.metrics is not None and metrics_port is not None:
+                exporter = asyncio.ensure_future(
+                    telemetry.metrics.serve_forever(host.backend, metrics_port))
+                log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", metrics_port)
             await shutdown
             log.info("shutting down: finishing in-flight work and releasing leases")
         finally:
+            if exporter is not None:
+                exporter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await exporter
             await host.stop()
+            telemetry.close()
+            if otel:
+                close_tracer_provider()
 
     asyncio.run(serve())
 
@@ -132,7 +173,12 @@ def worker(
 @click.option("--worker/--no-worker", "run_worker", default=True, show_default=True,
               help="Run the app's worker in this process; --no-worker makes a front end that "
                    "leaves the work to `durable worker` processes. [env DURABLE_RUN_WORKER]")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging and an access log.")
+@click.option("--dashboard/--no-dashboard", default=True, show_default=True,
+              help="Serve the web dashboard at /dashboard. [env DURABLE_RUN_DASHBOARD]")
+@click.option("--metrics", is_flag=True,
+              help="Serve Prometheus metrics at /metrics (extra 'metrics'). "
+                   "[env DURABLE_RUN_METRICS]")
+@console_options
 def run(
     app_spec: str,
     storage: str | None,
@@ -142,13 +188,18 @@ def run(
     max_request_body: int,
     overridable_states: str,
     run_worker: bool,
+    dashboard: bool,
+    metrics: bool,
     verbose: bool,
+    quiet: bool,
+    otel: bool,
 ) -> None:
-    """Serve APP's HTTP routes and the management API, and run its worker, in one process."""
+    """Serve APP's HTTP routes, the management API and the dashboard, and run its worker,
+    in one process."""
     from durable.http.server import ServeOptions, serve
     from durable.status import OverridableStates
 
-    _configure_logging(verbose)
+    telemetry = _telemetry(_verbosity(verbose, quiet), otel, metrics)
     try:
         app, folder = load_app(app_spec)
     except DurableError as exc:
@@ -157,12 +208,42 @@ def run(
     options = ServeOptions(
         listen_host, port, route_prefix, max_request_body, access_log=verbose,
         overridable_states=OverridableStates(overridable_states), run_worker=run_worker,
+        dashboard=dashboard, telemetry=telemetry,
     )
     try:
         asyncio.run(serve(app, url, options, app_spec=app_spec,
                           shutdown=wait_for_shutdown_signal, echo=click.echo))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {listen_host}:{port}: {exc}") from exc
+    finally:
+        telemetry.close()
+        if otel:
+            close_tracer_provider()
+
+
+@main.command("dashboard")
+@storage_option
+@click.option("--host", "listen_host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; beyond loopback a key is required.")
+@click.option("--port", type=click.IntRange(0, 65535), default=7072, show_default=True,
+              help="Port; 0 picks a free one.")
+def dashboard_command(storage: str | None, listen_host: str, port: int) -> None:
+    """Serve the web dashboard of a task hub on its own (no app, no worker)."""
+    from durable.cli.dashboard import serve_dashboard
+
+    configure_logging(Verbosity.NORMAL)
+    url = storage or default_url(Path.cwd())
+    try:
+        asyncio.run(serve_dashboard(url, listen_host, port, wait_for_shutdown_signal,
+                                    click.echo))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {listen_host}:{port}: {exc}") from exc
+    except DurableError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+main.add_command(instances)
+main.add_command(entities)
 
 
 @main.command()
@@ -215,7 +296,3 @@ def migrate(storage: str | None) -> None:
         return str(getattr(backend, "url", url))
 
     click.echo(f"schema is up to date: {asyncio.run(run())}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,5 @@
+"""``python -m durable.cli``: the same as the ``durable`` command."""
+
+from durable.cli import main
+
+main()
