@@ -141,6 +141,11 @@ def describe_events(events: Sequence[HistoryEvent]) -> str:
     return ", ".join(shown) + more if shown else "no new events"
 
 
+def terminating(item: OrchestrationWorkItem) -> bool:
+    """Whether a terminate request waits in ``item`` (it wins over retrying)."""
+    return any(isinstance(m.event, ExecutionTerminated) for m in item.messages)
+
+
 def _started_of(item: OrchestrationWorkItem) -> ExecutionStarted | None:
     for event in item.history or []:
         if isinstance(event, ExecutionStarted):

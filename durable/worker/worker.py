@@ -33,11 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable.app import FunctionInfo, Registry
-from durable.errors import FailureDetails, FunctionNotFoundError, InvalidInputError, StorageError
-from durable.history import ExecutionTerminated, HistoryEvent
+from durable.errors import FailureDetails, InvalidInputError, StorageError
+from durable.history import HistoryEvent
 from durable.orchestration.actions import Decision
-from durable.orchestration.entity_ids import EntityId
-from durable.orchestration.entity_runtime import EntityRuntime
 from durable.orchestration.runtime import OrchestrationRuntime
 from durable.storage.base import (
     ActivityResult,
@@ -59,8 +57,15 @@ from durable.worker.options import (
     new_worker_id,
     reclaim_dead_owners,
 )
-from durable.worker.poison import Strikes, describe_events, failure_of, park_commit
+from durable.worker.poison import (
+    Strikes,
+    describe_events,
+    failure_of,
+    park_commit,
+    terminating,
+)
 from durable.worker.rewinds import apply_rewind, rewind_of
+from durable.worker.runtimes import entity_runtime, failing_runtime, orchestration_runtime
 from durable.worker.timers import TimerQueue
 from durable.worker.waiters import FinishWaiters
 
@@ -388,21 +393,13 @@ class Worker:
     # -- episodes -----------------------------------------------------------------------------
 
     def _new_runtime(self, name: str) -> OrchestrationRuntime | None:
-        try:
-            info = self.registry.orchestrator(name)
-        except FunctionNotFoundError:
-            return None
-        return OrchestrationRuntime(
-            info.fn,
-            resolve_activity=self.executor.resolve,
-            resolve_orchestrator=self.registry.resolve_orchestrator,
-        )
+        return orchestration_runtime(self.registry, self.executor.resolve, name)
 
     def _episode_from_item(self, item: OrchestrationWorkItem) -> _Episode | None:
         if self._strikes or item.damage is not None:
             strike = self._strikes.get(item.instance_id)
             if item.damage is not None or (strike is not None and strike.park) or (
-                strike is not None and _terminating(item)
+                strike is not None and terminating(item)
             ):
                 return self._park(item)
         owned = self._cache.get(item.instance_id)
@@ -427,7 +424,7 @@ class Worker:
                 return None
             runtime: Runtime | None
             if item.is_entity:
-                runtime = self._new_entity_runtime(item)
+                runtime = entity_runtime(self.registry, item)
             else:
                 runtime = self._new_runtime(item.name)
             if runtime is None:
@@ -452,16 +449,9 @@ class Worker:
             apply_rewind(episode.commit, rewind[1], time.time(), self._claim)
         return episode
 
-    def _new_entity_runtime(self, item: OrchestrationWorkItem) -> EntityRuntime:
-        """An entity's runtime from its stored scheduler state. An entity with no registered
-        function still runs: its callers get FunctionNotFoundError answers."""
-        info = self.registry.entity(item.name)
-        return EntityRuntime(info.fn if info is not None else None,
-                             EntityId.from_instance_id(item.instance_id), item.entity_state)
-
     def _unknown_orchestrator(self, item: OrchestrationWorkItem) -> _Episode | None:
         """Fail an instance whose orchestrator is not registered in this app."""
-        runtime = OrchestrationRuntime(_missing_orchestrator(item.name))
+        runtime = failing_runtime(item.name)
         owned = OwnedInstance(item.instance_id, item.execution_id, item.revision, runtime)
         self._cache.remember(owned)
         runtime.replay(item.history or [])
@@ -511,7 +501,7 @@ class Worker:
             return None
         commit, decision = park_commit(item, self.id, cause, attempts, time.time())
         owned = OwnedInstance(item.instance_id, item.execution_id, item.revision,
-                              OrchestrationRuntime(_missing_orchestrator(item.name)))
+                              failing_runtime(item.name))
         self._cache.remember(owned)
         owned.busy = True
         self._busy_count += 1
@@ -679,14 +669,3 @@ class Worker:
     @property
     def cached_instances(self) -> int:
         return len(self._cache)
-
-
-def _terminating(item: OrchestrationWorkItem) -> bool:
-    return any(isinstance(m.event, ExecutionTerminated) for m in item.messages)
-
-
-def _missing_orchestrator(name: str) -> Callable[[Any], Any]:
-    def fail(context: Any) -> Any:
-        raise FunctionNotFoundError("orchestrator", name)
-
-    return fail
