@@ -16,7 +16,7 @@ Checks cost one ``isascii`` pass per text in the common case.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from durable.errors import FailureDetails
 from durable.history import HistoryEvent, TaskCompleted, TaskFailed, event_to_dict
@@ -75,34 +75,50 @@ def new_instance_problem(new: NewInstance) -> str | None:
 
 
 def commit_problem(
-    commit: OrchestrationCommit, history: str | None, events: Iterable[str]
+    commit: OrchestrationCommit, history: str | None, events: Sequence[str]
 ) -> str | None:
     """Why ``commit`` (with its encoded history chunk and message events) cannot be stored.
 
-    The answer says what and where, because it becomes the failure of the instance.
+    The answer says what and where, because it becomes the failure of the instance. This runs
+    for every commit, so it only tests values; a message is built only for a problem.
     """
-    where = f"instance '{_shown(commit.instance_id)}'"
-    checks: list[tuple[str, str | None, bool]] = [
-        ("history of the episode", history, True),
-        ("output", commit.output, True),
-        ("custom status", commit.custom_status, True),
-    ]
+    for field, json_text in (("history of the episode", history), ("output", commit.output),
+                             ("custom status", commit.custom_status),
+                             ("entity state", commit.entity_state)):
+        if json_text is not None and not json_text.isascii():
+            problem = bad_json(json_text)
+            if problem is not None:
+                return _unstorable(field, commit, problem)
     for task in commit.new_tasks:
-        checks.append((f"name of activity #{task.task_id}", task.name, False))
-        checks.append((f"input of activity '{_shown(task.name)}'", task.input, True))
-    for child in commit.new_instances:
-        problem = new_instance_problem(child)
+        problem = bad_raw(task.name)
         if problem is not None:
-            return f"A sub-orchestration of {where} cannot be started: {problem}"
+            return _unstorable(f"name of activity #{task.task_id}", commit, problem)
+        problem = bad_json(task.input)
+        if problem is not None:
+            return _unstorable(f"input of activity '{_shown(task.name)}'", commit, problem)
+    if commit.new_instances or commit.rewind_children:
+        for child in [*commit.new_instances, *commit.rewind_children]:
+            problem = new_instance_problem(child)
+            if problem is not None:
+                where = f"instance '{_shown(commit.instance_id)}'"
+                return f"A sub-orchestration of {where} cannot be started: {problem}"
     if commit.continue_as_new is not None:
-        checks.append(("continue_as_new input", commit.continue_as_new.input, True))
-    for text in events:
-        checks.append(("message sent by the episode", text, True))
-    for field, value, is_json in checks:
-        problem = bad_json(value) if is_json else bad_raw(value)
+        problem = bad_json(commit.continue_as_new.input)
         if problem is not None:
-            return f"The {field} of {where} cannot be stored: {problem}."
+            return _unstorable("continue_as_new input", commit, problem)
+    for message, text in zip(commit.messages, events, strict=True):
+        problem = bad_raw(message.instance_id)
+        if problem is not None:
+            return _unstorable("target of a message sent by the episode", commit, problem)
+        problem = bad_json(text)
+        if problem is not None:
+            return _unstorable("message sent by the episode", commit, problem)
     return None
+
+
+def _unstorable(field: str, commit: OrchestrationCommit, problem: str) -> str:
+    return (f"The {field} of instance '{_shown(commit.instance_id)}' cannot be stored: "
+            f"{problem}.")
 
 
 def unstorable_result(result: ActivityResult, problem: str) -> HistoryEvent:

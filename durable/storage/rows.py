@@ -75,11 +75,12 @@ def encode_entity_token(instance_id: str) -> str:
 
 
 def decode_entity_token(token: str) -> str:
+    """The entity instance ID a listing of entities continues after."""
     try:
         padded = token + "=" * (-len(token) % 4)
         after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError("The continuation token is not valid.") from exc
-    if not after.startswith("@"):
+    if not after.startswith("@") or bad_raw(after):
         raise InvalidInputError("The continuation token is not valid.")
     return after

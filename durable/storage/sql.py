@@ -62,6 +62,7 @@ from durable.storage.base import (
 )
 from durable.storage.checks import (
     bad_json,
+    bad_raw,
     client_event_text,
     commit_problem,
     is_lookup_id,
@@ -259,6 +260,9 @@ def _ensure_entity(instance_id: str, now: float) -> Op:
 
 def send_entity_message(message: Message, now: float) -> Txn:
     event = _checked_client_event(message)
+    problem = bad_raw(message.instance_id)
+    if problem is not None:
+        raise InvalidInputError(f"The entity ID cannot be stored: {problem}.")
     yield _ensure_entity(message.instance_id, now)
     yield _insert_message(message, now, False, event)
 
@@ -282,6 +286,8 @@ def query_entities(query: EntityQuery) -> Txn:
     if query.page_size < 1:
         raise InvalidInputError("The page size must be at least 1.")
     after = decode_entity_token(query.continuation_token) if query.continuation_token else None
+    if query.name_prefix is not None and not is_lookup_id(query.name_prefix):
+        return InstancePage([], None)  # no entity name can contain this
     found = yield rows(
         "query_entities",
         prefix="@" + (query.name_prefix or ""),
@@ -298,6 +304,8 @@ def query_entities(query: EntityQuery) -> Txn:
 
 
 def remove_entity(instance_id: str, revision: int) -> Txn:
+    if bad_raw(instance_id):
+        return False
     row = yield one("lock_instance", instance_id=instance_id)
     if row is None or int(row[1]) != revision:
         return False
@@ -616,7 +624,8 @@ def _commit_one(
     # alone, before it writes anything into the transaction it shares with the batch.
     plan = commit.continue_as_new
     try:
-        history = encode_events(commit.history) if commit.history and plan is None else None
+        history = (encode_events(commit.history)
+                   if commit.history and plan is None and commit.entity_state is None else None)
         events = [encode_event(message.event) for message in commit.messages]
     except (TypeError, ValueError) as exc:
         return CommitOutcome(False, error=f"The episode of instance '{instance_id}' is not "

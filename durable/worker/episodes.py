@@ -12,25 +12,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from durable.errors import FailureDetails, FunctionNotFoundError
-from durable.history import ExecutionTerminated, HistoryEvent
+from durable.history import HistoryEvent
 from durable.orchestration.actions import Decision
-from durable.orchestration.entity_ids import EntityId
-from durable.orchestration.entity_runtime import EntityRuntime
 from durable.orchestration.runtime import OrchestrationRuntime
 from durable.storage.base import ActivityResult, OrchestrationCommit, OrchestrationWorkItem
 from durable.versioning import VersionFailure
 from durable.worker.cache import OwnedInstance, Runtime
 from durable.worker.commits import commit_for
-from durable.worker.poison import describe_events, park_commit
+from durable.worker.poison import describe_events, park_commit, terminating
 from durable.worker.rewinds import apply_rewind, rewind_of
+from durable.worker.runtimes import entity_runtime, failing_runtime, orchestration_runtime
 from durable.worker.state import WorkerState
-from durable.worker.versions import failing_orchestrator
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("durable.worker")
 
@@ -46,23 +40,11 @@ class Episode:
     parked: bool = False  # the commit parks the instance (durable/worker/poison.py)
 
 
-def terminating(item: OrchestrationWorkItem) -> bool:
-    return any(isinstance(m.event, ExecutionTerminated) for m in item.messages)
-
-
 class EpisodeAssembly(WorkerState):
     """The episode half of the worker."""
 
     def _new_runtime(self, name: str) -> OrchestrationRuntime | None:
-        try:
-            info = self.registry.orchestrator(name)
-        except FunctionNotFoundError:
-            return None
-        return OrchestrationRuntime(
-            info.fn,
-            resolve_activity=self.executor.resolve,
-            resolve_orchestrator=self.registry.resolve_orchestrator,
-        )
+        return orchestration_runtime(self.registry, self.executor.resolve, name)
 
     def _episode_from_item(self, item: OrchestrationWorkItem) -> Episode | None:
         if self._strikes or item.damage is not None:
@@ -95,7 +77,7 @@ class EpisodeAssembly(WorkerState):
                 return None
             runtime: Runtime | None
             if item.is_entity:
-                runtime = self._new_entity_runtime(item)
+                runtime = entity_runtime(self.registry, item)
             else:
                 runtime = self._new_runtime(item.name)
             if runtime is None:
@@ -120,13 +102,6 @@ class EpisodeAssembly(WorkerState):
             apply_rewind(episode.commit, rewind[1], self.clock.now(), self._claim)
         return episode
 
-    def _new_entity_runtime(self, item: OrchestrationWorkItem) -> EntityRuntime:
-        """An entity's runtime from its stored scheduler state. An entity with no registered
-        function still runs: its callers get FunctionNotFoundError answers."""
-        info = self.registry.entity(item.name)
-        return EntityRuntime(info.fn if info is not None else None,
-                             EntityId.from_instance_id(item.instance_id), item.entity_state)
-
     def _wrong_version(self, item: OrchestrationWorkItem) -> Episode | None:
         """An instance of a version this worker does not run: leave it, or fail it."""
         self._forget(item.instance_id)
@@ -146,7 +121,7 @@ class EpisodeAssembly(WorkerState):
     def _fail_instance(self, item: OrchestrationWorkItem, error: BaseException
                        ) -> Episode | None:
         """Commit ``item``'s instance as Failed with ``error``, running none of its code."""
-        runtime = OrchestrationRuntime(failing_orchestrator(error))
+        runtime = failing_runtime(error)
         owned = OwnedInstance(item.instance_id, item.execution_id, item.revision, runtime)
         self._cache.remember(owned)
         runtime.replay(item.history or [])
@@ -197,8 +172,7 @@ class EpisodeAssembly(WorkerState):
             return None
         commit, decision = park_commit(item, self.id, cause, attempts, self.clock.now())
         owned = OwnedInstance(item.instance_id, item.execution_id, item.revision,
-                              OrchestrationRuntime(failing_orchestrator(
-                                  FunctionNotFoundError("orchestrator", item.name))))
+                              failing_runtime(FunctionNotFoundError("orchestrator", item.name)))
         self._cache.remember(owned)
         owned.busy = True
         self._busy_count += 1

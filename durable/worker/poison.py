@@ -16,6 +16,8 @@ its commit fail must cost that instance alone, and must not become a hot loop. S
   restarted like any failed one.
 - **Terminate always wins.** An instance with strikes whose inbox holds a terminate request is
   committed as Terminated without running its code again.
+- **Entities** have no status to fail: parking drops the batch of messages the entity failed on
+  (logged, with the cause) and keeps its state, so it serves the messages after them.
 
 The commit built here is deliberately minimal (no user values but the terminate reason, which
 storage already accepted once), so that parking cannot fail the way the episode did.
@@ -141,6 +143,11 @@ def describe_events(events: Sequence[HistoryEvent]) -> str:
     return ", ".join(shown) + more if shown else "no new events"
 
 
+def terminating(item: OrchestrationWorkItem) -> bool:
+    """Whether a terminate request waits in ``item`` (it wins over retrying)."""
+    return any(isinstance(m.event, ExecutionTerminated) for m in item.messages)
+
+
 def _started_of(item: OrchestrationWorkItem) -> ExecutionStarted | None:
     for event in item.history or []:
         if isinstance(event, ExecutionStarted):
@@ -158,7 +165,22 @@ def park_commit(
     now: float,
 ) -> tuple[OrchestrationCommit, Decision]:
     """The commit that ends ``item``'s instance: Terminated if a terminate request is waiting,
-    else Failed with ``cause``. Every message in the item is consumed."""
+    else Failed with ``cause``. Every message in the item is consumed.
+
+    An entity has no status to fail: its batch of messages is dropped instead (a dead
+    letter, logged with the cause) and its state is kept, so the entity serves the messages
+    that come after.
+    """
+    if item.is_entity:
+        log.error("entity %s: dropping the %d message(s) it failed on %d time(s), keeping its "
+                  "state: %s", item.instance_id, len(item.messages), attempts, cause.message)
+        decision = Decision([], [], Status.Running, entity_state=item.entity_state or "{}")
+        return OrchestrationCommit(
+            instance_id=item.instance_id, execution_id=item.execution_id,
+            revision=item.revision, lease_owner=lease_owner, history=[],
+            status=Status.Running, consumed_messages=[m.message_id for m in item.messages],
+            entity_state=decision.entity_state,
+        ), decision
     started = _started_of(item)
     name = started.name if started is not None else item.name
     history: list[HistoryEvent] = [OrchestratorStarted(timestamp=now)]

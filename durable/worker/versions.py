@@ -9,8 +9,6 @@ while, so a worker that can run it takes it) or failed (``fail``) with
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
 from durable.clock import Clock
 from durable.errors import VersionMismatchError
@@ -62,12 +60,3 @@ class VersionGate:
     def is_rejected(self, instance_id: str) -> bool:
         until = self._rejected.get(instance_id)
         return until is not None and until > self._clock.now()
-
-
-def failing_orchestrator(error: BaseException) -> Callable[[Any], Any]:
-    """An orchestrator that fails at once with ``error`` (to fail an instance cleanly)."""
-
-    def fail(context: Any) -> Any:
-        raise error
-
-    return fail

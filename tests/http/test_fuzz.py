@@ -228,6 +228,23 @@ class ManagementApi(RuleBasedStateMachine):
                                   **kwargs)
             assert response.status_code in (202, 410), response.text
 
+    @rule(target=started, number=st.integers(0, 5))
+    def wait_terminate_restart(self, number: int) -> int:
+        """A waiting instance (it runs until told otherwise, whatever the timing), ended by
+        terminate, then restarted under a new ID: the lifecycle every run should reach."""
+        instance_id = self._id(number)
+        response = self._send("POST", f"/orchestrators/wait_for_go/{instance_id}", "start")
+        assert response.status_code in (202, 409), response.text
+        if response.status_code == 202:
+            self.known[instance_id] = "wait_for_go"
+        response = self._send("POST", f"/instances/{instance_id}/terminate?reason=fuzz",
+                              "terminate")
+        assert response.status_code in (202, 410), response.text
+        response = self._send("POST", f"/instances/{instance_id}/restart", "restart")
+        assert response.status_code == 202, response.text
+        self.known[response.json()["id"]] = self.known[instance_id]
+        return number
+
     @rule(number=ids, new_id=st.booleans())
     def restart(self, number: int, new_id: bool) -> None:
         instance_id = self._id(number)

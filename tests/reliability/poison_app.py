@@ -112,13 +112,31 @@ def poison_at(context: df.DurableOrchestrationContext):
         yield context.call_activity("echo", 1)
         context.continue_as_new(make(name))
         return None
+    if where == "entity state":
+        store = df.EntityId("Store", context.instance_id)
+        return (yield context.call_entity(store, "set", name))
+    if where == "entity operation input":
+        store = df.EntityId("Store", context.instance_id)
+        return (yield context.call_entity(store, "echo", make(name)))
     raise ValueError(f"unknown entry point {where!r}")
 
 
 POISON_ENTRY_POINTS = (
     "activity result", "activity input", "orchestrator output", "custom status",
-    "sub-orchestration input", "continue_as_new input",
+    "sub-orchestration input", "continue_as_new input", "entity state",
+    "entity operation input",
 )
+
+
+@app.entity_trigger(context_name="context")
+def Store(context: df.DurableEntityContext):
+    """``set`` stores the named value as the entity's state and returns it; ``echo`` returns
+    its input."""
+    if context.operation_name == "set":
+        context.set_state(make(context.get_input()))
+        context.set_result(context.get_state())
+    else:
+        context.set_result(context.get_input())
 
 
 @app.activity_trigger(input_name="value")

@@ -273,3 +273,54 @@ async def test_a_stored_message_that_cannot_be_decoded_fails_only_its_instance(
 @app.orchestration_trigger(context_name="context")
 def wait_for_event(context: df.DurableOrchestrationContext):
     return (yield context.wait_for_external_event("go"))
+
+
+@app.entity_trigger(context_name="context")
+def Tally(context: df.DurableEntityContext):
+    total = context.get_state(lambda: 0) + (context.get_input() or 0)
+    context.set_state(total)
+    context.set_result(total)
+
+
+async def test_an_entity_batch_that_keeps_failing_is_dropped_and_the_entity_serves_on(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entity has no status to fail: after its attempts, the batch it failed on is
+    dropped, its state is kept, and the operations after it run."""
+    from durable.orchestration.entity_runtime import EntityRuntime
+
+    original = EntityRuntime.run_episode
+
+    def run_episode(self: EntityRuntime, events: Any, now: float) -> Any:
+        events = list(events)
+        if any("poison" in str(getattr(e, "input", "")) for e in events):
+            raise RuntimeError("injected fault in an entity batch")
+        return original(self, events, now)
+
+    monkeypatch.setattr(EntityRuntime, "run_episode", run_episode)
+    tally = df.EntityId("Tally", "t1")
+    async with host(storage_url) as running:
+        client = running.client
+        await client.signal_entity(tally, "add", 5)
+
+        async def state_is(value: int) -> bool:
+            return (await client.read_entity_state(tally)).entity_state == value
+
+        for _ in range(500):
+            if await state_is(5):
+                break
+            await asyncio.sleep(0.01)
+        assert await state_is(5)
+        await client.signal_entity(tally, "poison", 100)
+        assert running.worker is not None
+        for _ in range(500):
+            if running.worker.stats["parked"]:
+                break
+            await asyncio.sleep(0.01)
+        assert running.worker.stats["parked"] == 1 and running.worker.stats["strikes"] == 3
+        await client.signal_entity(tally, "add", 2)
+        for _ in range(500):
+            if await state_is(7):
+                break
+            await asyncio.sleep(0.01)
+        assert await state_is(7)  # the poison batch is gone, the state kept, the next op ran

@@ -3,7 +3,8 @@
 For each value of ``poison_app.BAD_VALUES`` (what storage cannot hold faithfully) and
 ``ODD_VALUES`` (what only looks dangerous), injected at each entry point (the client's start
 input, event data, terminate reason and event name; an activity's input and result; an
-orchestrator's output, custom status, sub-orchestration input and continue_as_new input),
+orchestrator's output, custom status, sub-orchestration input and continue_as_new input; an
+entity's state (``set_state``) and an entity operation's input),
 while 50 healthy chains run on a real Host on each backend:
 
 - a bad value is refused where it enters (a typed :class:`durable.DurableError`), or fails
