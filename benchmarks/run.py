@@ -1,4 +1,4 @@
-"""Run the benchmark workloads W1..W9 on durable and, where they have one, on DBOS and Restate;
+"""Run the benchmark workloads W1..W11 on durable and, where they have one, on DBOS and Restate;
 print a table.
 
     .venv/bin/python benchmarks/run.py                       # everything, full size
@@ -172,6 +172,10 @@ def run_workload(
     durable_recs: list[dict[str, Any]] = []
     peer_recs: dict[str, list[dict[str, Any]]] = {p.label: [] for p in peers}
     restate_recs: dict[str, list[dict[str, Any]]] = {r.label: [] for r in restate_runs}
+    # A workload may compare with durable itself on another workload (W11: the same app on
+    # durable's own engine), run alternately with it like a peer.
+    native = getattr(module, "NATIVE_PEER", None)
+    native_recs: list[dict[str, Any]] = []
     for rep in range(reps):
         busy = quiet()
         t0 = time.perf_counter()
@@ -180,6 +184,14 @@ def run_workload(
         durable_recs.append(rec)
         log(f"  {wid} durable rep {rep + 1}/{reps}: {time.perf_counter() - t0:.1f} s"
             + (f"  ERROR {rec['error'][:300]}" if "error" in rec else ""))
+        if native:
+            busy = quiet()
+            t0 = time.perf_counter()
+            nrec = run_durable(native, params, data_dir, 100 + rep)
+            nrec["busy_before_pct"] = busy
+            native_recs.append(nrec)
+            log(f"  {wid} peer ({native} native) rep {rep + 1}/{reps}: "
+                f"{time.perf_counter() - t0:.1f} s")
         for k, peer in enumerate(peers):
             assert peer_py is not None
             busy = quiet()
@@ -200,6 +212,8 @@ def run_workload(
             log(f"  {wid} Restate [{run.label}] rep {rep + 1}/{reps}: "
                 f"{time.perf_counter() - t0:.1f} s"
                 + (f"  ERROR {rrec['error'][:300]}" if "error" in rrec else ""))
+    if native:
+        out.dbos["native"] = pick_median(native_recs, module.HEADLINE, module.HIGHER_IS_BETTER)
     out.durable = pick_median(durable_recs, module.HEADLINE, module.HIGHER_IS_BETTER,
                               getattr(module, "REP_KEYS", None))
     for run in restate_runs:

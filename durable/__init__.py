@@ -15,9 +15,14 @@ run them on an embedded SQLite file or on PostgreSQL::
     @app.activity_trigger(input_name="city")
     def say_hello(city: str) -> str:
         return f"Hello {city}!"
+
+Code written for Azure ports by changing imports: ``import durable as df`` for
+``azure.durable_functions`` and ``import durable as func`` for ``azure.functions`` (``FunctionApp``,
+``Blueprint``, ``AuthLevel``, ``HttpRequest``, ``HttpResponse``, ``TimerRequest``). An Azure
+Functions project folder runs unmodified with ``durable run PATH`` (docs/azure-apps.md).
 """
 
-from durable.app import AuthLevel, Blueprint, DFApp
+from durable.app import AuthLevel, Blueprint, DFApp, FunctionApp
 from durable.client import DurableOrchestrationClient
 from durable.entity_client import (
     CleanEntityStorageResult,
@@ -56,6 +61,7 @@ from durable.orchestration.entity_context import DurableEntityContext, Entity
 from durable.orchestration.entity_ids import EntityId
 from durable.orchestration.retry import RetryOptions
 from durable.orchestration.tasks import TaskBase, TaskState, TimerTask
+from durable.schedules.timers import TimerRequest
 from durable.status import (
     DurableOrchestrationStatus,
     OrchestrationRuntimeStatus,
@@ -85,6 +91,7 @@ __all__ = [
     "EntityStateResponse",
     "EventTimeoutError",
     "FailureDetails",
+    "FunctionApp",
     "FunctionNotFoundError",
     "Host",
     "HttpRequest",
@@ -110,6 +117,7 @@ __all__ = [
     "TaskBase",
     "TaskFailedError",
     "TaskState",
+    "TimerRequest",
     "TimerTask",
     "VersionMismatchError",
     "WorkerOptions",

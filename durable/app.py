@@ -9,7 +9,7 @@ function, so orchestrators and activities stay plain, directly callable Python.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -17,6 +17,11 @@ from typing import Any, TypeVar
 from durable.errors import FunctionNotFoundError, InvalidInputError
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Builds the replay runtime of one orchestrator: ``factory(fn, resolve_activity=...,
+# resolve_orchestrator=...)`` returning a durable.worker.cache.Runtime.
+RuntimeFactory = Callable[..., Any]
+# Runs with the started Host (e.g. an adapter's extra listener); see DFApp.on_host_start.
+HostHook = Callable[[Any], Awaitable[None]]
 
 
 class AuthLevel(StrEnum):
@@ -32,6 +37,7 @@ class FunctionKind(StrEnum):
     ACTIVITY = "activity"
     ENTITY = "entity"
     HTTP = "http"
+    TIMER = "timer"
 
 
 @dataclass(eq=False)
@@ -48,6 +54,9 @@ class FunctionInfo:
     auth_level: AuthLevel | None = None
     is_async: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # Orchestrators only: how to build the replay runtime (None: durable's own engine). The
+    # Azure adapter plugs the Azure SDK's out-of-process protocol in here.
+    runtime_factory: RuntimeFactory | None = None
 
     @property
     def name(self) -> str:
@@ -185,19 +194,53 @@ class Blueprint:
 
         return decorate
 
+    def timer_trigger(
+        self,
+        arg_name: str,
+        schedule: str,
+        run_on_startup: bool | None = None,
+        use_monitor: bool | None = None,
+        **_: Any,
+    ) -> Callable[[F], F]:
+        """Run the function on an NCRONTAB ``schedule`` (``"0 */5 * * * *"``), once per
+        occurrence across all workers; ``arg_name`` receives a :class:`durable.TimerRequest`.
+
+        ``run_on_startup`` also runs it when a worker starts; ``use_monitor`` (default: on for
+        schedules of a minute or more) catches up one missed occurrence after downtime.
+        """
+        from durable.schedules.ncrontab import parse_schedule
+
+        parse_schedule(schedule)  # a bad schedule fails here, naming itself
+
+        def decorate(fn: F) -> F:
+            info = self._add(fn)
+            self._set_kind(info, FunctionKind.TIMER)
+            info.trigger_arg = arg_name
+            info.extra.update(
+                schedule=schedule, run_on_startup=bool(run_on_startup), use_monitor=use_monitor
+            )
+            return fn
+
+        return decorate
+
+    schedule = timer_trigger
+
     def functions(self) -> list[FunctionInfo]:
         return list(self._functions)
 
 
 class DFApp(Blueprint):
-    """A durable app: its orchestrators, activities, entities and HTTP routes.
+    """A durable app: its orchestrators, activities, entities, HTTP routes and timers.
 
     Versioning (docs/versioning.md, Durable Functions' ``defaultVersion``,
     ``versionMatchStrategy`` and ``versionFailureStrategy``): ``default_version`` is the
     version of orchestrations started without one and the version this app's workers run;
     ``version_match_strategy`` (``none``, ``strict``, ``current-or-older``) says which
     instance versions they take, and ``version_failure_strategy`` (``reject``, ``fail``) what
-    happens to the others.
+    happens to the others. (A Functions project's ``host.json`` sets the same three.)
+
+    ``on_host_start`` / ``on_host_stop`` are coroutines a :class:`durable.Host` awaits with
+    itself once storage is open (before its worker starts) and after its worker stopped.
     """
 
     def __init__(
@@ -209,6 +252,8 @@ class DFApp(Blueprint):
         version_failure_strategy: str = "reject",
     ) -> None:
         super().__init__(http_auth_level)
+        self.on_host_start: list[HostHook] = []
+        self.on_host_stop: list[HostHook] = []
         from durable.versioning import VersionFailure, VersionMatch
 
         self.default_version = default_version
@@ -257,6 +302,10 @@ class DFApp(Blueprint):
     @property
     def http_functions(self) -> list[FunctionInfo]:
         return [info for info in self._functions if info.kind is FunctionKind.HTTP]
+
+    @property
+    def timer_functions(self) -> list[FunctionInfo]:
+        return list(self._by_kind(FunctionKind.TIMER).values())
 
     def registry(self) -> Registry:
         """A frozen name lookup for the worker (decorators may not change it afterwards)."""
@@ -322,3 +371,7 @@ class Registry:
         if info is None and isinstance(name, str):
             info = folded.get(name.casefold())
         return info
+
+
+# The names Azure's samples use: ``app = func.FunctionApp()`` with ``import durable as func``.
+FunctionApp = DFApp

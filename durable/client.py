@@ -93,6 +93,13 @@ class DurableOrchestrationClient(EntityClient):
     ``worker`` (optional, set by :class:`durable.Host`) gets new work handed over directly.
     """
 
+    def __new__(cls, backend: Any = None, *args: Any, **kwargs: Any) -> DurableOrchestrationClient:
+        # Azure code wraps its client binding: ``client = df.DurableOrchestrationClient(starter)``.
+        # Handed the injected client itself, that is the client.
+        if isinstance(backend, DurableOrchestrationClient) and not args and not kwargs:
+            return backend
+        return super().__new__(cls)
+
     def __init__(
         self,
         backend: Backend,
@@ -102,6 +109,8 @@ class DurableOrchestrationClient(EntityClient):
         overridable_states: OverridableStates = OverridableStates.NonRunningStates,
         observer: Observer | None = None,
     ) -> None:
+        if backend is self:
+            return  # DurableOrchestrationClient(client): see __new__
         self._backend = backend
         self._clock = clock_of(backend)
         self.observer = observer  # telemetry (durable.telemetry); None: nothing to pay

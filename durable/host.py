@@ -19,6 +19,7 @@ from durable.app import DFApp
 from durable.client import DurableOrchestrationClient
 from durable.clock import Clock, clock_of
 from durable.errors import SchemaVersionError, StorageError
+from durable.schedules.timers import TimerService
 from durable.status import OverridableStates
 from durable.storage import open_backend
 from durable.storage.base import Backend
@@ -59,11 +60,16 @@ class Host:
         self.clock = clock_of(self.backend)
         registry = app.registry()
         self.registry = registry
+        # Timer triggers: a built-in orchestrator per timer function (durable/schedules/).
+        self.timers = TimerService(app)
+        timer_activities = self.timers.install(registry)
         self.worker: Worker | None = None
         if run_worker:
             opts = with_app_versioning(worker_options or WorkerOptions(**options), app)
+            # Built-in activities (timer runs) run beside the app's and call_http's.
             self.worker = Worker(
-                registry, self.backend, opts, observer=observer,
+                registry, self.backend, opts, builtin_activities=timer_activities,
+                observer=observer,
             )
         elif options:
             raise TypeError(f"Worker options given without a worker: {sorted(options)}")
@@ -78,11 +84,22 @@ class Host:
         if self._running:
             return
         await self.backend.open()
+        started: list[Any] = []
         try:
+            for hook in getattr(self.app, "on_host_start", ()):
+                await hook(self)
+                started.append(hook)
             if self.worker is not None:
                 await self.worker.start()
+                if self.timers:
+                    await self.timers.start(self.client)
         except BaseException:
-            await self.backend.close()  # a failed start leaves nothing open
+            # A failed start leaves nothing running or open.
+            if self.worker is not None:
+                await self.worker.stop()
+            if started:
+                await self._run_stop_hooks()
+            await self.backend.close()
             raise
         self._running = True
 
@@ -94,7 +111,17 @@ class Host:
             if self.worker is not None:
                 await self.worker.stop()
         finally:
-            await self.backend.close()
+            try:
+                await self._run_stop_hooks()
+            finally:
+                await self.backend.close()
+
+    async def _run_stop_hooks(self) -> None:
+        for hook in getattr(self.app, "on_host_stop", ()):
+            try:
+                await hook(self)
+            except Exception:
+                log.exception("an app's stop hook failed")
 
     async def __aenter__(self) -> Host:
         await self.start()

@@ -1,4 +1,4 @@
-"""The benchmark workloads W1..W10, one module each.
+"""The benchmark workloads W1..W11, one module each.
 
 Every module defines:
 
@@ -12,7 +12,9 @@ Every module defines:
 - optionally ``restate_runs(params) -> list[PeerRun]``: runs of the Restate driver
   (``benchmarks/peers/restate/bench.mjs``) to compare with, and ``REP_KEYS``: more result keys
   whose value in every repetition the report keeps (besides the headline's);
-- ``judge(outcome, params) -> None``: fills the row's texts, ratio and goal verdict.
+- ``judge(outcome, params) -> None``: fills the row's texts, ratio and goal verdict;
+- optionally ``NATIVE_PEER``: another workload's id whose durable run is repeated alongside
+  as this one's comparison (stored as the peer ``"native"``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from benchmarks.harness import ms, percentile
 
 Status = df.OrchestrationRuntimeStatus
 
-ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"]
+ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W11"]
 # Run only when named (--only): W10 loads a million rows into each backend (~6 min a rep).
 ON_REQUEST = ["W10"]
 MODULES = {
@@ -40,6 +42,7 @@ MODULES = {
     "W7": "w7_long_chain",
     "W8": "w8_postgres",
     "W9": "w9_entities",
+    "W11": "w11_azure_sdk",
     "W10": "w10_large_store",
 }
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,7 +20,7 @@ from durable.cli.entities import entities
 from durable.cli.instances import instances
 from durable.errors import DurableError
 from durable.host import Host, start_with_retry
-from durable.loader import load_app
+from durable.loader import load_app, storage_for
 from durable.storage import default_url, open_backend
 from durable.telemetry.console import Verbosity, configure_logging
 from durable.telemetry.setup import Telemetry, close_tracer_provider
@@ -61,6 +62,14 @@ async def wait_for_shutdown_signal() -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+def _load(app_spec: str) -> tuple[Any, Path]:
+    """Load the app; a user's error (their traceback included) becomes a clean CLI error."""
+    try:
+        return load_app(app_spec)
+    except DurableError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(context_settings={"auto_envvar_prefix": "DURABLE"})
@@ -105,10 +114,11 @@ def worker(
     quiet: bool,
     otel: bool,
 ) -> None:
-    """Run a worker for APP (module:attribute or path/app.py), without an HTTP server."""
+    """Run a worker for APP (module:attribute, path/app.py or a Functions project folder),
+    without an HTTP server."""
     telemetry = _telemetry(_verbosity(verbose, quiet), otel, metrics_port is not None)
-    app, folder = load_app(app_spec)
-    url = storage or default_url(folder)
+    app, folder = _load(app_spec)
+    url = storage_for(app, folder, storage)
     options = WorkerOptions(
         max_concurrent_activities=max_activities,
         lease_seconds=lease_seconds,
@@ -161,8 +171,9 @@ def worker(
                    "and non-anonymous routes require a key. [env DURABLE_RUN_HOST]")
 @click.option("--port", type=click.IntRange(0, 65535), default=7071, show_default=True,
               help="Port; 0 picks a free one. [env DURABLE_RUN_PORT]")
-@click.option("--route-prefix", default="api", show_default=True,
-              help="Path prefix of the app's HTTP routes. [env DURABLE_RUN_ROUTE_PREFIX]")
+@click.option("--route-prefix", default=None,
+              help="Path prefix of the app's HTTP routes [default: api, or host.json's "
+                   "routePrefix]. [env DURABLE_RUN_ROUTE_PREFIX]")
 @click.option("--max-request-body", type=click.IntRange(min=1), default=10 * 1024 * 1024,
               show_default=True,
               help="Largest request body in bytes (413 beyond). [env DURABLE_RUN_MAX_REQUEST_BODY]")
@@ -184,7 +195,7 @@ def run(
     storage: str | None,
     listen_host: str,
     port: int,
-    route_prefix: str,
+    route_prefix: str | None,
     max_request_body: int,
     overridable_states: str,
     run_worker: bool,
@@ -195,16 +206,19 @@ def run(
     otel: bool,
 ) -> None:
     """Serve APP's HTTP routes, the management API and the dashboard, and run its worker,
-    in one process."""
+    in one process.
+
+    APP is module:attribute, path/app.py, or an Azure Functions project folder (host.json).
+    """
+    from durable.http.app import DEFAULT_ROUTE_PREFIX
     from durable.http.server import ServeOptions, serve
     from durable.status import OverridableStates
 
     telemetry = _telemetry(_verbosity(verbose, quiet), otel, metrics)
-    try:
-        app, folder = load_app(app_spec)
-    except DurableError as exc:
-        raise click.ClickException(str(exc)) from exc
-    url = storage or default_url(folder)
+    app, folder = _load(app_spec)
+    url = storage_for(app, folder, storage)
+    if route_prefix is None:  # a Functions project's host.json may set it
+        route_prefix = getattr(app, "route_prefix", DEFAULT_ROUTE_PREFIX)
     options = ServeOptions(
         listen_host, port, route_prefix, max_request_body, access_log=verbose,
         overridable_states=OverridableStates(overridable_states), run_worker=run_worker,
@@ -258,7 +272,7 @@ def keys(app_spec: str | None, storage: str | None) -> None:
     """
     from durable.http.keys import KEY_NAMES, load_keys
 
-    folder = load_app(app_spec)[1] if app_spec else Path.cwd()
+    folder = _load(app_spec)[1] if app_spec else Path.cwd()
     url = storage or default_url(folder)
 
     async def read() -> list[str]:

@@ -198,7 +198,8 @@ async def start(call: Call) -> HttpResponse:
     wait = _parse_wait(call)
     call.flag("returnInternalServerErrorOnFailure", False)  # validate before starting
     client_input = parse_json(await call.request.body())
-    started = await call.client.start_new(name, instance_id, client_input)
+    version = call.arg("version") or None  # the Azure Python client's start_new(version=...)
+    started = await call.client.start_new(name, instance_id, client_input, version)
     return await _started(call, started, wait)
 
 

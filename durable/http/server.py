@@ -156,6 +156,10 @@ def banner(
         lines.append(f"  {name}: orchestrationTrigger")
     for name in app.activities:
         lines.append(f"  {name}: activityTrigger")
+    for name in app.entities:
+        lines.append(f"  {name}: entityTrigger")
+    for info in app.timer_functions:
+        lines.append(f"  {info.name}: timerTrigger ({info.extra.get('schedule')})")
     lines += [
         "",
         f"Management API: {origin}{WEBHOOK_PATH}  (OpenAPI: {origin}{WEBHOOK_PATH}/openapi.json)",

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from durable.errors import FailureDetails, FunctionNotFoundError
 from durable.history import HistoryEvent
 from durable.orchestration.actions import Decision
-from durable.orchestration.runtime import OrchestrationRuntime
 from durable.storage.base import ActivityResult, OrchestrationCommit, OrchestrationWorkItem
 from durable.versioning import VersionFailure
 from durable.worker.cache import OwnedInstance, Runtime
@@ -43,7 +42,7 @@ class Episode:
 class EpisodeAssembly(WorkerState):
     """The episode half of the worker."""
 
-    def _new_runtime(self, name: str) -> OrchestrationRuntime | None:
+    def _new_runtime(self, name: str) -> Runtime | None:
         return orchestration_runtime(self.registry, self.executor.resolve, name)
 
     def _episode_from_item(self, item: OrchestrationWorkItem) -> Episode | None:

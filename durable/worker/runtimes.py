@@ -12,16 +12,19 @@ from durable.orchestration.entity_ids import EntityId
 from durable.orchestration.entity_runtime import EntityRuntime
 from durable.orchestration.runtime import OrchestrationRuntime
 from durable.storage.base import OrchestrationWorkItem
+from durable.worker.cache import Runtime
 
 
 def orchestration_runtime(registry: Registry, resolve_activity: Callable[[str], str | None],
-                          name: str) -> OrchestrationRuntime | None:
-    """A fresh replay engine for orchestrator ``name``, or None if the app has none."""
+                          name: str) -> Runtime | None:
+    """A fresh replay engine for orchestrator ``name`` (durable's own, or the one its function
+    asks for, such as the Azure SDK protocol's), or None if the app has none."""
     try:
         info = registry.orchestrator(name)
     except FunctionNotFoundError:
         return None
-    return OrchestrationRuntime(
+    factory = info.runtime_factory or OrchestrationRuntime
+    return factory(
         info.fn,
         resolve_activity=resolve_activity,
         resolve_orchestrator=registry.resolve_orchestrator,

@@ -16,11 +16,10 @@ if TYPE_CHECKING:
     from durable.app import Registry
     from durable.clock import Clock
     from durable.errors import FailureDetails
-    from durable.orchestration.runtime import OrchestrationRuntime
     from durable.storage.base import ActivityResult, Backend, OrchestrationWorkItem
     from durable.telemetry import Observer
     from durable.worker.activities import ActivityExecutor
-    from durable.worker.cache import InstanceCache
+    from durable.worker.cache import InstanceCache, Runtime
     from durable.worker.options import WorkerOptions
     from durable.worker.poison import Strikes
     from durable.worker.timers import TimerQueue
@@ -60,4 +59,4 @@ class WorkerState:
                     exc: BaseException | None = None) -> None: ...
         def _forget(self, instance_id: str) -> None: ...
         def _claim(self) -> bool: ...
-        def _new_runtime(self, name: str) -> OrchestrationRuntime | None: ...
+        def _new_runtime(self, name: str) -> Runtime | None: ...
