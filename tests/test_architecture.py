@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, int]] = [
     ("durable.errors", 0), ("durable.history", 0), ("durable.status", 0),
     ("durable.serialization", 0), ("durable.ids", 0), ("durable.clock", 0),
     ("durable.versioning", 0), ("durable.http_model", 0),
+    ("durable.schedules.ncrontab", 0),  # a pure schedule parser: DFApp checks schedules with it
     ("durable.orchestration", 1),
     ("durable.storage", 2),
     ("durable.app", 3), ("durable.history_view", 3), ("durable.telemetry", 3),
