@@ -111,13 +111,23 @@ def load_migrations(package: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def check_schema_version(current: int, migrations: Sequence[tuple[int, str]]) -> None:
+def pending_migrations(
+    current: int, migrations: Sequence[tuple[int, str]]
+) -> list[tuple[int, str]]:
+    """The migrations a store at schema version ``current`` still needs, in order.
+
+    Both backends run them the same way (read the version, apply what is newer, record each in
+    ``durable_migrations``, all in one transaction); only the lock that keeps two processes from
+    migrating at once differs (SQLite's write lock, a PostgreSQL advisory lock).
+    Raises SchemaVersionError for a store newer than this code.
+    """
     latest = migrations[-1][0] if migrations else 0
     if current > latest:
         raise SchemaVersionError(
             f"The store has schema version {current}, but this version of durable knows only "
             f"up to {latest}. Upgrade durable."
         )
+    return [(version, script) for version, script in migrations if version > current]
 
 
 # -- ops ----------------------------------------------------------------------------------------

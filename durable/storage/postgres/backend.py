@@ -51,7 +51,7 @@ import contextlib
 import logging
 import select
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable
 from typing import Any
 
 import psycopg
@@ -68,24 +68,8 @@ from durable.errors import (
     StorageFullError,
     StorageReadOnlyError,
 )
-from durable.history import HistoryEvent
-from durable.status import OrchestrationRuntimeStatus, OverridableStates
 from durable.storage import sql
-from durable.storage.base import (
-    DEFAULT_LEASE_SECONDS,
-    ActivityResult,
-    ActivityWorkItem,
-    Backlog,
-    CommitOutcome,
-    EntityQuery,
-    InstancePage,
-    InstanceQuery,
-    InstanceRecord,
-    Message,
-    NewInstance,
-    OrchestrationCommit,
-    OrchestrationWorkItem,
-)
+from durable.storage.operations import SQLOperations
 from durable.storage.postgres.settings import DEFAULT_CONNECT_TIMEOUT, PostgresSettings
 from durable.storage.postgres.statements import GroupedWrites, Run, TxnFactory
 
@@ -99,7 +83,7 @@ _CONNECTION_ATTEMPTS = 3  # attempts on fresh connections after a connection err
 _LISTEN_MAX_BACKOFF = 10.0
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 
-class PostgresBackend:
+class PostgresBackend(SQLOperations):
     """Storage in a PostgreSQL database, shared by any number of worker processes."""
 
     def __init__(self, url: str) -> None:
@@ -191,10 +175,7 @@ class PostgresBackend:
                 )
                 row = await cursor.fetchone()
                 current = int(row[0]) if row else 0
-                sql.check_schema_version(current, _MIGRATIONS)
-                for version, script in _MIGRATIONS:
-                    if version <= current:
-                        continue
+                for version, script in sql.pending_migrations(current, _MIGRATIONS):
                     await conn.execute(script.encode())  # several statements: no parameters
                     await conn.execute(
                         "INSERT INTO durable_migrations VALUES (%s, %s)",
@@ -302,160 +283,17 @@ class PostgresBackend:
         with contextlib.suppress(Exception):
             await pool.drain()
 
-    # -- client side --------------------------------------------------------------------------
+    # -- how the shared operations run (durable.storage.operations) ---------------------------
 
-    async def create_instance(
-        self,
-        new: NewInstance,
-        policy: OverridableStates = OverridableStates.NonRunningStates,
-        *,
-        lease_owner: str | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    ) -> OrchestrationWorkItem | None:
-        return await self._client_writes.submit(
-            new.instance_id,
-            lambda now: sql.create_instance(new, policy, lease_owner, lease_seconds, now),
-        )
+    def _read(self, factory: TxnFactory) -> Awaitable[Any]:
+        return self._run(factory, write=False)
 
-    async def send_message(self, message: Message) -> None:
-        await self._client_writes.submit(
-            message.instance_id, lambda now: sql.send_message(message, now)
-        )
+    def _write(self, factory: TxnFactory) -> Awaitable[Any]:
+        return self._run(factory)
 
-    async def rewind_instance(self, instance_id: str, reason: str | None) -> None:
-        await self._client_writes.submit(
-            instance_id, lambda now: sql.rewind_instance(instance_id, reason, now)
-        )
-
-    async def send_entity_message(self, message: Message) -> None:
-        await self._client_writes.submit(
-            message.instance_id, lambda now: sql.send_entity_message(message, now)
-        )
-
-    async def query_entities(self, query: EntityQuery) -> InstancePage:
-        return await self._run(lambda now: sql.query_entities(query), write=False)
-
-    async def remove_entity(self, instance_id: str, revision: int) -> bool:
-        return await self._run(lambda now: sql.remove_entity(instance_id, revision))
-
-    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
-        return await self._run(lambda now: sql.get_instance(instance_id), write=False)
-
-    async def get_history(self, instance_id: str) -> list[HistoryEvent]:
-        return await self._run(lambda now: sql.get_history(instance_id), write=False)
-
-    async def query_instances(self, query: InstanceQuery) -> InstancePage:
-        return await self._run(lambda now: sql.query_instances(query), write=False)
-
-    async def purge_instance(self, instance_id: str) -> int:
-        return await self._run(lambda now: sql.purge_instance(instance_id))
-
-    async def purge_instances(
-        self,
-        created_from: float | None,
-        created_to: float | None,
-        statuses: Sequence[OrchestrationRuntimeStatus] | None,
-    ) -> int:
-        deleted = 0
-        while True:  # one transaction per batch: row locks are held briefly
-            selected, gone = await self._run(
-                lambda now: sql.purge_batch(created_from, created_to, statuses)
-            )
-            deleted += gone
-            if selected < sql.PURGE_BATCH:
-                return deleted
-
-    async def count_by_status(self) -> dict[OrchestrationRuntimeStatus, int]:
-        return await self._run(lambda now: sql.count_by_status(), write=False)
-
-    async def backlog(self) -> Backlog:
-        return await self._run(sql.backlog, write=False)
-
-    async def get_setting(self, key: str) -> str | None:
-        return await self._run(lambda now: sql.get_setting(key), write=False)
-
-    async def put_setting_if_absent(self, key: str, value: str) -> str:
-        return await self._run(lambda now: sql.put_setting_if_absent(key, value))
-
-    # -- worker side --------------------------------------------------------------------------
-
-    async def lease_orchestrations(
-        self,
-        owner: str,
-        *,
-        limit: int,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        instance_ids: Sequence[str] | None = None,
-        cached_revisions: Mapping[str, int] | None = None,
-        exclude: Collection[str] = (),
-    ) -> list[OrchestrationWorkItem]:
-        cached = dict(cached_revisions) if cached_revisions else None
-        ids = sorted(set(instance_ids)) if instance_ids is not None else None
-        skip = list(exclude)
-        return await self._run(
-            lambda now: sql.lease_orchestrations(
-                owner, limit, lease_seconds, ids, cached, now, skip
-            )
-        )
-
-    async def commit_orchestrations(
-        self,
-        commits: Sequence[OrchestrationCommit],
-        *,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    ) -> list[CommitOutcome]:
-        # Lock instances in one global order, so concurrent batches cannot deadlock.
-        order = sorted(range(len(commits)), key=lambda index: commits[index].instance_id)
-        ordered = [commits[index] for index in order]
-        outcomes = await self._run(
-            lambda now: sql.commit_orchestrations(ordered, lease_seconds, now)
-        )
-        result: list[CommitOutcome] = [CommitOutcome(False)] * len(commits)
-        for position, index in enumerate(order):
-            result[index] = outcomes[position]
-        return result
-
-    async def release_orchestrations(self, owner: str, instance_ids: Sequence[str]) -> None:
-        ids = sorted(set(instance_ids))
-        await self._run(lambda now: sql.release_orchestrations(owner, ids))
-
-    async def lease_activities(
-        self, owner: str, *, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS
-    ) -> list[ActivityWorkItem]:
-        return await self._run(lambda now: sql.lease_activities(owner, limit, lease_seconds, now))
-
-    async def complete_activities(
-        self, owner: str, results: Sequence[ActivityResult]
-    ) -> list[bool]:
-        def key(index: int) -> tuple[str, str, int]:
-            task = results[index].task
-            return (task.instance_id, task.execution_id, task.task_id)
-
-        order = sorted(range(len(results)), key=key)
-        ordered = [results[index] for index in order]
-        delivered = await self._run(lambda now: sql.complete_activities(owner, ordered, now))
-        answer = [False] * len(results)
-        for position, index in enumerate(order):
-            answer[index] = delivered[position]
-        return answer
-
-    async def abandon_activities(
-        self, owner: str, tasks: Sequence[ActivityWorkItem], retry_after: float = 0.0
-    ) -> None:
-        ordered = sorted(tasks, key=lambda t: (t.instance_id, t.execution_id, t.task_id))
-        await self._run(lambda now: sql.abandon_activities(owner, ordered, retry_after, now))
-
-    async def renew_leases(self, owner: str, lease_seconds: float) -> None:
-        await self._run(lambda now: sql.renew_leases(owner, lease_seconds, now))
-
-    async def release_all(self, owner: str) -> None:
-        await self._run(lambda now: sql.release_all(owner))
-
-    async def lease_owners(self) -> list[str]:
-        return await self._run(lambda now: sql.lease_owners(), write=False)
-
-    async def next_wakeup(self) -> float | None:
-        return await self._run(sql.next_wakeup, write=False)
+    def _client_write(self, instance_id: str, factory: TxnFactory) -> Awaitable[Any]:
+        # Concurrent client writes share one transaction (statements.GroupedWrites).
+        return self._client_writes.submit(instance_id, factory)
 
     # -- LISTEN/NOTIFY ------------------------------------------------------------------------
 
