@@ -86,6 +86,7 @@ from durable.storage.base import (
     OrchestrationCommit,
     OrchestrationWorkItem,
 )
+from durable.storage.postgres import grouped
 from durable.storage.postgres.settings import DEFAULT_CONNECT_TIMEOUT, PostgresSettings
 from durable.storage.postgres.statements import GroupedWrites, Run, TxnFactory
 
@@ -312,15 +313,12 @@ class PostgresBackend:
         lease_owner: str | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> OrchestrationWorkItem | None:
-        return await self._client_writes.submit(
-            new.instance_id,
-            lambda now: sql.create_instance(new, policy, lease_owner, lease_seconds, now),
+        return await self._client_writes.submit_plan(
+            new.instance_id, grouped.Start(new, policy, lease_owner, lease_seconds)
         )
 
     async def send_message(self, message: Message) -> None:
-        await self._client_writes.submit(
-            message.instance_id, lambda now: sql.send_message(message, now)
-        )
+        await self._client_writes.submit_plan(message.instance_id, grouped.Send(message))
 
     async def rewind_instance(self, instance_id: str, reason: str | None) -> None:
         await self._client_writes.submit(
@@ -328,9 +326,7 @@ class PostgresBackend:
         )
 
     async def send_entity_message(self, message: Message) -> None:
-        await self._client_writes.submit(
-            message.instance_id, lambda now: sql.send_entity_message(message, now)
-        )
+        await self._client_writes.submit_plan(message.instance_id, grouped.Signal(message))
 
     async def query_entities(self, query: EntityQuery) -> InstancePage:
         return await self._run(lambda now: sql.query_entities(query), write=False)
