@@ -376,6 +376,14 @@ def get_instance(instance_id: str) -> Txn:
     return instance_from_row(row) if row is not None else None
 
 
+def get_instances(instance_ids: Sequence[str]) -> Txn:
+    wanted = sorted({i for i in instance_ids if is_lookup_id(i)})
+    if not wanted:
+        return []
+    found = yield rows("get_instances_for", instance_ids=wanted)
+    return [instance_from_row(row) for row in found]
+
+
 def get_history(instance_id: str) -> Txn:
     if not is_lookup_id(instance_id):
         return []

@@ -113,3 +113,11 @@ async def test_grouped_entity_signals_create_each_entity_once(backend: Backend) 
         assert record is not None and record.status is Status.Running
         item = await lease_one(backend, instance_id)
         assert [m.event.name for m in item.messages] == expected  # type: ignore[attr-defined]
+
+
+async def test_get_instances_reads_many_in_one_call(backend: Backend) -> None:
+    await asyncio.gather(*(backend.create_instance(new_instance(f"many-{n}")) for n in range(5)))
+    found = await backend.get_instances(["many-0", "many-3", "nobody", "many-3", "a\x00b"])
+    assert sorted(r.instance_id for r in found) == ["many-0", "many-3"]
+    assert all(r.status is Status.Pending for r in found)
+    await backend.wait_for_completions(0.01)  # returns (told or not) within the timeout

@@ -74,13 +74,14 @@ class Run:
     so its row locks would outlive its leases. One message is all or nothing.
     """
 
-    __slots__ = ("conn", "defer", "leased_here", "now", "pending", "wake")
+    __slots__ = ("conn", "defer", "finished", "leased_here", "now", "pending", "wake")
 
     def __init__(self, conn: psycopg.AsyncConnection[Any], now: float, defer: bool) -> None:
         self.conn = conn
         self.now = now
         self.defer = defer
         self.wake = False
+        self.finished = False  # an instance ended: tell completion waiters
         self.leased_here: set[str] = set()
         self.pending: list[str] = []
 
@@ -128,6 +129,8 @@ class Run:
             await cursor.execute(";\n".join(statements).encode())
 
     def _note(self, query: str, batch: Sequence[Mapping[str, Any]], result: Any) -> None:
+        if query in ("update_instance", "update_instance_keep_status") and not self.finished:
+            self.finished = any(p["completed_at"] is not None for p in batch)
         if query in ("insert_instance", "reset_instance", "update_instance",
                      "update_instance_keep_status", "continue_instance", "update_entity"):
             for params in batch:
