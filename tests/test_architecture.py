@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, int]] = [
     ("durable.app", 3), ("durable.history_view", 3), ("durable.telemetry", 3),
     ("durable.management_urls", 3),
     ("durable.worker", 4), ("durable.client", 4), ("durable.entity_client", 4),
+    ("durable.waiting", 4),
     ("durable.host", 5), ("durable.testing", 5), ("durable.schedules", 5),
     ("durable.loader", 6), ("durable.http", 6), ("durable.cli", 6), ("durable.dashboard", 6),
     ("durable.azure", 6),

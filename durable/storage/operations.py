@@ -97,6 +97,10 @@ class SQLOperations:
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         return await self._read(lambda now: sql.get_instance(instance_id))
 
+    async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRecord]:
+        ids = list(instance_ids)
+        return await self._read(lambda now: sql.get_instances(ids))
+
     async def get_history(self, instance_id: str) -> list[HistoryEvent]:
         return await self._read(lambda now: sql.get_history(instance_id))
 

@@ -269,7 +269,7 @@ def _ensure_entity(instance_id: str, now: float) -> Op:
 
 
 def send_entity_message(message: Message, now: float) -> Txn:
-    event = _checked_client_event(message)
+    event = checked_client_event(message)
     problem = bad_raw(message.instance_id)
     if problem is not None:
         raise InvalidInputError(f"The entity ID cannot be stored: {problem}.")
@@ -277,7 +277,7 @@ def send_entity_message(message: Message, now: float) -> Txn:
     yield _insert_message(message, now, False, event)
 
 
-def _checked_client_event(message: Message) -> str:
+def checked_client_event(message: Message) -> str:
     """A client's message as stored text, refused (InvalidInputError) if it cannot be stored
     faithfully."""
     try:
@@ -338,7 +338,7 @@ def rewind_instance(instance_id: str, reason: str | None, now: float) -> Txn:
 
 def _reopen(instance_id: str, execution_id: str, reason: str | None, now: float) -> Txn:
     message = Message(instance_id, ExecutionRewound(timestamp=now, reason=reason), execution_id)
-    event = _checked_client_event(message)  # before writing anything
+    event = checked_client_event(message)  # before writing anything
     yield count("reopen_instance", instance_id=instance_id, now=now)
     yield _insert_message(message, now, False, event)
 
@@ -369,7 +369,7 @@ def _rewind_child(child: NewInstance, now: float) -> Txn:
 def send_message(message: Message, now: float) -> Txn:
     if not is_lookup_id(message.instance_id):
         raise InstanceNotFoundError(message.instance_id)
-    event = _checked_client_event(message)
+    event = checked_client_event(message)
     row = yield one("lock_instance", instance_id=message.instance_id)
     if row is None:
         raise InstanceNotFoundError(message.instance_id)
@@ -384,6 +384,14 @@ def get_instance(instance_id: str) -> Txn:
         return None
     row = yield one("get_instance", instance_id=instance_id)
     return instance_from_row(row) if row is not None else None
+
+
+def get_instances(instance_ids: Sequence[str]) -> Txn:
+    wanted = sorted({i for i in instance_ids if is_lookup_id(i)})
+    if not wanted:
+        return []
+    found = yield rows("get_instances_for", instance_ids=wanted)
+    return [instance_from_row(row) for row in found]
 
 
 def get_history(instance_id: str) -> Txn:

@@ -68,8 +68,16 @@ from durable.errors import (
     StorageFullError,
     StorageReadOnlyError,
 )
+from durable.status import OverridableStates
 from durable.storage import sql
+from durable.storage.base import (
+    DEFAULT_LEASE_SECONDS,
+    Message,
+    NewInstance,
+    OrchestrationWorkItem,
+)
 from durable.storage.operations import SQLOperations
+from durable.storage.postgres import grouped
 from durable.storage.postgres.settings import DEFAULT_CONNECT_TIMEOUT, PostgresSettings
 from durable.storage.postgres.statements import GroupedWrites, Run, TxnFactory
 
@@ -93,6 +101,10 @@ class PostgresBackend(SQLOperations):
         self._listener: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._last_drain = 0.0
+        # Completion waiters (wait_for_completions): their own LISTEN connection, started on
+        # first use, so a worker that never waits does not hold one.
+        self._done_listener: asyncio.Task[None] | None = None
+        self._done: asyncio.Event | None = None
         self._client_writes = GroupedWrites(self._run)
 
     def __repr__(self) -> str:
@@ -195,11 +207,12 @@ class PostgresBackend(SQLOperations):
             ) from exc
 
     async def close(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        for listener in (self._listener, self._done_listener):
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+        self._listener = self._done_listener = None
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -234,6 +247,8 @@ class PostgresBackend(SQLOperations):
                         if run.pending == ["BEGIN"] and not run.wake:
                             return value  # nothing was written (or even sent)
                         tail = [self._notify_statement] if run.wake else []
+                        if run.finished:
+                            tail.append(self._notify_done_statement)
                         committing = True
                         await run.flush(*tail, "COMMIT")
                     except BaseException:
@@ -274,6 +289,10 @@ class PostgresBackend(SQLOperations):
     def _notify_statement(self) -> str:
         return f"SELECT pg_notify('{self.settings.channel}', '')"  # channel: [a-z0-9_] only
 
+    @property
+    def _notify_done_statement(self) -> str:
+        return f"SELECT pg_notify('{self.settings.done_channel}', '')"
+
     async def _drain(self, pool: AsyncConnectionPool[Any]) -> None:
         now = time.monotonic()
         if now - self._last_drain < 1.0:
@@ -295,6 +314,42 @@ class PostgresBackend(SQLOperations):
         # Concurrent client writes share one transaction (statements.GroupedWrites).
         return self._client_writes.submit(instance_id, factory)
 
+    # -- client writes: one statement per kind for a whole group (grouped.py) ----------------
+
+    async def create_instance(
+        self,
+        new: NewInstance,
+        policy: OverridableStates = OverridableStates.NonRunningStates,
+        *,
+        lease_owner: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> OrchestrationWorkItem | None:
+        return await self._client_writes.submit_plan(
+            new.instance_id, grouped.Start(new, policy, lease_owner, lease_seconds)
+        )
+
+    async def send_message(self, message: Message) -> None:
+        await self._client_writes.submit_plan(message.instance_id, grouped.Send(message))
+
+    async def send_entity_message(self, message: Message) -> None:
+        await self._client_writes.submit_plan(message.instance_id, grouped.Signal(message))
+
+    async def wait_for_completions(self, timeout: float) -> None:
+        """Return on a completion notification for this hub (or one since the last call),
+        else after ``timeout``. The first call starts the listening connection."""
+        if self._pool is None:
+            await asyncio.sleep(timeout)
+            return
+        if self._done is None:
+            self._done = asyncio.Event()
+        if self._done_listener is None:
+            self._done_listener = asyncio.get_running_loop().create_task(
+                self._listen(self.settings.done_channel, self._done),
+                name=f"durable-listen-done-{self.settings.hub}",
+            )
+        await _wait_event(self._done, timeout)
+
+
     # -- LISTEN/NOTIFY ------------------------------------------------------------------------
 
     async def wait_for_work(self, timeout: float) -> None:
@@ -307,20 +362,14 @@ class PostgresBackend(SQLOperations):
             self._wake = asyncio.Event()
         if self._listener is None:
             self._listener = asyncio.get_running_loop().create_task(
-                self._listen(), name=f"durable-listen-{self.settings.hub}"
+                self._listen(self.settings.channel, self._wake),
+                name=f"durable-listen-{self.settings.hub}",
             )
-        if not self._wake.is_set():
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
-            # that races the event, which would hang the worker's shutdown.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-        self._wake.clear()
+        await _wait_event(self._wake, timeout)
 
-    async def _listen(self) -> None:
-        """Hold a LISTEN connection; reconnect with backoff whenever it drops."""
-        assert self._wake is not None
-        channel = pg_sql.Identifier(self.settings.channel)
+    async def _listen(self, name: str, wake: asyncio.Event) -> None:
+        """Hold a LISTEN connection on ``name``; reconnect with backoff whenever it drops."""
+        channel = pg_sql.Identifier(name)
         delay = 0.5
         failing = False
         while True:
@@ -338,9 +387,9 @@ class PostgresBackend(SQLOperations):
                         log.info("listening for work on %s again", self.settings.where)
                     failing = False
                     delay = 0.5
-                    self._wake.set()  # anything sent while we were not listening
+                    wake.set()  # anything sent while we were not listening
                     async for _ in conn.notifies():
-                        self._wake.set()
+                        wake.set()
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError) as exc:
@@ -353,6 +402,16 @@ class PostgresBackend(SQLOperations):
                 failing = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, _LISTEN_MAX_BACKOFF)
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> None:
+    if not event.is_set():
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
+        # that races the event, which would hang the worker's shutdown.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await event.wait()
+    event.clear()
 
 
 def _closed_by_server(conn: psycopg.AsyncConnection[Any]) -> bool:

@@ -364,6 +364,9 @@ class SQLiteBackend(SQLOperations):
 
     # -- notifications ----------------------------------------------------------------------
 
+    async def wait_for_completions(self, timeout: float) -> None:
+        await self.wait_for_work(timeout)  # any other connection's commit may have ended one
+
     async def wait_for_work(self, timeout: float) -> None:
         """Return early when another process commits to the file.
 
