@@ -49,6 +49,7 @@ from durable.storage.base import (
     Message,
     NewInstance,
 )
+from durable.waiting import completions_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -273,9 +274,11 @@ class DurableOrchestrationClient(EntityClient):
         Finishing in this process wakes the caller at once; otherwise storage is polled.
         Raises :class:`durable.OrchestrationTimeoutError` after ``timeout`` seconds.
         """
+        worker = self._worker
+        if worker is None:
+            return await self._wait_without_worker(instance_id, timeout, poll_interval)
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.01
-        worker = self._worker
         while True:
             finished = worker.watch(instance_id) if worker is not None else None
             try:
@@ -302,6 +305,30 @@ class DurableOrchestrationClient(EntityClient):
             finally:
                 if finished is not None and worker is not None:
                     worker.unwatch(instance_id, finished)
+
+    async def _wait_without_worker(
+        self, instance_id: str, timeout: float | None, poll_interval: float
+    ) -> DurableOrchestrationStatus:
+        """Nothing finishes in this process: wait in the backend's shared table, which reads
+        every awaited instance in one statement per poll and wakes on the database's word."""
+        table = completions_of(self._backend)
+        table.poll_interval = min(table.poll_interval, poll_interval)
+        future = table.watch(instance_id)
+        try:
+            done, _ = await asyncio.wait([future], timeout=timeout)
+            if not done:
+                status = await self.get_status(instance_id)
+                current = status.runtime_status.value if status.runtime_status else None
+                raise OrchestrationTimeoutError(
+                    f"Instance '{instance_id}' did not finish within {timeout} seconds "
+                    f"(status {current})."
+                )
+            record = future.result()
+        finally:
+            table.unwatch(instance_id, future)
+        if record is None:
+            raise InstanceNotFoundError(instance_id)
+        return status_from_record(record)
 
     # -- signalling ---------------------------------------------------------------------------
 
