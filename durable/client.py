@@ -269,7 +269,7 @@ class DurableOrchestrationClient(EntityClient):
     async def wait_for_completion(
         self, instance_id: str, timeout: float | None = None, poll_interval: float = 0.5
     ) -> DurableOrchestrationStatus:
-        """Wait until the instance is Completed, Failed or Terminated; return its status.
+        """Wait until the instance is Completed, Failed, Terminated or Canceled; return its status.
 
         Finishing in this process wakes the caller at once; otherwise storage is polled.
         Raises :class:`durable.OrchestrationTimeoutError` after ``timeout`` seconds.
