@@ -271,16 +271,18 @@ class DurableOrchestrationClient(EntityClient):
     ) -> DurableOrchestrationStatus:
         """Wait until the instance is Completed, Failed, Terminated or Canceled; return its status.
 
-        Finishing in this process wakes the caller at once; otherwise storage is polled.
+        With a worker in this process, its finishing wakes the caller at once and storage is
+        read every ``poll_interval`` for instances other processes finish; without one, the
+        wait joins the backend's shared table of waiters (one read per poll for all of them,
+        woken by the database where it can tell: PostgreSQL NOTIFY).
         Raises :class:`durable.OrchestrationTimeoutError` after ``timeout`` seconds.
         """
         worker = self._worker
         if worker is None:
             return await self._wait_without_worker(instance_id, timeout, poll_interval)
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.01
         while True:
-            finished = worker.watch(instance_id) if worker is not None else None
+            finished = worker.watch(instance_id)
             try:
                 status = await self.get_status(instance_id)
                 if not status:
@@ -294,17 +296,11 @@ class DurableOrchestrationClient(EntityClient):
                         f"Instance '{instance_id}' did not finish within {timeout} seconds "
                         f"(status {current})."
                     )
-                if finished is not None:
-                    # Finishing here resolves the future at once; polling covers other processes.
-                    wait = poll_interval if remaining is None else min(poll_interval, remaining)
-                    await asyncio.wait([finished], timeout=wait)
-                else:
-                    wait = delay if remaining is None else min(delay, remaining)
-                    await asyncio.sleep(wait)
-                    delay = min(delay * 2, poll_interval)
+                # Finishing here resolves the future at once; polling covers other processes.
+                wait = poll_interval if remaining is None else min(poll_interval, remaining)
+                await asyncio.wait([finished], timeout=wait)
             finally:
-                if finished is not None and worker is not None:
-                    worker.unwatch(instance_id, finished)
+                worker.unwatch(instance_id, finished)
 
     async def _wait_without_worker(
         self, instance_id: str, timeout: float | None, poll_interval: float
