@@ -90,7 +90,9 @@ class Worker(EpisodeAssembly, Committing):
         self._left_unclaimed = False  # our commits left activities for anyone to take
         self._poll_soon = asyncio.Event()
         self._accepted: list[OrchestrationWorkItem] = []
-        self._hinted: set[str] = set()
+        # Instances to lease and look at, oldest hint first (a dict for its order: an instance
+        # hinted again keeps its place, so a hot one cannot starve the others).
+        self._hinted: dict[str, None] = {}
         self._leasing: set[str] = set()  # instances with a lease read in flight
         self._with_local: set[str] = set()
         self._to_inbox: list[ActivityResult] = []
@@ -145,7 +147,8 @@ class Worker(EpisodeAssembly, Committing):
         the number of episodes committed. For tests of a worker started with
         ``start(loops=False)``: no background loop runs, so each round is deterministic."""
         if self._hinted:
-            wanted, self._hinted = sorted(self._hinted), set()
+            wanted, self._hinted = sorted(self._hinted), {}
+            self._leasing.update(wanted)
             await self._lease(wanted)
         await self._poll_once()
         episodes = self._ready_episodes()
@@ -192,7 +195,7 @@ class Worker(EpisodeAssembly, Committing):
 
     def hint(self, instance_id: str) -> None:
         """Something new may be in this instance's inbox; lease and look soon."""
-        self._hinted.add(instance_id)
+        self._hinted[instance_id] = None
         self._wake.set()
 
     def watch(self, instance_id: str) -> asyncio.Future[None]:
@@ -241,19 +244,30 @@ class Worker(EpisodeAssembly, Committing):
             self._spawn(self._deliver_to_inbox(batch))
         capacity = self.options.max_concurrent_orchestrations - self._busy_count
         if self._hinted and capacity > 0 and not self._stopping:
-            # One lease read per instance at a time: a burst of messages to one instance (a
-            # hot entity) must not start a read of its whole inbox per message.
+            # Never lease an instance whose messages this worker already holds: a lease read
+            # in flight, a leased item waiting for its episode, an episode being committed, or
+            # results in hand for its next episode. Such a read would return the same messages
+            # again (they leave the inbox only when that episode commits) and its episode
+            # would be stale: a hot entity re-read its whole inbox per signal. The hint stays
+            # and is served when the instance is free again (every way out wakes us).
+            held = {item.instance_id for item in self._accepted}
             wanted = [i for i in self._hinted
-                      if not self._cache.is_busy(i) and i not in self._leasing
+                      if i not in self._leasing and i not in held
+                      and i not in self._with_local and not self._cache.is_busy(i)
                       and not self._versions.is_rejected(i)]
             if self._strikes:
                 # Backing off: its retry is on the timer queue.
                 waiting = [i for i in wanted if self._strikes.is_backing_off(i)]
-                self._hinted.difference_update(waiting)
+                for instance_id in waiting:
+                    del self._hinted[instance_id]
                 wanted = [i for i in wanted if i not in waiting]
             wanted = wanted[: self.options.lease_batch]
             if wanted:
-                self._hinted.difference_update(wanted)
+                for instance_id in wanted:
+                    del self._hinted[instance_id]
+                # Marked now, not when the task first runs: the episodes this same round
+                # starts must not be leased again in between.
+                self._leasing.update(wanted)
                 self._spawn(self._lease(wanted))
         episodes = self._ready_episodes()
         if episodes:
@@ -312,6 +326,11 @@ class Worker(EpisodeAssembly, Committing):
         not lease and read them again."""
         held = [item.instance_id for item in self._accepted]
         held.extend(self._leasing)
+        held.extend(self._with_local)
+        # Hinted ones get a targeted lease of their own (this cuts the overlap between a poll
+        # and such a lease; a hint that comes while a poll is in flight can still overlap it,
+        # and the later item is then simply stale: see EpisodeAssembly._episode_from_item).
+        held.extend(self._hinted)
         held.extend(self._versions.skipped())
         if self._busy_count:
             held.extend(owned.instance_id for owned in self._cache if owned.busy)
@@ -320,7 +339,7 @@ class Worker(EpisodeAssembly, Committing):
         return held
 
     async def _lease(self, instance_ids: list[str]) -> None:
-        self._leasing.update(instance_ids)
+        """Lease ``instance_ids`` (the caller has put them in ``_leasing``)."""
         try:
             items = await self.backend.lease_orchestrations(
                 self.id,
