@@ -129,6 +129,8 @@ class Committing(WorkerState):
             self._finish_waiters.finished(owned.instance_id)
         if owned.local:
             self._with_local.add(owned.instance_id)
+        if episode.more_messages:
+            self.hint(owned.instance_id)  # the rest of its inbox, now that these are gone
 
     def _lease_lost(self, episode: Episode, quiet: bool = False) -> None:
         """The fence failed: drop our copy and re-deliver finished activities via the inbox."""

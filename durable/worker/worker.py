@@ -347,6 +347,7 @@ class Worker(EpisodeAssembly, Committing):
                 lease_seconds=self.options.lease_seconds,
                 instance_ids=instance_ids,
                 cached_revisions=self._cache.revisions,
+                max_messages=self.options.max_messages_per_lease,
             )
         except Exception:
             log.exception("leasing orchestrations failed; will retry on the next poll")
@@ -409,6 +410,7 @@ class Worker(EpisodeAssembly, Committing):
                 lease_seconds=self.options.lease_seconds,
                 cached_revisions=self._cache.revisions,
                 exclude=self._in_hand(),
+                max_messages=self.options.max_messages_per_lease,
             )
             for item in items:
                 self.accept(item)

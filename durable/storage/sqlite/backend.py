@@ -460,10 +460,12 @@ class SQLiteBackend:
         instance_ids: Sequence[str] | None = None,
         cached_revisions: Mapping[str, int] | None = None,
         exclude: Collection[str] = (),
+        max_messages: int | None = None,
     ) -> list[OrchestrationWorkItem]:
         return await self._write(
             lambda now: sql.lease_orchestrations(
-                owner, limit, lease_seconds, instance_ids, cached_revisions, now, exclude
+                owner, limit, lease_seconds, instance_ids, cached_revisions, now, exclude,
+                max_messages,
             )
         )
 
