@@ -175,6 +175,9 @@ class Committing(WorkerState):
     def _forget(self, instance_id: str) -> None:
         self._cache.forget(instance_id)
         self._with_local.discard(instance_id)
+        if self._finish_waiters:
+            # Waiters that relied on our holding it (Worker.owns) poll from now on.
+            self._finish_waiters.wake(instance_id)
 
     def _evict_if_needed(self) -> None:
         evicted = self._cache.evictable()

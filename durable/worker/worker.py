@@ -209,6 +209,13 @@ class Worker(EpisodeAssembly, Committing):
     def unwatch(self, instance_id: str, future: asyncio.Future[None]) -> None:
         self._finish_waiters.unwatch(instance_id, future)
 
+    def owns(self, instance_id: str) -> bool:
+        """True while this worker holds the instance (its lease and cached state). Only the
+        holder runs its episodes, so its finish resolves :meth:`watch`'s future here; when the
+        worker lets it go (finished, evicted, lease lost) it wakes those futures, and a waiter
+        that sees it no longer owned polls storage instead."""
+        return self._cache.get(instance_id) is not None
+
     @property
     def is_idle(self) -> bool:
         """Nothing in hand: no episode, activity, lease read or hand-over under way (what
