@@ -49,6 +49,7 @@ from durable.storage.base import (
     Message,
     NewInstance,
 )
+from durable.waiting import completions_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -272,16 +273,20 @@ class DurableOrchestrationClient(EntityClient):
     async def wait_for_completion(
         self, instance_id: str, timeout: float | None = None, poll_interval: float = 0.5
     ) -> DurableOrchestrationStatus:
-        """Wait until the instance is Completed, Failed or Terminated; return its status.
+        """Wait until the instance is Completed, Failed, Terminated or Canceled; return its status.
 
-        Finishing in this process wakes the caller at once; otherwise storage is polled.
+        With a worker in this process, its finishing wakes the caller at once and storage is
+        read every ``poll_interval`` for instances other processes finish; without one, the
+        wait joins the backend's shared table of waiters (one read per poll for all of them,
+        woken by the database where it can tell: PostgreSQL NOTIFY).
         Raises :class:`durable.OrchestrationTimeoutError` after ``timeout`` seconds.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.01
         worker = self._worker
+        if worker is None:
+            return await self._wait_without_worker(instance_id, timeout, poll_interval)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            finished = worker.watch(instance_id) if worker is not None else None
+            finished = worker.watch(instance_id)
             try:
                 status = await self.get_status(instance_id)
                 if not status:
@@ -295,23 +300,40 @@ class DurableOrchestrationClient(EntityClient):
                         f"Instance '{instance_id}' did not finish within {timeout} seconds "
                         f"(status {current})."
                     )
-                if finished is not None:
-                    # Finishing here resolves the future at once; polling covers other processes.
-                    # While our worker holds the instance no other process can finish it, and
-                    # the worker wakes the future if it lets it go: re-reading is only a
-                    # safety net then (1,000 waiters re-reading every 0.5 s cost W9 (c) a tenth
-                    # of its CPU).
-                    every = (max(poll_interval, OWNED_RECHECK_SECONDS)
-                             if worker is not None and worker.owns(instance_id) else poll_interval)
-                    wait = every if remaining is None else min(every, remaining)
-                    await asyncio.wait([finished], timeout=wait)
-                else:
-                    wait = delay if remaining is None else min(delay, remaining)
-                    await asyncio.sleep(wait)
-                    delay = min(delay * 2, poll_interval)
+                # Finishing here resolves the future at once; polling covers other processes.
+                # While our worker holds the instance no other process can finish it, and the
+                # worker wakes the future if it lets it go: re-reading is only a safety net
+                # then (1,000 waiters re-reading every 0.5 s cost W9 (c) a tenth of its CPU).
+                every = (max(poll_interval, OWNED_RECHECK_SECONDS) if worker.owns(instance_id)
+                         else poll_interval)
+                wait = every if remaining is None else min(every, remaining)
+                await asyncio.wait([finished], timeout=wait)
             finally:
-                if finished is not None and worker is not None:
-                    worker.unwatch(instance_id, finished)
+                worker.unwatch(instance_id, finished)
+
+    async def _wait_without_worker(
+        self, instance_id: str, timeout: float | None, poll_interval: float
+    ) -> DurableOrchestrationStatus:
+        """Nothing finishes in this process: wait in the backend's shared table, which reads
+        every awaited instance in one statement per poll and wakes on the database's word."""
+        table = completions_of(self._backend)
+        table.poll_interval = min(table.poll_interval, poll_interval)
+        future = table.watch(instance_id)
+        try:
+            done, _ = await asyncio.wait([future], timeout=timeout)
+            if not done:
+                status = await self.get_status(instance_id)
+                current = status.runtime_status.value if status.runtime_status else None
+                raise OrchestrationTimeoutError(
+                    f"Instance '{instance_id}' did not finish within {timeout} seconds "
+                    f"(status {current})."
+                )
+            record = future.result()
+        finally:
+            table.unwatch(instance_id, future)
+        if record is None:
+            raise InstanceNotFoundError(instance_id)
+        return status_from_record(record)
 
     # -- signalling ---------------------------------------------------------------------------
 

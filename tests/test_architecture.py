@@ -20,11 +20,13 @@ LAYERS: list[tuple[str, int]] = [
     ("durable.errors", 0), ("durable.history", 0), ("durable.status", 0),
     ("durable.serialization", 0), ("durable.ids", 0), ("durable.clock", 0),
     ("durable.versioning", 0), ("durable.http_model", 0),
+    ("durable.schedules.ncrontab", 0),  # a pure schedule parser: DFApp checks schedules with it
     ("durable.orchestration", 1),
     ("durable.storage", 2),
     ("durable.app", 3), ("durable.history_view", 3), ("durable.telemetry", 3),
     ("durable.management_urls", 3),
     ("durable.worker", 4), ("durable.client", 4), ("durable.entity_client", 4),
+    ("durable.waiting", 4),
     ("durable.host", 5), ("durable.testing", 5), ("durable.schedules", 5),
     ("durable.loader", 6), ("durable.http", 6), ("durable.cli", 6), ("durable.dashboard", 6),
     ("durable.azure", 6),

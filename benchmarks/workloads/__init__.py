@@ -31,7 +31,7 @@ Status = df.OrchestrationRuntimeStatus
 
 ORDER = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W11"]
 # Run only when named (--only): W10 loads a million rows into each backend (~6 min a rep).
-ON_REQUEST = ["W10"]
+ON_REQUEST = ["W10", "W8L"]
 MODULES = {
     "W1": "w1_hello3",
     "W2": "w2_hello5",
@@ -41,6 +41,7 @@ MODULES = {
     "W6": "w6_events",
     "W7": "w7_long_chain",
     "W8": "w8_postgres",
+    "W8L": "w8l_latency",
     "W9": "w9_entities",
     "W11": "w11_azure_sdk",
     "W10": "w10_large_store",

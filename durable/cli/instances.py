@@ -1,4 +1,5 @@
-"""``durable instances list|show|history|start|raise|terminate|suspend|resume|restart|purge``.
+"""``durable instances list|show|history|start|raise|terminate|suspend|resume|restart|purge|
+rewind|export-history``.
 
 Each command works against a storage URL (``--storage`` / ``DURABLE_STORAGE``) or a running
 server (``--url`` / ``DURABLE_URL``, key from ``--key`` / ``DURABLE_KEY``). Output is a Rich

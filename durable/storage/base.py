@@ -322,6 +322,16 @@ class Backend(Protocol):
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
 
+    async def get_instances(self, instance_ids: Sequence[str]) -> list[InstanceRecord]:
+        """The rows of those instances that exist, in one read (for many waiters at once)."""
+
+    async def wait_for_completions(self, timeout: float) -> None:
+        """Return when an instance may have finished in another process, or after ``timeout``.
+
+        PostgreSQL is told (NOTIFY on the hub's completion channel by every commit that ends an
+        instance); SQLite notices any commit by another connection. Reading the statuses after
+        this returns is what actually finds out."""
+
     async def get_history(self, instance_id: str) -> list[HistoryEvent]: ...
 
     async def query_instances(self, query: InstanceQuery) -> InstancePage: ...

@@ -111,13 +111,23 @@ def load_migrations(package: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def check_schema_version(current: int, migrations: Sequence[tuple[int, str]]) -> None:
+def pending_migrations(
+    current: int, migrations: Sequence[tuple[int, str]]
+) -> list[tuple[int, str]]:
+    """The migrations a store at schema version ``current`` still needs, in order.
+
+    Both backends run them the same way (read the version, apply what is newer, record each in
+    ``durable_migrations``, all in one transaction); only the lock that keeps two processes from
+    migrating at once differs (SQLite's write lock, a PostgreSQL advisory lock).
+    Raises SchemaVersionError for a store newer than this code.
+    """
     latest = migrations[-1][0] if migrations else 0
     if current > latest:
         raise SchemaVersionError(
             f"The store has schema version {current}, but this version of durable knows only "
             f"up to {latest}. Upgrade durable."
         )
+    return [(version, script) for version, script in migrations if version > current]
 
 
 # -- ops ----------------------------------------------------------------------------------------
@@ -259,7 +269,7 @@ def _ensure_entity(instance_id: str, now: float) -> Op:
 
 
 def send_entity_message(message: Message, now: float) -> Txn:
-    event = _checked_client_event(message)
+    event = checked_client_event(message)
     problem = bad_raw(message.instance_id)
     if problem is not None:
         raise InvalidInputError(f"The entity ID cannot be stored: {problem}.")
@@ -267,7 +277,7 @@ def send_entity_message(message: Message, now: float) -> Txn:
     yield _insert_message(message, now, False, event)
 
 
-def _checked_client_event(message: Message) -> str:
+def checked_client_event(message: Message) -> str:
     """A client's message as stored text, refused (InvalidInputError) if it cannot be stored
     faithfully."""
     try:
@@ -328,7 +338,7 @@ def rewind_instance(instance_id: str, reason: str | None, now: float) -> Txn:
 
 def _reopen(instance_id: str, execution_id: str, reason: str | None, now: float) -> Txn:
     message = Message(instance_id, ExecutionRewound(timestamp=now, reason=reason), execution_id)
-    event = _checked_client_event(message)  # before writing anything
+    event = checked_client_event(message)  # before writing anything
     yield count("reopen_instance", instance_id=instance_id, now=now)
     yield _insert_message(message, now, False, event)
 
@@ -359,7 +369,7 @@ def _rewind_child(child: NewInstance, now: float) -> Txn:
 def send_message(message: Message, now: float) -> Txn:
     if not is_lookup_id(message.instance_id):
         raise InstanceNotFoundError(message.instance_id)
-    event = _checked_client_event(message)
+    event = checked_client_event(message)
     row = yield one("lock_instance", instance_id=message.instance_id)
     if row is None:
         raise InstanceNotFoundError(message.instance_id)
@@ -374,6 +384,14 @@ def get_instance(instance_id: str) -> Txn:
         return None
     row = yield one("get_instance", instance_id=instance_id)
     return instance_from_row(row) if row is not None else None
+
+
+def get_instances(instance_ids: Sequence[str]) -> Txn:
+    wanted = sorted({i for i in instance_ids if is_lookup_id(i)})
+    if not wanted:
+        return []
+    found = yield rows("get_instances_for", instance_ids=wanted)
+    return [instance_from_row(row) for row in found]
 
 
 def get_history(instance_id: str) -> Txn:

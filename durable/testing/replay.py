@@ -119,7 +119,7 @@ def replay(code: Orchestrators, history_files: Iterable[str | Path]) -> ReplayRe
         name = str(instance.get("name") or (started.name if started else ""))
         instance_id = str(instance.get("instanceId") or (started.instance_id if started else ""))
         report.replayed += 1
-        problem = replay_history(lookup, name, events)
+        problem = replay_history(lookup, name, events, runtime_factory=_factory_of(code, name))
         if problem is not None:
             problem.source, problem.instance_id = str(path), instance_id
             report.problems.append(problem)
@@ -127,21 +127,45 @@ def replay(code: Orchestrators, history_files: Iterable[str | Path]) -> ReplayRe
 
 
 def replay_history(lookup: Callable[[str], Callable[..., Any] | None], name: str,
-                   events: list[HistoryEvent]) -> ReplayProblem | None:
+                   events: list[HistoryEvent], *,
+                   runtime_factory: Callable[..., Any] | None = None) -> ReplayProblem | None:
+    """Replay one history against the orchestrator ``lookup`` finds for ``name``; the problem
+    found, or None. ``runtime_factory`` is the function's own engine, if it has one."""
     fn = lookup(name)
     if fn is None:
         return ReplayProblem("", "", name, f"no orchestrator named '{name}' in today's code")
+    if runtime_factory is not None and runtime_factory is not OrchestrationRuntime:
+        # The Azure SDK's engine replays inside the SDK and reports no divergence to compare,
+        # so a pass here would mean nothing: say so instead.
+        return ReplayProblem("", "", name, "replay testing covers orchestrators run by "
+                             "durable's engine, not ones run through the Azure SDK's protocol")
     runtime = OrchestrationRuntime(fn)
     runtime.replay(events)
     error = runtime.last_error
     if isinstance(error, NonDeterminismError):
         return ReplayProblem("", "", name, error.message, error.expected, error.actual)
     recorded = next((e for e in reversed(events) if isinstance(e, ExecutionCompleted)), None)
-    if recorded is not None and recorded.status == "Completed" and runtime.is_done and (
+    recorded_status = recorded.status if recorded is not None else None
+    failure = runtime.failure
+    if failure is not None and recorded_status != "Failed":
+        # The code now raises where the history went on (or completed).
+        return ReplayProblem("", "", name, "the code now fails",
+                             recorded.result if recorded is not None else None,
+                             f"{failure.error_type}: {failure.message}")
+    if recorded is not None and recorded_status == "Completed" and runtime.is_done and (
             runtime.output != recorded.result):
         return ReplayProblem("", "", name, "the code now returns another output",
                              recorded.result, runtime.output)
     return None
+
+
+def _factory_of(code: Orchestrators, name: str) -> Callable[..., Any] | None:
+    """The engine an app's orchestrator asks for (``FunctionInfo.runtime_factory``), if any."""
+    registry = code.registry() if isinstance(code, DFApp) else code
+    if not isinstance(registry, Registry):
+        return None
+    found = registry.resolve_orchestrator(name)
+    return registry.orchestrators[found].runtime_factory if found is not None else None
 
 
 def _lookup(code: Orchestrators) -> Callable[[str], Callable[..., Any] | None]:

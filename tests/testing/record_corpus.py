@@ -5,7 +5,7 @@
 Each example script keeps its SQLite file in a temporary folder (``TMPDIR``); after it ran,
 every orchestration instance in that file is written to ``tests/testing/corpus/`` as
 ``<example>--<orchestrator>--<n>.json`` in durable's history-file format. The test
-``test_replay_corpus.py`` replays them against today's code: re-record only when a change to
+``test_replay.py`` replays them against today's code: re-record only when a change to
 an example is meant to break its old instances.
 """
 

@@ -115,3 +115,40 @@ def test_an_unknown_orchestrator_is_a_problem(chaining_history: Path) -> None:
     report = replay({"something_else": lambda context: None}, [chaining_history])
     assert not report.ok and "no orchestrator named 'hello_sequence'" in str(report)
 
+
+
+def _cut_after_second_result(history: Path, to: Path) -> Path:
+    """The history as it stood while the third call was still running."""
+    instance, events = read_history_file(history)
+    results = [i for i, e in enumerate(events) if type(e).__name__ == "TaskCompleted"]
+    kept = events[: results[1] + 1]
+    to.write_text(json.dumps(export_history(
+        str(instance["instanceId"]), str(instance["name"]), str(instance.get("executionId", "e")),
+        "Running", kept)))
+    return to
+
+
+def test_code_that_now_raises_is_reported_for_unfinished_and_completed_histories(
+        chaining_history: Path, tmp_path: Path) -> None:
+    def hello_sequence(context: df.DurableOrchestrationContext):
+        a = yield context.call_activity("say_hello", "Tokyo")
+        b = yield context.call_activity("say_hello", "Seattle")
+        raise KeyError(f"lost {a} and {b}")  # a regression: it used to go on
+
+    unfinished = _cut_after_second_result(chaining_history, tmp_path / "cut.json")
+    for history in (unfinished, chaining_history):
+        [problem] = replay({"hello_sequence": hello_sequence}, [history]).problems
+        assert problem.message == "the code now fails"
+        assert problem.actual is not None and "KeyError" in problem.actual
+    # The real code replays both cleanly.
+    chaining = example("function_chaining")
+    assert replay(chaining.app, [unfinished, chaining_history]).ok
+
+
+def test_apps_run_through_the_azure_sdk_are_not_passed_unchecked(chaining_history: Path) -> None:
+    pytest.importorskip("azure.durable_functions", reason="the azure extra is not installed")
+    from durable.azure import load_project
+
+    app = load_project(REPO / "examples" / "azure" / "patterns_v2")
+    [problem] = replay(app, [chaining_history]).problems
+    assert "Azure SDK" in problem.message

@@ -51,7 +51,7 @@ import contextlib
 import logging
 import select
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable
 from typing import Any
 
 import psycopg
@@ -68,24 +68,16 @@ from durable.errors import (
     StorageFullError,
     StorageReadOnlyError,
 )
-from durable.history import HistoryEvent
-from durable.status import OrchestrationRuntimeStatus, OverridableStates
+from durable.status import OverridableStates
 from durable.storage import sql
 from durable.storage.base import (
     DEFAULT_LEASE_SECONDS,
-    ActivityResult,
-    ActivityWorkItem,
-    Backlog,
-    CommitOutcome,
-    EntityQuery,
-    InstancePage,
-    InstanceQuery,
-    InstanceRecord,
     Message,
     NewInstance,
-    OrchestrationCommit,
     OrchestrationWorkItem,
 )
+from durable.storage.operations import SQLOperations
+from durable.storage.postgres import grouped
 from durable.storage.postgres.settings import DEFAULT_CONNECT_TIMEOUT, PostgresSettings
 from durable.storage.postgres.statements import GroupedWrites, Run, TxnFactory
 
@@ -99,7 +91,7 @@ _CONNECTION_ATTEMPTS = 3  # attempts on fresh connections after a connection err
 _LISTEN_MAX_BACKOFF = 10.0
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 
-class PostgresBackend:
+class PostgresBackend(SQLOperations):
     """Storage in a PostgreSQL database, shared by any number of worker processes."""
 
     def __init__(self, url: str) -> None:
@@ -109,6 +101,10 @@ class PostgresBackend:
         self._listener: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._last_drain = 0.0
+        # Completion waiters (wait_for_completions): their own LISTEN connection, started on
+        # first use, so a worker that never waits does not hold one.
+        self._done_listener: asyncio.Task[None] | None = None
+        self._done: asyncio.Event | None = None
         self._client_writes = GroupedWrites(self._run)
 
     def __repr__(self) -> str:
@@ -191,10 +187,7 @@ class PostgresBackend:
                 )
                 row = await cursor.fetchone()
                 current = int(row[0]) if row else 0
-                sql.check_schema_version(current, _MIGRATIONS)
-                for version, script in _MIGRATIONS:
-                    if version <= current:
-                        continue
+                for version, script in sql.pending_migrations(current, _MIGRATIONS):
                     await conn.execute(script.encode())  # several statements: no parameters
                     await conn.execute(
                         "INSERT INTO durable_migrations VALUES (%s, %s)",
@@ -214,11 +207,12 @@ class PostgresBackend:
             ) from exc
 
     async def close(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        for listener in (self._listener, self._done_listener):
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+        self._listener = self._done_listener = None
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -253,6 +247,8 @@ class PostgresBackend:
                         if run.pending == ["BEGIN"] and not run.wake:
                             return value  # nothing was written (or even sent)
                         tail = [self._notify_statement] if run.wake else []
+                        if run.finished:
+                            tail.append(self._notify_done_statement)
                         committing = True
                         await run.flush(*tail, "COMMIT")
                     except BaseException:
@@ -293,6 +289,10 @@ class PostgresBackend:
     def _notify_statement(self) -> str:
         return f"SELECT pg_notify('{self.settings.channel}', '')"  # channel: [a-z0-9_] only
 
+    @property
+    def _notify_done_statement(self) -> str:
+        return f"SELECT pg_notify('{self.settings.done_channel}', '')"
+
     async def _drain(self, pool: AsyncConnectionPool[Any]) -> None:
         now = time.monotonic()
         if now - self._last_drain < 1.0:
@@ -302,7 +302,19 @@ class PostgresBackend:
         with contextlib.suppress(Exception):
             await pool.drain()
 
-    # -- client side --------------------------------------------------------------------------
+    # -- how the shared operations run (durable.storage.operations) ---------------------------
+
+    def _read(self, factory: TxnFactory) -> Awaitable[Any]:
+        return self._run(factory, write=False)
+
+    def _write(self, factory: TxnFactory) -> Awaitable[Any]:
+        return self._run(factory)
+
+    def _client_write(self, instance_id: str, factory: TxnFactory) -> Awaitable[Any]:
+        # Concurrent client writes share one transaction (statements.GroupedWrites).
+        return self._client_writes.submit(instance_id, factory)
+
+    # -- client writes: one statement per kind for a whole group (grouped.py) ----------------
 
     async def create_instance(
         self,
@@ -312,151 +324,31 @@ class PostgresBackend:
         lease_owner: str | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> OrchestrationWorkItem | None:
-        return await self._client_writes.submit(
-            new.instance_id,
-            lambda now: sql.create_instance(new, policy, lease_owner, lease_seconds, now),
+        return await self._client_writes.submit_plan(
+            new.instance_id, grouped.Start(new, policy, lease_owner, lease_seconds)
         )
 
     async def send_message(self, message: Message) -> None:
-        await self._client_writes.submit(
-            message.instance_id, lambda now: sql.send_message(message, now)
-        )
-
-    async def rewind_instance(self, instance_id: str, reason: str | None) -> None:
-        await self._client_writes.submit(
-            instance_id, lambda now: sql.rewind_instance(instance_id, reason, now)
-        )
+        await self._client_writes.submit_plan(message.instance_id, grouped.Send(message))
 
     async def send_entity_message(self, message: Message) -> None:
-        await self._client_writes.submit(
-            message.instance_id, lambda now: sql.send_entity_message(message, now)
-        )
+        await self._client_writes.submit_plan(message.instance_id, grouped.Signal(message))
 
-    async def query_entities(self, query: EntityQuery) -> InstancePage:
-        return await self._run(lambda now: sql.query_entities(query), write=False)
-
-    async def remove_entity(self, instance_id: str, revision: int) -> bool:
-        return await self._run(lambda now: sql.remove_entity(instance_id, revision))
-
-    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
-        return await self._run(lambda now: sql.get_instance(instance_id), write=False)
-
-    async def get_history(self, instance_id: str) -> list[HistoryEvent]:
-        return await self._run(lambda now: sql.get_history(instance_id), write=False)
-
-    async def query_instances(self, query: InstanceQuery) -> InstancePage:
-        return await self._run(lambda now: sql.query_instances(query), write=False)
-
-    async def purge_instance(self, instance_id: str) -> int:
-        return await self._run(lambda now: sql.purge_instance(instance_id))
-
-    async def purge_instances(
-        self,
-        created_from: float | None,
-        created_to: float | None,
-        statuses: Sequence[OrchestrationRuntimeStatus] | None,
-    ) -> int:
-        deleted = 0
-        while True:  # one transaction per batch: row locks are held briefly
-            selected, gone = await self._run(
-                lambda now: sql.purge_batch(created_from, created_to, statuses)
+    async def wait_for_completions(self, timeout: float) -> None:
+        """Return on a completion notification for this hub (or one since the last call),
+        else after ``timeout``. The first call starts the listening connection."""
+        if self._pool is None:
+            await asyncio.sleep(timeout)
+            return
+        if self._done is None:
+            self._done = asyncio.Event()
+        if self._done_listener is None:
+            self._done_listener = asyncio.get_running_loop().create_task(
+                self._listen(self.settings.done_channel, self._done),
+                name=f"durable-listen-done-{self.settings.hub}",
             )
-            deleted += gone
-            if selected < sql.PURGE_BATCH:
-                return deleted
+        await _wait_event(self._done, timeout)
 
-    async def count_by_status(self) -> dict[OrchestrationRuntimeStatus, int]:
-        return await self._run(lambda now: sql.count_by_status(), write=False)
-
-    async def backlog(self) -> Backlog:
-        return await self._run(sql.backlog, write=False)
-
-    async def get_setting(self, key: str) -> str | None:
-        return await self._run(lambda now: sql.get_setting(key), write=False)
-
-    async def put_setting_if_absent(self, key: str, value: str) -> str:
-        return await self._run(lambda now: sql.put_setting_if_absent(key, value))
-
-    # -- worker side --------------------------------------------------------------------------
-
-    async def lease_orchestrations(
-        self,
-        owner: str,
-        *,
-        limit: int,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        instance_ids: Sequence[str] | None = None,
-        cached_revisions: Mapping[str, int] | None = None,
-        exclude: Collection[str] = (),
-        max_messages: int | None = None,
-    ) -> list[OrchestrationWorkItem]:
-        cached = dict(cached_revisions) if cached_revisions else None
-        ids = sorted(set(instance_ids)) if instance_ids is not None else None
-        skip = list(exclude)
-        return await self._run(
-            lambda now: sql.lease_orchestrations(
-                owner, limit, lease_seconds, ids, cached, now, skip, max_messages
-            )
-        )
-
-    async def commit_orchestrations(
-        self,
-        commits: Sequence[OrchestrationCommit],
-        *,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    ) -> list[CommitOutcome]:
-        # Lock instances in one global order, so concurrent batches cannot deadlock.
-        order = sorted(range(len(commits)), key=lambda index: commits[index].instance_id)
-        ordered = [commits[index] for index in order]
-        outcomes = await self._run(
-            lambda now: sql.commit_orchestrations(ordered, lease_seconds, now)
-        )
-        result: list[CommitOutcome] = [CommitOutcome(False)] * len(commits)
-        for position, index in enumerate(order):
-            result[index] = outcomes[position]
-        return result
-
-    async def release_orchestrations(self, owner: str, instance_ids: Sequence[str]) -> None:
-        ids = sorted(set(instance_ids))
-        await self._run(lambda now: sql.release_orchestrations(owner, ids))
-
-    async def lease_activities(
-        self, owner: str, *, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS
-    ) -> list[ActivityWorkItem]:
-        return await self._run(lambda now: sql.lease_activities(owner, limit, lease_seconds, now))
-
-    async def complete_activities(
-        self, owner: str, results: Sequence[ActivityResult]
-    ) -> list[bool]:
-        def key(index: int) -> tuple[str, str, int]:
-            task = results[index].task
-            return (task.instance_id, task.execution_id, task.task_id)
-
-        order = sorted(range(len(results)), key=key)
-        ordered = [results[index] for index in order]
-        delivered = await self._run(lambda now: sql.complete_activities(owner, ordered, now))
-        answer = [False] * len(results)
-        for position, index in enumerate(order):
-            answer[index] = delivered[position]
-        return answer
-
-    async def abandon_activities(
-        self, owner: str, tasks: Sequence[ActivityWorkItem], retry_after: float = 0.0
-    ) -> None:
-        ordered = sorted(tasks, key=lambda t: (t.instance_id, t.execution_id, t.task_id))
-        await self._run(lambda now: sql.abandon_activities(owner, ordered, retry_after, now))
-
-    async def renew_leases(self, owner: str, lease_seconds: float) -> None:
-        await self._run(lambda now: sql.renew_leases(owner, lease_seconds, now))
-
-    async def release_all(self, owner: str) -> None:
-        await self._run(lambda now: sql.release_all(owner))
-
-    async def lease_owners(self) -> list[str]:
-        return await self._run(lambda now: sql.lease_owners(), write=False)
-
-    async def next_wakeup(self) -> float | None:
-        return await self._run(sql.next_wakeup, write=False)
 
     # -- LISTEN/NOTIFY ------------------------------------------------------------------------
 
@@ -470,20 +362,14 @@ class PostgresBackend:
             self._wake = asyncio.Event()
         if self._listener is None:
             self._listener = asyncio.get_running_loop().create_task(
-                self._listen(), name=f"durable-listen-{self.settings.hub}"
+                self._listen(self.settings.channel, self._wake),
+                name=f"durable-listen-{self.settings.hub}",
             )
-        if not self._wake.is_set():
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
-            # that races the event, which would hang the worker's shutdown.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-        self._wake.clear()
+        await _wait_event(self._wake, timeout)
 
-    async def _listen(self) -> None:
-        """Hold a LISTEN connection; reconnect with backoff whenever it drops."""
-        assert self._wake is not None
-        channel = pg_sql.Identifier(self.settings.channel)
+    async def _listen(self, name: str, wake: asyncio.Event) -> None:
+        """Hold a LISTEN connection on ``name``; reconnect with backoff whenever it drops."""
+        channel = pg_sql.Identifier(name)
         delay = 0.5
         failing = False
         while True:
@@ -501,9 +387,9 @@ class PostgresBackend:
                         log.info("listening for work on %s again", self.settings.where)
                     failing = False
                     delay = 0.5
-                    self._wake.set()  # anything sent while we were not listening
+                    wake.set()  # anything sent while we were not listening
                     async for _ in conn.notifies():
-                        self._wake.set()
+                        wake.set()
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError) as exc:
@@ -516,6 +402,16 @@ class PostgresBackend:
                 failing = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, _LISTEN_MAX_BACKOFF)
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> None:
+    if not event.is_set():
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
+        # that races the event, which would hang the worker's shutdown.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await event.wait()
+    event.clear()
 
 
 def _closed_by_server(conn: psycopg.AsyncConnection[Any]) -> bool:

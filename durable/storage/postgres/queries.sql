@@ -19,6 +19,12 @@ SELECT instance_id, name, execution_id, status, created_at, updated_at, input, o
        custom_status, failure, version, parent_instance_id, completed_at, revision
 FROM instances WHERE instance_id = %(instance_id)s;
 
+-- name: get_instances_for
+-- Waiters' poll (durable/waiting.py): the rows of many instances in one statement.
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances WHERE instance_id = ANY(%(instance_ids)s::text[]);
+
 -- name: lock_instance
 SELECT status, revision, lease_owner, execution_id FROM instances
 WHERE instance_id = %(instance_id)s

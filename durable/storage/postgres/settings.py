@@ -89,6 +89,7 @@ class PostgresSettings:
             (parts.scheme, parts.netloc, parts.path, urlencode(libpq), parts.fragment)
         )
         self.channel = f"durable_work_{self.hub}"
+        self.done_channel = f"durable_done_{self.hub}"  # an instance finished
         params = conninfo_to_dict(self.conninfo)
         host = params.get("host") or "localhost"
         port = params.get("port") or "5432"

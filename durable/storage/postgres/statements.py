@@ -9,14 +9,19 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from durable.errors import DurableError, InvalidInputError
 from durable.storage import sql
+from durable.storage.postgres import grouped
 
-QUERIES = sql.load_queries("durable.storage.postgres")
+QUERIES = {
+    **sql.load_queries("durable.storage.postgres"),
+    **sql.load_queries("durable.storage.postgres", "grouped.sql"),
+}
 
 TxnFactory = Callable[[float], sql.Txn]
 
@@ -69,13 +74,14 @@ class Run:
     so its row locks would outlive its leases. One message is all or nothing.
     """
 
-    __slots__ = ("conn", "defer", "leased_here", "now", "pending", "wake")
+    __slots__ = ("conn", "defer", "finished", "leased_here", "now", "pending", "wake")
 
     def __init__(self, conn: psycopg.AsyncConnection[Any], now: float, defer: bool) -> None:
         self.conn = conn
         self.now = now
         self.defer = defer
         self.wake = False
+        self.finished = False  # an instance ended: tell completion waiters
         self.leased_here: set[str] = set()
         self.pending: list[str] = []
 
@@ -123,6 +129,8 @@ class Run:
             await cursor.execute(";\n".join(statements).encode())
 
     def _note(self, query: str, batch: Sequence[Mapping[str, Any]], result: Any) -> None:
+        if query in ("update_instance", "update_instance_keep_status") and not self.finished:
+            self.finished = any(p["completed_at"] is not None for p in batch)
         if query in ("insert_instance", "reset_instance", "update_instance",
                      "update_instance_keep_status", "continue_instance", "update_entity"):
             for params in batch:
@@ -136,6 +144,10 @@ class Run:
                     params["instance_id"] not in self.leased_here
                 ):
                     self.wake = True
+        elif query in ("send_messages", "signal_entities"):
+            self.wake = self.wake or any(v <= self.now for p in batch for v in p["visible_ats"])
+        elif query == "start_instances":
+            self.wake = self.wake or any(o is None for p in batch for o in p["lease_owners"])
         elif query == "insert_message_if_running":
             self.wake = self.wake or result is None or bool(result)
         elif query == "insert_task":
@@ -146,22 +158,41 @@ class Run:
             self.wake = self.wake or result is None or bool(result)
 
 
-def _each(factories: Sequence[TxnFactory], now: float) -> sql.Txn:
-    """Run several operations in one transaction, each succeeding or raising on its own.
+def _each(entries: Sequence[_Entry], now: float) -> sql.Txn:
+    """Run a group in one transaction, each operation succeeding or raising on its own.
 
-    This relies on the rule of durable/storage/sql.py that an operation raises its typed
-    errors (InstanceAlreadyExistsError, InstanceNotFoundError, ...) before it writes anything,
-    so one caller's refusal cannot leave half an operation in the others' transaction.
+    Starts, events and entity signals go through the set-based plans of
+    :mod:`durable.storage.postgres.grouped` (a constant number of statements for the whole
+    group); any other operation runs as its own generator. This relies on the rule of
+    durable/storage/sql.py that an operation raises its typed errors (InstanceAlreadyExistsError,
+    InstanceNotFoundError, ...) before it writes anything, so one caller's refusal cannot leave
+    half an operation in the others' transaction.
     """
-    outcomes: list[tuple[bool, Any]] = []
-    for factory in factories:
+    outcomes: list[tuple[bool, Any] | None] = [None] * len(entries)
+    planned = [index for index, entry in enumerate(entries) if entry.plan is not None]
+    if planned:
+        plans = [entries[index].plan for index in planned]
+        results = yield from grouped.run_group(plans, now)  # type: ignore[arg-type]
+        for index, result in zip(planned, results, strict=True):
+            outcomes[index] = result
+    for index, entry in enumerate(entries):
+        if entry.plan is not None:
+            continue
         try:
-            value = yield from factory(now)
+            value = yield from entry.factory(now)
         except DurableError as exc:
-            outcomes.append((False, exc))
+            outcomes[index] = (False, exc)
         else:
-            outcomes.append((True, value))
+            outcomes[index] = (True, value)
     return outcomes
+
+
+@dataclass(slots=True)
+class _Entry:
+    key: str
+    factory: TxnFactory  # the operation alone (also the fallback of a planned one)
+    future: asyncio.Future[Any]
+    plan: grouped.Plan | None = None
 
 
 class GroupedWrites:
@@ -170,8 +201,9 @@ class GroupedWrites:
     Each transaction costs round trips and a WAL flush whatever it holds; a thousand concurrent
     ``start_new`` calls would otherwise be a thousand of them. While one group is being
     committed the next one gathers, so a lone call goes out at once and a burst goes out in a
-    few transactions. Operations are applied in instance-ID order, the order every batch here
-    takes row locks in.
+    few transactions. Starts, events and entity signals of a group are each one statement
+    (durable/storage/postgres/grouped.py), so a group of any size costs a few round trips.
+    Operations are applied in instance-ID order, the order every batch here takes row locks in.
 
     One caller's bad value must not fail the others: an operation refuses a value it cannot
     store before it writes (durable.storage.checks), and should the server refuse one anyway
@@ -179,48 +211,59 @@ class GroupedWrites:
     is run again one operation per transaction, so only the culprit gets the error.
     """
 
-    MAX_GROUP = 256
+    MAX_GROUP = 1000
 
     def __init__(self, run: Callable[[TxnFactory], Any]) -> None:
         self._run = run
-        self._queue: list[tuple[str, TxnFactory, asyncio.Future[Any]]] = []
+        self._queue: list[_Entry] = []
         self._flushing = False
 
     async def submit(self, key: str, factory: TxnFactory) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((key, factory, future))
+        """Run ``factory``'s operation in the next group."""
+        return await self._enqueue(_Entry(key, factory, self._future()))
+
+    async def submit_plan(self, key: str, plan: grouped.Plan) -> Any:
+        """Run ``plan`` set-based with the other plans of the next group."""
+        factory = functools.partial(grouped.one_by_one, plan)
+        return await self._enqueue(_Entry(key, factory, self._future(), plan))
+
+    @staticmethod
+    def _future() -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+    async def _enqueue(self, entry: _Entry) -> Any:
+        self._queue.append(entry)
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
-        return await future
+        return await entry.future
 
     async def _flush(self) -> None:
         try:
             while self._queue:
-                group = sorted(self._queue[: self.MAX_GROUP], key=lambda entry: entry[0])
+                group = sorted(self._queue[: self.MAX_GROUP], key=lambda entry: entry.key)
                 del self._queue[: self.MAX_GROUP]
-                factories = [factory for _, factory, _ in group]
                 try:
-                    outcomes = await self._run(functools.partial(_each, factories))
+                    outcomes = await self._run(functools.partial(_each, group))
                 except InvalidInputError as exc:
                     if len(group) == 1:
                         outcomes = [(False, exc)]
                     else:
-                        outcomes = [await self._alone(factory) for factory in factories]
+                        outcomes = [await self._alone(entry.factory) for entry in group]
                 except BaseException as exc:
-                    for _, _, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
+                    for entry in group:
+                        if not entry.future.done():
+                            entry.future.set_exception(exc)
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                for (_, _, future), (ok, value) in zip(group, outcomes, strict=True):
-                    if future.done():
+                for entry, (ok, value) in zip(group, outcomes, strict=True):
+                    if entry.future.done():
                         continue
                     if ok:
-                        future.set_result(value)
+                        entry.future.set_result(value)
                     else:
-                        future.set_exception(value)
+                        entry.future.set_exception(value)
         finally:
             self._flushing = False
 

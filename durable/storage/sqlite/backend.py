@@ -20,31 +20,15 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from durable.clock import SYSTEM_CLOCK, Clock
 from durable.errors import DurableError, InvalidInputError, StorageError
-from durable.history import HistoryEvent
-from durable.status import OrchestrationRuntimeStatus, OverridableStates
 from durable.storage import sql
-from durable.storage.base import (
-    DEFAULT_LEASE_SECONDS,
-    ActivityResult,
-    ActivityWorkItem,
-    Backlog,
-    CommitOutcome,
-    EntityQuery,
-    InstancePage,
-    InstanceQuery,
-    InstanceRecord,
-    Message,
-    NewInstance,
-    OrchestrationCommit,
-    OrchestrationWorkItem,
-)
+from durable.storage.operations import SQLOperations
 from durable.storage.sqlite.files import FileWatch, create_private, storage_error
 
 log = logging.getLogger("durable.storage.sqlite")
@@ -241,7 +225,7 @@ def _resolve(items: list[tuple[_Job, Any, BaseException | None]]) -> None:
             job.future.set_result(value)
 
 
-class SQLiteBackend:
+class SQLiteBackend(SQLOperations):
     """Storage in one SQLite file (created if missing)."""
 
     # Every process using the file runs on this machine (WAL needs shared memory), so a
@@ -335,16 +319,13 @@ class SQLiteBackend:
             )
             current = conn.execute("SELECT MAX(version) FROM durable_migrations").fetchone()[0]
             current = current or 0
-            sql.check_schema_version(current, _MIGRATIONS)
-            for version, script in _MIGRATIONS:
-                if version > current:
-                    for statement in _split_statements(script):
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO durable_migrations VALUES (?, ?)",
-                        (version, self.clock.now()),
-                    )
-                    log.info("applied SQLite migration %04d to %s", version, self.path)
+            for version, script in sql.pending_migrations(current, _MIGRATIONS):
+                for statement in _split_statements(script):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO durable_migrations VALUES (?, ?)", (version, self.clock.now())
+                )
+                log.info("applied SQLite migration %04d to %s", version, self.path)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -381,135 +362,10 @@ class SQLiteBackend:
     def _read(self, factory: TxnFactory) -> asyncio.Future[Any]:
         return self._submit(self._reader, factory)
 
-    # -- client side --------------------------------------------------------------------------
+    # -- notifications ----------------------------------------------------------------------
 
-    async def create_instance(
-        self,
-        new: NewInstance,
-        policy: OverridableStates = OverridableStates.NonRunningStates,
-        *,
-        lease_owner: str | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    ) -> OrchestrationWorkItem | None:
-        return await self._write(
-            lambda now: sql.create_instance(new, policy, lease_owner, lease_seconds, now)
-        )
-
-    async def send_message(self, message: Message) -> None:
-        await self._write(lambda now: sql.send_message(message, now))
-
-    async def rewind_instance(self, instance_id: str, reason: str | None) -> None:
-        await self._write(lambda now: sql.rewind_instance(instance_id, reason, now))
-
-    async def send_entity_message(self, message: Message) -> None:
-        await self._write(lambda now: sql.send_entity_message(message, now))
-
-    async def query_entities(self, query: EntityQuery) -> InstancePage:
-        return await self._read(lambda now: sql.query_entities(query))
-
-    async def remove_entity(self, instance_id: str, revision: int) -> bool:
-        return await self._write(lambda now: sql.remove_entity(instance_id, revision))
-
-    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
-        return await self._read(lambda now: sql.get_instance(instance_id))
-
-    async def get_history(self, instance_id: str) -> list[HistoryEvent]:
-        return await self._read(lambda now: sql.get_history(instance_id))
-
-    async def query_instances(self, query: InstanceQuery) -> InstancePage:
-        return await self._read(lambda now: sql.query_instances(query))
-
-    async def purge_instance(self, instance_id: str) -> int:
-        return await self._write(lambda now: sql.purge_instance(instance_id))
-
-    async def purge_instances(
-        self,
-        created_from: float | None,
-        created_to: float | None,
-        statuses: Sequence[OrchestrationRuntimeStatus] | None,
-    ) -> int:
-        deleted = 0
-        while True:  # one transaction per batch: other writers get the lock in between
-            selected, gone = await self._write(
-                lambda now: sql.purge_batch(created_from, created_to, statuses)
-            )
-            deleted += gone
-            if selected < sql.PURGE_BATCH:
-                return deleted
-
-    async def count_by_status(self) -> dict[OrchestrationRuntimeStatus, int]:
-        return await self._read(lambda now: sql.count_by_status())
-
-    async def backlog(self) -> Backlog:
-        return await self._read(sql.backlog)
-
-    async def get_setting(self, key: str) -> str | None:
-        return await self._read(lambda now: sql.get_setting(key))
-
-    async def put_setting_if_absent(self, key: str, value: str) -> str:
-        return await self._write(lambda now: sql.put_setting_if_absent(key, value))
-
-    # -- worker side --------------------------------------------------------------------------
-
-    async def lease_orchestrations(
-        self,
-        owner: str,
-        *,
-        limit: int,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        instance_ids: Sequence[str] | None = None,
-        cached_revisions: Mapping[str, int] | None = None,
-        exclude: Collection[str] = (),
-        max_messages: int | None = None,
-    ) -> list[OrchestrationWorkItem]:
-        return await self._write(
-            lambda now: sql.lease_orchestrations(
-                owner, limit, lease_seconds, instance_ids, cached_revisions, now, exclude,
-                max_messages,
-            )
-        )
-
-    async def commit_orchestrations(
-        self,
-        commits: Sequence[OrchestrationCommit],
-        *,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    ) -> list[CommitOutcome]:
-        return await self._write(
-            lambda now: sql.commit_orchestrations(commits, lease_seconds, now)
-        )
-
-    async def release_orchestrations(self, owner: str, instance_ids: Sequence[str]) -> None:
-        await self._write(lambda now: sql.release_orchestrations(owner, instance_ids))
-
-    async def lease_activities(
-        self, owner: str, *, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS
-    ) -> list[ActivityWorkItem]:
-        return await self._write(
-            lambda now: sql.lease_activities(owner, limit, lease_seconds, now)
-        )
-
-    async def complete_activities(
-        self, owner: str, results: Sequence[ActivityResult]
-    ) -> list[bool]:
-        return await self._write(lambda now: sql.complete_activities(owner, results, now))
-
-    async def abandon_activities(
-        self, owner: str, tasks: Sequence[ActivityWorkItem], retry_after: float = 0.0
-    ) -> None:
-        await self._write(lambda now: sql.abandon_activities(owner, tasks, retry_after, now))
-
-    async def renew_leases(self, owner: str, lease_seconds: float) -> None:
-        await self._write(lambda now: sql.renew_leases(owner, lease_seconds, now))
-
-    async def release_all(self, owner: str) -> None:
-        await self._write(lambda now: sql.release_all(owner))
-
-    async def lease_owners(self) -> list[str]:
-        return await self._read(lambda now: sql.lease_owners())
-
-    async def next_wakeup(self) -> float | None:
-        return await self._read(sql.next_wakeup)
+    async def wait_for_completions(self, timeout: float) -> None:
+        await self.wait_for_work(timeout)  # any other connection's commit may have ended one
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return early when another process commits to the file.

@@ -7,6 +7,12 @@ SELECT instance_id, name, execution_id, status, created_at, updated_at, input, o
        custom_status, failure, version, parent_instance_id, completed_at, revision
 FROM instances WHERE instance_id = :instance_id;
 
+-- name: get_instances_for
+-- Waiters' poll (durable/waiting.py): the rows of many instances in one statement.
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
+
 -- name: lock_instance
 SELECT status, revision, lease_owner, execution_id FROM instances
 WHERE instance_id = :instance_id;
