@@ -258,10 +258,10 @@ class Worker(EpisodeAssembly, Committing):
             # would be stale: a hot entity re-read its whole inbox per signal. The hint stays
             # and is served when the instance is free again (every way out wakes us).
             held = {item.instance_id for item in self._accepted}
+            held.update(self._with_results())
             wanted = [i for i in self._hinted
                       if i not in self._leasing and i not in held
-                      and i not in self._with_local and not self._cache.is_busy(i)
-                      and not self._versions.is_rejected(i)]
+                      and not self._cache.is_busy(i) and not self._versions.is_rejected(i)]
             if self._strikes:
                 # Backing off: its retry is on the timer queue.
                 waiting = [i for i in wanted if self._strikes.is_backing_off(i)]
@@ -333,7 +333,7 @@ class Worker(EpisodeAssembly, Committing):
         not lease and read them again."""
         held = [item.instance_id for item in self._accepted]
         held.extend(self._leasing)
-        held.extend(self._with_local)
+        held.extend(self._with_results())
         # Hinted ones get a targeted lease of their own (this cuts the overlap between a poll
         # and such a lease; a hint that comes while a poll is in flight can still overlap it,
         # and the later item is then simply stale: see EpisodeAssembly._episode_from_item).
@@ -343,6 +343,17 @@ class Worker(EpisodeAssembly, Committing):
             held.extend(owned.instance_id for owned in self._cache if owned.busy)
         if self._strikes:
             held.extend(self._strikes.backing_off())
+        return held
+
+    def _with_results(self) -> list[str]:
+        """Instances with activity results in hand for their next episode. (Not all of
+        ``_with_local``: an entry there whose results an earlier episode already took is only
+        dropped by the next round, and must not hold up a lease until then.)"""
+        held = []
+        for instance_id in self._with_local:
+            owned = self._cache.get(instance_id)
+            if owned is not None and owned.local:
+                held.append(instance_id)
         return held
 
     async def _lease(self, instance_ids: list[str]) -> None:
