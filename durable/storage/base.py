@@ -124,6 +124,9 @@ class OrchestrationWorkItem:
     # (what, and where): the worker fails the instance with it instead of running it.
     damage: str | None = None
     version: str | None = None  # the orchestration's version (durable/versioning.py)
+    # More messages are due than the lease's ``max_messages`` let it read: the rest wait in
+    # the inbox for the next lease, after this episode commits.
+    more_messages: bool = False
 
     @property
     def is_entity(self) -> bool:
@@ -365,6 +368,7 @@ class Backend(Protocol):
         instance_ids: Sequence[str] | None = None,
         cached_revisions: Mapping[str, int] | None = None,
         exclude: Collection[str] = (),
+        max_messages: int | None = None,
     ) -> list[OrchestrationWorkItem]:
         """Lease ready instances (only ``instance_ids`` if given) and read their messages.
 
@@ -372,6 +376,9 @@ class Backend(Protocol):
         is included unless ``cached_revisions`` says the worker already holds this revision.
         ``exclude`` names instances a poll must skip: the worker's episodes in flight, whose
         messages it already holds (re-reading them would only crowd out new work).
+        ``max_messages`` caps the messages read per instance (the first ones in due order;
+        the item then says ``more_messages``), so one instance with a huge inbox (a hot
+        entity) costs a bounded read and episode instead of holding up the others.
         """
 
     async def commit_orchestrations(

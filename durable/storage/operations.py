@@ -148,13 +148,14 @@ class SQLOperations:
         instance_ids: Sequence[str] | None = None,
         cached_revisions: Mapping[str, int] | None = None,
         exclude: Collection[str] = (),
+        max_messages: int | None = None,
     ) -> list[OrchestrationWorkItem]:
         cached = dict(cached_revisions) if cached_revisions else None
         ids = sorted(set(instance_ids)) if instance_ids is not None else None
         skip = list(exclude)
         return await self._write(
             lambda now: sql.lease_orchestrations(
-                owner, limit, lease_seconds, ids, cached, now, skip
+                owner, limit, lease_seconds, ids, cached, now, skip, max_messages
             )
         )
 

@@ -530,6 +530,7 @@ def lease_orchestrations(
     cached_revisions: Mapping[str, int] | None,
     now: float,
     exclude: Collection[str] = (),
+    max_messages: int | None = None,
 ) -> Txn:
     common = {"owner": owner, "lease_expires_at": now + lease_seconds, "now": now}
     if instance_ids is None:
@@ -551,7 +552,15 @@ def lease_orchestrations(
     if not live:
         return []
     # Messages and history of every leased instance in one query each, not one per instance.
-    found = yield rows("select_messages_for", instance_ids=[row[0] for row in live], now=now)
+    live_ids = [row[0] for row in live]
+    more: set[str] = set()
+    if max_messages is None:
+        found = yield rows("select_messages_for", instance_ids=live_ids, now=now)
+    else:
+        # One row beyond the cap says that more are waiting; it is not decoded.
+        found = yield rows("select_first_messages_for", instance_ids=live_ids, now=now,
+                           per_instance=max_messages + 1)
+        found, more = _cap_messages(found, max_messages)
     messages: dict[str, list[InboxEntry]] = {}
     # What could not be decoded, per instance: only that instance is failed for it, never the
     # others leased with it.
@@ -597,9 +606,27 @@ def lease_orchestrations(
             OrchestrationWorkItem(instance_id, name, execution_id, Status(status), revision,
                                   messages[instance_id], history,
                                   entity_state=entity_states.get(instance_id),
-                                  damage=damage.get(instance_id), version=version)
+                                  damage=damage.get(instance_id), version=version,
+                                  more_messages=instance_id in more)
         )
     return items
+
+
+def _cap_messages(found: list[Any], cap: int) -> tuple[list[Any], set[str]]:
+    """Keep the first ``cap`` rows of each instance (rows come grouped by instance, in due
+    order); return them and the instances that had more."""
+    kept: list[Any] = []
+    more: set[str] = set()
+    current, count = None, 0
+    for row in found:
+        if row[0] != current:
+            current, count = row[0], 0
+        count += 1
+        if count > cap:
+            more.add(row[0])
+        else:
+            kept.append(row)
+    return kept, more
 
 
 def commit_orchestrations(

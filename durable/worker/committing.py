@@ -129,6 +129,8 @@ class Committing(WorkerState):
             self._finish_waiters.finished(owned.instance_id)
         if owned.local:
             self._with_local.add(owned.instance_id)
+        if episode.more_messages:
+            self.hint(owned.instance_id)  # the rest of its inbox, now that these are gone
 
     def _lease_lost(self, episode: Episode, quiet: bool = False) -> None:
         """The fence failed: drop our copy and re-deliver finished activities via the inbox."""
@@ -173,6 +175,9 @@ class Committing(WorkerState):
     def _forget(self, instance_id: str) -> None:
         self._cache.forget(instance_id)
         self._with_local.discard(instance_id)
+        if self._finish_waiters:
+            # Waiters that relied on our holding it (Worker.owns) poll from now on.
+            self._finish_waiters.wake(instance_id)
 
     def _evict_if_needed(self) -> None:
         evicted = self._cache.evictable()

@@ -37,6 +37,7 @@ class Episode:
     commit: OrchestrationCommit
     delivered: list[ActivityResult]
     parked: bool = False  # the commit parks the instance (durable/worker/poison.py)
+    more_messages: bool = False  # its lease left messages in the inbox: lease again after
 
 
 class EpisodeAssembly(WorkerState):
@@ -97,8 +98,10 @@ class EpisodeAssembly(WorkerState):
             and (rewind is None or m is not rewind[0])
         ]
         episode = self._run(owned, events, consumed)
-        if episode is not None and rewind is not None:
-            apply_rewind(episode.commit, rewind[1], self.clock.now(), self._claim)
+        if episode is not None:
+            episode.more_messages = item.more_messages
+            if rewind is not None:
+                apply_rewind(episode.commit, rewind[1], self.clock.now(), self._claim)
         return episode
 
     def _wrong_version(self, item: OrchestrationWorkItem) -> Episode | None:

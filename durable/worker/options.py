@@ -31,6 +31,10 @@ class WorkerOptions:
     # Instances or activities leased per poll. Small enough that idle workers woken together
     # share a burst of new work instead of the first one to poll taking it all.
     lease_batch: int = 50
+    # Messages read per instance per lease, and so at most run in one episode: a hot entity's
+    # backlog is applied in episodes of this many operations (each one commit), so reading
+    # and running it never holds up the other instances for long. None: no cap.
+    max_messages_per_lease: int | None = 5000
     # Activities a worker keeps for itself (running or queued); None: 4x the thread pool.
     # Activities its orchestrations schedule beyond this are left unclaimed for any worker to
     # take, so a fan-out spreads over every worker instead of queueing behind one.

@@ -13,6 +13,9 @@ class FinishWaiters:
     def __init__(self) -> None:
         self._by_instance: dict[str, list[asyncio.Future[None]]] = {}
 
+    def __bool__(self) -> bool:
+        return bool(self._by_instance)
+
     def watch(self, instance_id: str) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._by_instance.setdefault(instance_id, []).append(future)
@@ -26,6 +29,11 @@ class FinishWaiters:
                 del self._by_instance[instance_id]
 
     def finished(self, instance_id: str) -> None:
+        self.wake(instance_id)
+
+    def wake(self, instance_id: str) -> None:
+        """Resolve the instance's futures: it finished here, or this worker let it go (its
+        waiters then read the status and fall back to polling)."""
         for future in self._by_instance.pop(instance_id, []):
             if not future.done():
                 future.set_result(None)

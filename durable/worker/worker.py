@@ -90,7 +90,9 @@ class Worker(EpisodeAssembly, Committing):
         self._left_unclaimed = False  # our commits left activities for anyone to take
         self._poll_soon = asyncio.Event()
         self._accepted: list[OrchestrationWorkItem] = []
-        self._hinted: set[str] = set()
+        # Instances to lease and look at, oldest hint first (a dict for its order: an instance
+        # hinted again keeps its place, so a hot one cannot starve the others).
+        self._hinted: dict[str, None] = {}
         self._leasing: set[str] = set()  # instances with a lease read in flight
         self._with_local: set[str] = set()
         self._to_inbox: list[ActivityResult] = []
@@ -145,7 +147,8 @@ class Worker(EpisodeAssembly, Committing):
         the number of episodes committed. For tests of a worker started with
         ``start(loops=False)``: no background loop runs, so each round is deterministic."""
         if self._hinted:
-            wanted, self._hinted = sorted(self._hinted), set()
+            wanted, self._hinted = sorted(self._hinted), {}
+            self._leasing.update(wanted)
             await self._lease(wanted)
         await self._poll_once()
         episodes = self._ready_episodes()
@@ -192,7 +195,7 @@ class Worker(EpisodeAssembly, Committing):
 
     def hint(self, instance_id: str) -> None:
         """Something new may be in this instance's inbox; lease and look soon."""
-        self._hinted.add(instance_id)
+        self._hinted[instance_id] = None
         self._wake.set()
 
     def watch(self, instance_id: str) -> asyncio.Future[None]:
@@ -205,6 +208,13 @@ class Worker(EpisodeAssembly, Committing):
 
     def unwatch(self, instance_id: str, future: asyncio.Future[None]) -> None:
         self._finish_waiters.unwatch(instance_id, future)
+
+    def owns(self, instance_id: str) -> bool:
+        """True while this worker holds the instance (its lease and cached state). Only the
+        holder runs its episodes, so its finish resolves :meth:`watch`'s future here; when the
+        worker lets it go (finished, evicted, lease lost) it wakes those futures, and a waiter
+        that sees it no longer owned polls storage instead."""
+        return self._cache.get(instance_id) is not None
 
     @property
     def is_idle(self) -> bool:
@@ -241,19 +251,30 @@ class Worker(EpisodeAssembly, Committing):
             self._spawn(self._deliver_to_inbox(batch))
         capacity = self.options.max_concurrent_orchestrations - self._busy_count
         if self._hinted and capacity > 0 and not self._stopping:
-            # One lease read per instance at a time: a burst of messages to one instance (a
-            # hot entity) must not start a read of its whole inbox per message.
+            # Never lease an instance whose messages this worker already holds: a lease read
+            # in flight, a leased item waiting for its episode, an episode being committed, or
+            # results in hand for its next episode. Such a read would return the same messages
+            # again (they leave the inbox only when that episode commits) and its episode
+            # would be stale: a hot entity re-read its whole inbox per signal. The hint stays
+            # and is served when the instance is free again (every way out wakes us).
+            held = {item.instance_id for item in self._accepted}
+            held.update(self._with_results())
             wanted = [i for i in self._hinted
-                      if not self._cache.is_busy(i) and i not in self._leasing
-                      and not self._versions.is_rejected(i)]
+                      if i not in self._leasing and i not in held
+                      and not self._cache.is_busy(i) and not self._versions.is_rejected(i)]
             if self._strikes:
                 # Backing off: its retry is on the timer queue.
                 waiting = [i for i in wanted if self._strikes.is_backing_off(i)]
-                self._hinted.difference_update(waiting)
+                for instance_id in waiting:
+                    del self._hinted[instance_id]
                 wanted = [i for i in wanted if i not in waiting]
             wanted = wanted[: self.options.lease_batch]
             if wanted:
-                self._hinted.difference_update(wanted)
+                for instance_id in wanted:
+                    del self._hinted[instance_id]
+                # Marked now, not when the task first runs: the episodes this same round
+                # starts must not be leased again in between.
+                self._leasing.update(wanted)
                 self._spawn(self._lease(wanted))
         episodes = self._ready_episodes()
         if episodes:
@@ -312,6 +333,11 @@ class Worker(EpisodeAssembly, Committing):
         not lease and read them again."""
         held = [item.instance_id for item in self._accepted]
         held.extend(self._leasing)
+        held.extend(self._with_results())
+        # Hinted ones get a targeted lease of their own (this cuts the overlap between a poll
+        # and such a lease; a hint that comes while a poll is in flight can still overlap it,
+        # and the later item is then simply stale: see EpisodeAssembly._episode_from_item).
+        held.extend(self._hinted)
         held.extend(self._versions.skipped())
         if self._busy_count:
             held.extend(owned.instance_id for owned in self._cache if owned.busy)
@@ -319,8 +345,19 @@ class Worker(EpisodeAssembly, Committing):
             held.extend(self._strikes.backing_off())
         return held
 
+    def _with_results(self) -> list[str]:
+        """Instances with activity results in hand for their next episode. (Not all of
+        ``_with_local``: an entry there whose results an earlier episode already took is only
+        dropped by the next round, and must not hold up a lease until then.)"""
+        held = []
+        for instance_id in self._with_local:
+            owned = self._cache.get(instance_id)
+            if owned is not None and owned.local:
+                held.append(instance_id)
+        return held
+
     async def _lease(self, instance_ids: list[str]) -> None:
-        self._leasing.update(instance_ids)
+        """Lease ``instance_ids`` (the caller has put them in ``_leasing``)."""
         try:
             items = await self.backend.lease_orchestrations(
                 self.id,
@@ -328,6 +365,7 @@ class Worker(EpisodeAssembly, Committing):
                 lease_seconds=self.options.lease_seconds,
                 instance_ids=instance_ids,
                 cached_revisions=self._cache.revisions,
+                max_messages=self.options.max_messages_per_lease,
             )
         except Exception:
             log.exception("leasing orchestrations failed; will retry on the next poll")
@@ -390,6 +428,7 @@ class Worker(EpisodeAssembly, Committing):
                 lease_seconds=self.options.lease_seconds,
                 cached_revisions=self._cache.revisions,
                 exclude=self._in_hand(),
+                max_messages=self.options.max_messages_per_lease,
             )
             for item in items:
                 self.accept(item)

@@ -125,6 +125,18 @@ SELECT instance_id, id, execution_id, event FROM inbox
 WHERE instance_id = ANY(%(instance_ids)s::text[]) AND visible_at <= %(now)s
 ORDER BY instance_id, visible_at, id;
 
+-- name: select_first_messages_for
+-- The first per_instance due messages of each instance, in the order of select_messages_for
+-- (the worker caps a lease's messages per instance, so a hot entity's inbox is read in parts).
+SELECT m.instance_id, m.id, m.execution_id, m.event
+FROM unnest(%(instance_ids)s::text[]) AS wanted(instance_id)
+CROSS JOIN LATERAL (
+    SELECT i.instance_id, i.id, i.execution_id, i.event, i.visible_at FROM inbox i
+    WHERE i.instance_id = wanted.instance_id AND i.visible_at <= %(now)s
+    ORDER BY i.visible_at, i.id
+    LIMIT %(per_instance)s) AS m
+ORDER BY m.instance_id, m.visible_at, m.id;
+
 -- name: delete_message
 DELETE FROM inbox WHERE id = %(id)s;
 
