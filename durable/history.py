@@ -21,6 +21,7 @@ from enum import IntEnum
 from typing import Any, ClassVar
 
 from durable.errors import FailureDetails
+from durable.serialization import compact_json
 
 
 class EventType(IntEnum):
@@ -244,7 +245,7 @@ def event_from_dict(data: dict[str, Any]) -> HistoryEvent:
 
 
 def encode_event(event: HistoryEvent) -> str:
-    return json.dumps(event_to_dict(event), separators=(",", ":"), ensure_ascii=False)
+    return compact_json(event_to_dict(event))
 
 
 def decode_event(text: str) -> HistoryEvent:
@@ -252,9 +253,7 @@ def decode_event(text: str) -> HistoryEvent:
 
 
 def encode_events(events: list[HistoryEvent]) -> str:
-    return json.dumps(
-        [event_to_dict(e) for e in events], separators=(",", ":"), ensure_ascii=False
-    )
+    return compact_json([event_to_dict(e) for e in events])
 
 
 def decode_events(text: str) -> list[HistoryEvent]:

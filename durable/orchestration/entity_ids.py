@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable.errors import FailureDetails, InvalidInputError
+from durable.serialization import compact_json
 
 REQUEST_EVENT = "op"
 RELEASE_EVENT = "release"
@@ -139,7 +140,7 @@ class EntityRequest:
         return data
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+        return compact_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EntityRequest:
@@ -180,7 +181,7 @@ def response_json(result: str | None = None, failure: FailureDetails | None = No
         data["result"] = json.dumps(failure.message)
         data["exceptionType"] = failure.error_type
         data["failureDetails"] = failure.to_json()
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return compact_json(data)
 
 
 def lock_granted_json() -> str:

@@ -115,7 +115,7 @@ class EntityRuntime:
                             self.entity_id, event.input)
                 continue
             self._admit(request, now, out)
-        text = json.dumps(self.scheduler, separators=(",", ":"), ensure_ascii=False)
+        text = serialization.compact_json(self.scheduler)
         return Decision([], list(out), Status.Running, entity_state=text)
 
     def _admit(self, request: EntityRequest, now: float, out: list[SendEvent]) -> None:

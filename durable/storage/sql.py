@@ -269,12 +269,37 @@ def _ensure_entity(instance_id: str, now: float) -> Op:
 
 
 def send_entity_message(message: Message, now: float) -> Txn:
+    event = checked_signal(message)
+    yield _ensure_entity(message.instance_id, now)
+    yield _insert_message(message, now, False, event)
+
+
+def checked_signal(message: Message) -> str:
+    """A message for an entity as stored text, refused (InvalidInputError) if its event or the
+    entity ID cannot be stored faithfully."""
     event = checked_client_event(message)
     problem = bad_raw(message.instance_id)
     if problem is not None:
         raise InvalidInputError(f"The entity ID cannot be stored: {problem}.")
-    yield _ensure_entity(message.instance_id, now)
-    yield _insert_message(message, now, False, event)
+    return event
+
+
+def send_entity_messages(signals: Sequence[tuple[Message, str]], now: float) -> Txn:
+    """Many entity messages, each already checked (``checked_signal``), as two statements run
+    over all of them: each entity's row once, then every message in the order given (so
+    messages from one sender keep their order)."""
+    targets = dict.fromkeys(message.instance_id for message, _ in signals)
+    yield many("insert_entity", [
+        {"instance_id": instance_id, "name": instance_id[1:].partition("@")[0],
+         "execution_id": new_execution_id(), "now": now}
+        for instance_id in targets
+    ])
+    yield many("insert_inbox", [
+        {"instance_id": message.instance_id, "execution_id": message.execution_id,
+         "visible_at": message.visible_at if message.visible_at is not None else now,
+         "event": event}
+        for message, event in signals
+    ])
 
 
 def checked_client_event(message: Message) -> str:

@@ -5,6 +5,7 @@ backend."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from durable.errors import (
@@ -121,3 +122,78 @@ async def test_get_instances_reads_many_in_one_call(backend: Backend) -> None:
     assert sorted(r.instance_id for r in found) == ["many-0", "many-3"]
     assert all(r.status is Status.Pending for r in found)
     await backend.wait_for_completions(0.01)  # returns (told or not) within the timeout
+
+
+async def test_a_burst_of_signals_keeps_its_order_and_refuses_only_the_bad_one(
+    backend: Backend,
+) -> None:
+    """2,500 signals at once (more than one SQLite batch), one of them to an entity ID storage
+    cannot hold: that one alone is refused, the rest land once each, in the order sent."""
+    signals = [Message("@journal@burst", _event(str(n)).event) for n in range(2500)]
+    bad = Message("@journal@bad\udcff", _event("bad").event)
+    calls = [backend.send_entity_message(m) for m in signals[:1200]]
+    calls.append(backend.send_entity_message(bad))
+    calls.extend(backend.send_entity_message(m) for m in signals[1200:])
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    refused = [r for r in results if r is not None]
+    assert len(refused) == 1 and isinstance(refused[0], InvalidInputError), refused[:3]
+    assert results[1200] is refused[0]
+    item = await lease_one(backend, "@journal@burst")
+    names = [m.event.name for m in item.messages]  # type: ignore[attr-defined]
+    assert names == [str(n) for n in range(2500)]
+
+
+async def test_signals_of_a_batch_sqlite_refuses_are_sent_again_one_by_one(
+    tmp_path, monkeypatch
+) -> None:
+    """Should SQLite refuse a whole batch (a value the checks missed), nothing of it was
+    written, and each signal is sent again on its own: only the culprit's caller hears."""
+    from durable.storage import sql
+    from durable.storage.sqlite.backend import SQLiteBackend
+
+    real = sql.send_entity_messages
+    batches: list[int] = []
+
+    def refuse_batches_with_a_culprit(signals, now):  # type: ignore[no-untyped-def]
+        batches.append(len(signals))
+        if any(m.instance_id == "@journal@culprit" for m, _ in signals):
+            raise InvalidInputError("SQLite cannot store a value (injected)")
+        return (yield from real(signals, now))
+
+    monkeypatch.setattr(sql, "send_entity_messages", refuse_batches_with_a_culprit)
+    original_alone = sql.send_entity_message
+
+    def alone(message, now):  # type: ignore[no-untyped-def]
+        if message.instance_id == "@journal@culprit":
+            raise InvalidInputError("SQLite cannot store a value (injected)")
+        return (yield from original_alone(message, now))
+
+    monkeypatch.setattr(sql, "send_entity_message", alone)
+    backend = SQLiteBackend(tmp_path / "refused.db")
+    await backend.open()
+    try:
+        # Hold the writer so that all four join one batch.
+        release = threading.Event()
+
+        def hold(now: float) -> sql.Txn:
+            release.wait(10)
+            return (yield from ())
+
+        held = backend._write(hold)
+        ids = ["@journal@a", "@journal@culprit", "@journal@b", "@journal@a"]
+        sends = asyncio.gather(
+            *(backend.send_entity_message(Message(i, _event(str(n)).event))
+              for n, i in enumerate(ids)), return_exceptions=True)
+        await asyncio.sleep(0)  # every send joins the open batch
+        release.set()
+        await held
+        results = await sends
+        assert batches == [4]
+        assert results[0] is None and results[2] is None and results[3] is None, results
+        assert isinstance(results[1], InvalidInputError)
+        item = await lease_one(backend, "@journal@a")
+        assert [m.event.name for m in item.messages] == ["0", "3"]  # type: ignore[attr-defined]
+        assert await backend.get_instance("@journal@culprit") is None
+        assert (await lease_one(backend, "@journal@b")).messages[0].message_id > 0
+    finally:
+        await backend.close()

@@ -45,7 +45,7 @@ from durable.status import (
 )
 from durable.storage import checks, sql
 from durable.storage.base import InboxEntry, Message, NewInstance, OrchestrationWorkItem
-from durable.storage.checks import bad_raw, is_lookup_id
+from durable.storage.checks import is_lookup_id
 
 Status = OrchestrationRuntimeStatus
 Outcome = tuple[bool, Any]  # (True, value) or (False, the DurableError to raise)
@@ -234,10 +234,7 @@ def _signals(plans: Sequence[Plan], indexes: list[int], outcomes: list[Outcome |
         assert isinstance(plan, Signal)
         message = plan.message
         try:
-            event = sql.checked_client_event(message)
-            problem = bad_raw(message.instance_id)
-            if problem is not None:
-                raise InvalidInputError(f"The entity ID cannot be stored: {problem}.")
+            event = sql.checked_signal(message)
         except InvalidInputError as exc:
             outcomes[index] = (False, exc)
             continue

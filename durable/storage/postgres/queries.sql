@@ -76,6 +76,11 @@ INSERT INTO inbox (instance_id, execution_id, visible_at, event)
 VALUES (%(instance_id)s, %(execution_id)s, %(visible_at)s, %(event)s)
 RETURNING id;
 
+-- name: insert_inbox
+-- insert_message without RETURNING, for executemany (many messages at once).
+INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+VALUES (%(instance_id)s, %(execution_id)s, %(visible_at)s, %(event)s);
+
 -- name: insert_message_if_running
 INSERT INTO inbox (instance_id, execution_id, visible_at, event)
 SELECT %(instance_id)s::text, %(execution_id)s::text, %(visible_at)s::float8, %(event)s::text

@@ -28,8 +28,10 @@ from typing import Any
 from durable.clock import SYSTEM_CLOCK, Clock
 from durable.errors import DurableError, InvalidInputError, StorageError
 from durable.storage import sql
+from durable.storage.base import Message
 from durable.storage.operations import SQLOperations
 from durable.storage.sqlite.files import FileWatch, create_private, storage_error
+from durable.storage.sqlite.signals import SignalBatches
 
 log = logging.getLogger("durable.storage.sqlite")
 
@@ -255,6 +257,7 @@ class SQLiteBackend(SQLOperations):
         self._keeper: sqlite3.Connection | None = None
         self._writer: _Worker | None = None
         self._reader: _Worker | None = None
+        self._signals = SignalBatches(self._write)
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({self.path!r}, synchronous={self.synchronous})"
@@ -355,6 +358,9 @@ class SQLiteBackend(SQLOperations):
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         worker.jobs.put(_Job(factory, future))
         return future
+
+    async def send_entity_message(self, message: Message) -> None:
+        await self._signals.send(message)  # a burst of signals is one writer job
 
     def _write(self, factory: TxnFactory) -> asyncio.Future[Any]:
         return self._submit(self._writer, factory)

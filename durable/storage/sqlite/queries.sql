@@ -58,6 +58,11 @@ INSERT INTO inbox (instance_id, execution_id, visible_at, event)
 VALUES (:instance_id, :execution_id, :visible_at, :event)
 RETURNING id;
 
+-- name: insert_inbox
+-- insert_message without RETURNING, for executemany (many messages at once).
+INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+VALUES (:instance_id, :execution_id, :visible_at, :event);
+
 -- name: insert_message_if_running
 INSERT INTO inbox (instance_id, execution_id, visible_at, event)
 SELECT :instance_id, :execution_id, :visible_at, :event
