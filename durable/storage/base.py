@@ -217,6 +217,11 @@ class OrchestrationCommit:
     # sub-orchestrations are rewound or, if they no longer exist as Failed, started again.
     replace_history: bool = False
     rewind_children: list[NewInstance] = field(default_factory=list)
+    # The newest consumed message that the worker handed over in memory (from a commit of its
+    # own) rather than leased: the commit fails (``CommitOutcome.behind``) if the inbox still
+    # holds a due message older than it that this commit does not consume, so messages are
+    # never applied out of the order they were sent in.
+    handed_up_to: int | None = None
 
 
 @dataclass(slots=True)
@@ -228,6 +233,10 @@ class CommitOutcome:
     ok: bool
     revision: int = 0
     error: str | None = None
+    # Per message of the commit, in order: its inbox row id, or None (not inserted: the target
+    # has finished; or the backend does not report ids: ``SQLOperations.reports_message_ids``).
+    message_ids: list[int | None] | None = None
+    behind: bool = False  # not applied: an older message is waiting (see ``handed_up_to``)
 
 
 @dataclass(slots=True)

@@ -49,6 +49,12 @@ def _task_key(task: ActivityWorkItem) -> tuple[str, str, int]:
 class SQLOperations:
     """Every storage operation, in terms of a backend's way to run one transaction."""
 
+    # Whether a commit's outcome names the inbox row of each message it inserted (what lets a
+    # worker hand a message to an instance it holds in memory instead of leasing it again).
+    # Where reading those ids costs a round trip per message (PostgreSQL defers the inserts
+    # and sends them together), the backend leaves it off.
+    reports_message_ids = False
+
     # -- how a backend runs a transaction (override) ------------------------------------------
 
     def _read(self, factory: TxnFactory) -> Awaitable[Any]:
@@ -168,7 +174,8 @@ class SQLOperations:
         order = sorted(range(len(commits)), key=lambda index: commits[index].instance_id)
         ordered = [commits[index] for index in order]
         outcomes = await self._write(
-            lambda now: sql.commit_orchestrations(ordered, lease_seconds, now)
+            lambda now: sql.commit_orchestrations(ordered, lease_seconds, now,
+                                                  self.reports_message_ids)
         )
         result: list[CommitOutcome] = [CommitOutcome(False)] * len(commits)
         for position, index in enumerate(order):

@@ -220,15 +220,19 @@ def _insert_or_replace(
     return int(row[0])
 
 
-def _insert_message(
-    message: Message, now: float, guarded: bool, event: str | None = None
-) -> Op:
-    params = {
+def _message_params(message: Message, now: float, event: str | None = None) -> dict[str, Any]:
+    return {
         "instance_id": message.instance_id,
         "execution_id": message.execution_id,
         "visible_at": message.visible_at if message.visible_at is not None else now,
         "event": event if event is not None else encode_event(message.event),
     }
+
+
+def _insert_message(
+    message: Message, now: float, guarded: bool, event: str | None = None
+) -> Op:
+    params = _message_params(message, now, event)
     if guarded:
         return count("insert_message_if_running", **params)
     return one("insert_message", **params)
@@ -294,12 +298,7 @@ def send_entity_messages(signals: Sequence[tuple[Message, str]], now: float) -> 
          "execution_id": new_execution_id(), "now": now}
         for instance_id in targets
     ])
-    yield many("insert_inbox", [
-        {"instance_id": message.instance_id, "execution_id": message.execution_id,
-         "visible_at": message.visible_at if message.visible_at is not None else now,
-         "event": event}
-        for message, event in signals
-    ])
+    yield many("insert_inbox", [_message_params(message, now, event) for message, event in signals])
 
 
 def checked_client_event(message: Message) -> str:
@@ -655,7 +654,8 @@ def _cap_messages(found: list[Any], cap: int) -> tuple[list[Any], set[str]]:
 
 
 def commit_orchestrations(
-    commits: Sequence[OrchestrationCommit], lease_seconds: float, now: float
+    commits: Sequence[OrchestrationCommit], lease_seconds: float, now: float,
+    message_ids: bool = False,
 ) -> Txn:
     # One read locks and fences the whole batch (instead of one round trip per commit).
     found = yield rows("lock_instances", instance_ids=sorted({c.instance_id for c in commits}))
@@ -663,7 +663,7 @@ def commit_orchestrations(
     outcomes = []
     for commit in commits:
         outcome = yield from _commit_one(commit, fences.get(commit.instance_id), lease_seconds,
-                                         now)
+                                         now, message_ids)
         if outcome.ok:  # a second commit for the same instance must see this one
             fences[commit.instance_id] = (
                 commit.status.value, outcome.revision,
@@ -676,10 +676,12 @@ def commit_orchestrations(
 
 
 def _commit_one(
-    commit: OrchestrationCommit, fence: tuple[Any, ...] | None, lease_seconds: float, now: float
+    commit: OrchestrationCommit, fence: tuple[Any, ...] | None, lease_seconds: float, now: float,
+    message_ids: bool = False,
 ) -> Txn:
     """Apply one commit if its fence holds. ``fence`` is the locked row's (status, revision,
-    lease owner, execution ID)."""
+    lease owner, execution ID). With ``message_ids`` the outcome says which inbox row each
+    message became (the worker hands messages to instances it holds in memory)."""
     instance_id = commit.instance_id
     # Revision and owner catch a worker that lost its lease; the execution ID catches a late
     # commit for an instance that was purged and re-created (its revision starts again at 1).
@@ -703,6 +705,12 @@ def _commit_one(
     problem = commit_problem(commit, history, events)
     if problem is not None:
         return CommitOutcome(False, error=problem)
+    if commit.handed_up_to is not None:
+        earlier = yield one("inbox_has_earlier", instance_id=instance_id,
+                            before=commit.handed_up_to, now=now,
+                            consumed=list(commit.consumed_messages))
+        if earlier is not None:
+            return CommitOutcome(False, behind=True)
     if commit.delivered_tasks:
         # Results delivered from memory. A task this worker no longer leases was (or is being)
         # run again elsewhere; recording this result first is still correct, because the
@@ -790,18 +798,22 @@ def _commit_one(
                 for task in commit.new_tasks
             ],
         )
+    ids: list[int | None] = []
     for message, event in zip(commit.messages, events, strict=True):
         target = message.instance_id
         if target.startswith("@") and target != instance_id:
             yield _ensure_entity(target, now)  # a message creates the entity it is sent to
-            yield _insert_message(message, now, False, event)
+            row = yield _insert_message(message, now, False, event)
+        elif target == instance_id or not message_ids:
+            row = yield _insert_message(message, now, target != instance_id, event)
         else:
-            yield _insert_message(message, now, target != instance_id, event)
+            row = yield one("insert_message_if_running_id", **_message_params(message, now, event))
+        ids.append(row[0] if message_ids and row is not None else None)
     for child in commit.new_instances:
         yield from _create_child(child, commit, now)
     for child in commit.rewind_children:
         yield from _rewind_child(child, now)
-    return CommitOutcome(True, commit.revision + 1)
+    return CommitOutcome(True, commit.revision + 1, message_ids=ids if message_ids else None)
 
 
 def _create_child(child: NewInstance, parent: OrchestrationCommit, now: float) -> Txn:

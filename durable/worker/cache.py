@@ -9,7 +9,7 @@ from typing import Protocol
 
 from durable.history import ExecutionStarted, HistoryEvent
 from durable.orchestration.actions import Decision
-from durable.storage.base import ActivityResult, OrchestrationWorkItem
+from durable.storage.base import ActivityResult, InboxEntry, OrchestrationWorkItem
 
 
 class Runtime(Protocol):
@@ -38,7 +38,16 @@ class OwnedInstance:
     runtime: Runtime
     busy: bool = False  # an episode of it is being committed
     local: list[ActivityResult] = field(default_factory=list)  # results for its next episode
+    # Messages our own commits sent it, handed over in memory for its next episode (they are
+    # in its inbox too; the episode's commit deletes them). See Committing._hand_over.
+    inbox: list[InboxEntry] = field(default_factory=list)
+    inbox_behind: bool = False  # its last lease left messages in the inbox (more_messages)
     previous_execution_id: str | None = None  # before the last continue_as_new
+
+    @property
+    def has_pending(self) -> bool:
+        """Activity results or messages in hand for its next episode."""
+        return bool(self.local or self.inbox)
 
 
 class InstanceCache:
@@ -103,7 +112,7 @@ class InstanceCache:
         for instance_id, owned in self._owned.items():
             if len(evicted) >= excess:
                 break
-            if not owned.busy and not owned.local:
+            if not owned.busy and not owned.has_pending:
                 evicted.append(instance_id)
         return evicted
 

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from durable.errors import FailureDetails, StorageError
-from durable.storage.base import ActivityResult, ActivityWorkItem, CommitOutcome
+from durable.storage.base import ActivityResult, ActivityWorkItem, CommitOutcome, InboxEntry
 from durable.telemetry import observe_commit
 from durable.worker.commits import give_back_claims
 from durable.worker.episodes import Episode
@@ -41,6 +41,7 @@ class Committing(WorkerState):
             observe_commit(self.observer, episodes, outcomes, time.perf_counter() - began)
         self.stats["commits"] += 1
         claimed: list[ActivityWorkItem] = []
+        sent: list[tuple[str, InboxEntry]] = []
         for episode, outcome in zip(episodes, outcomes, strict=True):
             owned = episode.owned
             owned.busy = False
@@ -48,13 +49,18 @@ class Committing(WorkerState):
             if outcome.error is not None:
                 self._refused(episode, outcome.error)
                 continue
+            if outcome.behind:
+                self._behind(episode)
+                continue
             if not outcome.ok:
                 self._lease_lost(episode)
                 continue
             if self._strikes:
                 self._strikes.clear(owned.instance_id)
             self.stats["parked"] += episode.parked
-            self._after_commit(episode, outcome, claimed)
+            self._after_commit(episode, outcome, claimed, sent)
+        if sent:
+            self._hand_over(sent)
         if claimed:
             self.stats["activities"] += len(claimed)
             self.executor.submit(claimed)
@@ -95,7 +101,8 @@ class Committing(WorkerState):
         self._struck(episode.owned.instance_id, cause, deterministic=True)
 
     def _after_commit(
-        self, episode: Episode, outcome: CommitOutcome, claimed: list[ActivityWorkItem]
+        self, episode: Episode, outcome: CommitOutcome, claimed: list[ActivityWorkItem],
+        sent: list[tuple[str, InboxEntry]],
     ) -> None:
         owned, decision, commit = episode.owned, episode.decision, episode.commit
         self._cache.committed(owned, outcome.revision)
@@ -108,11 +115,17 @@ class Committing(WorkerState):
             elif not self._left_unclaimed:
                 self._left_unclaimed = True  # poll for them as soon as there is room
                 self._poll_soon.set()
-        for message in commit.messages:
+        ids = outcome.message_ids
+        for index, message in enumerate(commit.messages):
             if message.visible_at is not None:
                 self._timers.add(message.visible_at, message.instance_id)
             elif message.instance_id != owned.instance_id:
-                self.hint(message.instance_id)
+                message_id = ids[index] if ids is not None else None
+                if message_id is None:
+                    self.hint(message.instance_id)
+                else:
+                    entry = InboxEntry(message_id, message.event, message.execution_id)
+                    sent.append((message.instance_id, entry))
         for child in commit.new_instances:
             self.hint(child.instance_id)
         if decision.continue_as_new is not None and commit.continue_as_new is not None:
@@ -131,6 +144,37 @@ class Committing(WorkerState):
             self._with_local.add(owned.instance_id)
         if episode.more_messages:
             self.hint(owned.instance_id)  # the rest of its inbox, now that these are gone
+
+    def _hand_over(self, sent: list[tuple[str, InboxEntry]]) -> None:
+        """Give messages our commits just sent to instances this worker holds straight to
+        their next episode, instead of leasing them and reading the messages back.
+
+        The messages are in the inbox too (the commit wrote them), and the episode's commit
+        deletes them, so a crash or a lost lease loses nothing. Only an instance that is
+        quiet gets a message this way: held, and no lease of it wanted, in flight or waiting
+        to run, nor messages left behind by its last lease; otherwise an older message could
+        still be on its way through the inbox, and the message goes that way too (a hint).
+        Even so an older message can be waiting (sent by another process, or by one of our
+        instances before it moved here): the commit then fails its order check
+        (``OrchestrationCommit.handed_up_to``) and the instance is read again in order."""
+        waiting = {item.instance_id for item in self._accepted}
+        for target, entry in sorted(sent, key=lambda pair: pair[1].message_id):
+            owned = self._cache.get(target)
+            if (owned is None or owned.inbox_behind or target in self._hinted
+                    or target in self._leasing or target in waiting):
+                self.hint(target)
+                continue
+            owned.inbox.append(entry)
+            self._with_local.add(target)
+            self.stats["handed_over"] += 1
+
+    def _behind(self, episode: Episode) -> None:
+        """An older message waits in the inbox of an instance that ran on messages handed
+        over in memory: nothing was written; drop its state and read it again, in order."""
+        self.stats["behind"] += 1
+        log.debug("%s has older messages waiting; reading it again", episode.owned.instance_id)
+        self._lease_lost(episode, quiet=True)
+        self.hint(episode.owned.instance_id)
 
     def _lease_lost(self, episode: Episode, quiet: bool = False) -> None:
         """The fence failed: drop our copy and re-deliver finished activities via the inbox."""

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from durable.errors import FailureDetails, FunctionNotFoundError
 from durable.history import HistoryEvent
 from durable.orchestration.actions import Decision
-from durable.storage.base import ActivityResult, OrchestrationCommit, OrchestrationWorkItem
+from durable.storage.base import (
+    ActivityResult,
+    InboxEntry,
+    OrchestrationCommit,
+    OrchestrationWorkItem,
+)
 from durable.versioning import VersionFailure
 from durable.worker.cache import OwnedInstance, Runtime
 from durable.worker.commits import commit_for
@@ -38,6 +43,21 @@ class Episode:
     delivered: list[ActivityResult]
     parked: bool = False  # the commit parks the instance (durable/worker/poison.py)
     more_messages: bool = False  # its lease left messages in the inbox: lease again after
+
+
+def _with_handed_over(leased: list[InboxEntry], owned: OwnedInstance
+                      ) -> tuple[list[InboxEntry], int | None]:
+    """The leased messages, then those handed over in memory that the lease did not return
+    (sent after it read the inbox), each once; and the newest handed-over one consumed, for
+    the commit's order check (``OrchestrationCommit.handed_up_to``)."""
+    if not owned.inbox:
+        return leased, None
+    seen = {m.message_id for m in leased}
+    extra = [entry for entry in owned.inbox if entry.message_id not in seen]
+    owned.inbox = []
+    if not extra:
+        return leased, None
+    return [*leased, *extra], max(entry.message_id for entry in extra)
 
 
 class EpisodeAssembly(WorkerState):
@@ -90,16 +110,19 @@ class EpisodeAssembly(WorkerState):
             self._cache.remember(owned)
         else:
             rewind = None
-        consumed = [m.message_id for m in item.messages]
+        messages, handed = _with_handed_over(item.messages, owned)
+        owned.inbox_behind = item.more_messages
+        consumed = [m.message_id for m in messages]
         events = [
             m.event
-            for m in item.messages
+            for m in messages
             if (m.execution_id is None or m.execution_id == owned.execution_id)
             and (rewind is None or m is not rewind[0])
         ]
         episode = self._run(owned, events, consumed)
         if episode is not None:
             episode.more_messages = item.more_messages
+            episode.commit.handed_up_to = handed
             if rewind is not None:
                 apply_rewind(episode.commit, rewind[1], self.clock.now(), self._claim)
         return episode

@@ -44,6 +44,8 @@ class WorkerState:
     _wake: asyncio.Event
     _poll_soon: asyncio.Event
     _accepted: list[OrchestrationWorkItem]
+    _hinted: dict[str, None]
+    _leasing: set[str]
     _with_local: set[str]
     _to_inbox: list[ActivityResult]
     _busy_count: int

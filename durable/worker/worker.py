@@ -123,7 +123,7 @@ class Worker(EpisodeAssembly, Committing):
             clock=self.clock,
         )
         self.stats = {"episodes": 0, "commits": 0, "activities": 0, "lease_lost": 0,
-                      "strikes": 0, "parked": 0}
+                      "strikes": 0, "parked": 0, "handed_over": 0, "behind": 0}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -297,10 +297,17 @@ class Worker(EpisodeAssembly, Committing):
             for instance_id in ready:
                 self._with_local.discard(instance_id)
                 owned = self._cache.get(instance_id)
-                if owned is None or not owned.local:
+                if owned is None or not owned.has_pending:
                     continue
-                episode = self._guarded(instance_id, self._run, owned, [], [])
+                # Messages our own commits sent it (see Committing._hand_over), in order.
+                handed, owned.inbox = owned.inbox, []
+                events = [m.event for m in handed
+                          if m.execution_id is None or m.execution_id == owned.execution_id]
+                episode = self._guarded(instance_id, self._run, owned, events,
+                                        [m.message_id for m in handed])
                 if episode is not None:
+                    if handed:
+                        episode.commit.handed_up_to = max(m.message_id for m in handed)
                     episodes.append(episode)
         return episodes
 
@@ -346,13 +353,13 @@ class Worker(EpisodeAssembly, Committing):
         return held
 
     def _with_results(self) -> list[str]:
-        """Instances with activity results in hand for their next episode. (Not all of
+        """Instances with activity results or messages in hand for their next episode. (Not all of
         ``_with_local``: an entry there whose results an earlier episode already took is only
         dropped by the next round, and must not hold up a lease until then.)"""
         held = []
         for instance_id in self._with_local:
             owned = self._cache.get(instance_id)
-            if owned is not None and owned.local:
+            if owned is not None and owned.has_pending:
                 held.append(instance_id)
         return held
 

@@ -88,6 +88,22 @@ WHERE EXISTS (SELECT 1 FROM instances
               WHERE instance_id = %(instance_id)s::text
                 AND status NOT IN ('Completed', 'Failed', 'Terminated', 'Canceled'));
 
+-- name: insert_message_if_running_id
+-- insert_message_if_running that says which row it inserted (none: the target has finished).
+INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+SELECT %(instance_id)s::text, %(execution_id)s::text, %(visible_at)s::float8, %(event)s::text
+WHERE EXISTS (SELECT 1 FROM instances
+              WHERE instance_id = %(instance_id)s::text
+                AND status NOT IN ('Completed', 'Failed', 'Terminated', 'Canceled'))
+RETURNING id;
+
+-- name: inbox_has_earlier
+-- A due message older than `before` that the commit does not consume (see handed_up_to).
+SELECT 1 FROM inbox
+WHERE instance_id = %(instance_id)s AND id < %(before)s AND visible_at <= %(now)s
+  AND NOT (id = ANY(%(consumed)s::bigint[]))
+LIMIT 1;
+
 -- name: lease_ready_instances
 -- Driven from the inbox (small) rather than the instances table (grows without bound).
 UPDATE instances AS i

@@ -233,6 +233,7 @@ class SQLiteBackend(SQLOperations):
     # Every process using the file runs on this machine (WAL needs shared memory), so a
     # lease owner whose process is gone is certainly dead (see Worker._reclaim_dead_owners).
     single_host = True
+    reports_message_ids = True  # the statements run in-process: reading an id costs nothing
 
     def __init__(
         self,

@@ -70,6 +70,22 @@ WHERE EXISTS (SELECT 1 FROM instances
               WHERE instance_id = :instance_id
                 AND status NOT IN ('Completed', 'Failed', 'Terminated', 'Canceled'));
 
+-- name: insert_message_if_running_id
+-- insert_message_if_running that says which row it inserted (none: the target has finished).
+INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+SELECT :instance_id, :execution_id, :visible_at, :event
+WHERE EXISTS (SELECT 1 FROM instances
+              WHERE instance_id = :instance_id
+                AND status NOT IN ('Completed', 'Failed', 'Terminated', 'Canceled'))
+RETURNING id;
+
+-- name: inbox_has_earlier
+-- A due message older than `before` that the commit does not consume (see handed_up_to).
+SELECT 1 FROM inbox
+WHERE instance_id = :instance_id AND id < :before AND visible_at <= :now
+  AND id NOT IN (SELECT value FROM json_each(:consumed))
+LIMIT 1;
+
 -- name: lease_ready_instances
 UPDATE instances
 SET lease_owner = :owner, lease_expires_at = :lease_expires_at
