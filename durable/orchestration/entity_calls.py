@@ -22,6 +22,7 @@ Critical sections follow Durable Task's rules::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import datetime, timedelta
@@ -47,6 +48,16 @@ if TYPE_CHECKING:
     from durable.orchestration.replay_state import ReplayState
 
 _REQUEST_NAMESPACE = uuid.UUID("0b3a3a3c-51c2-4c4e-9a7a-8c1f3d3e6f21")
+
+
+def uuid5_text(name: str) -> str:
+    """``str(uuid.uuid5(_REQUEST_NAMESPACE, name))`` without building UUID objects (one per
+    entity call; the UUID class made it a visible share of an episode)."""
+    digest = bytearray(hashlib.sha1(_REQUEST_NAMESPACE.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class EntityCallTask(AtomicTask):
@@ -102,8 +113,9 @@ class EntityCallState:
         return self.lock is not None and self.lock.section is not None
 
     def request_id(self, task_id: int) -> str:
-        """Deterministic: the same on every replay of this execution."""
-        return str(uuid.uuid5(_REQUEST_NAMESPACE, f"{self._state.execution_id}:{task_id}"))
+        """Deterministic: the same on every replay of this execution (and of histories
+        written by earlier versions: it is the UUID5 of ``execution_id:task_id``)."""
+        return uuid5_text(f"{self._state.execution_id}:{task_id}")
 
     def send(self, task_id: int, instance_id: str, message: str, *,
              name: str = REQUEST_EVENT, visible_at: float | None = None) -> None:
