@@ -48,6 +48,7 @@ _encoder = json.JSONEncoder(
 )
 _decoder = json.JSONDecoder()
 
+
 def _not_json(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
