@@ -247,10 +247,15 @@ def _proc_memory(pid: int) -> dict[str, float]:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
                 values[key] = round(int(rest.split()[0]) / 1024, 1)
+    # RssShmem is SQLite's WAL index (the -shm file, mapped): it grows with the WAL between
+    # checkpoints, which is not memory the worker's own structures hold.
     return {"rss_mb": values.get("VmRSS", float("nan")),
-            "peak_mb": values.get("VmHWM", float("nan"))}
+            "peak_mb": values.get("VmHWM", float("nan")),
+            "anon_mb": values.get("RssAnon", float("nan")),
+            "file_mb": values.get("RssFile", float("nan")),
+            "shmem_mb": values.get("RssShmem", float("nan"))}
 
 
 async def _wait_all_applied(client: df.DurableOrchestrationClient, total: int,
