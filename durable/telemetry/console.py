@@ -104,7 +104,9 @@ class ConsoleObserver(Observer):
         if len(self._tasks) > _MAX_TRACKED:  # instances that moved to other workers
             self._tasks.clear()
             self._failed.clear()
-        tasks = self._tasks.setdefault(key, {})
+        # Only instances with activities in flight are tracked: an entity never finishes, so
+        # an entry for each (even an empty one) grew an idle worker by ~350 bytes per entity.
+        tasks = self._tasks.get(key) or {}
         failed_now: list[tuple[str, TaskFailed]] = []
         retrying = any(isinstance(a, ScheduleTimer) for a in episode.decision.actions)
         for event in episode.decision.history:
@@ -112,6 +114,7 @@ class ConsoleObserver(Observer):
                 self.log.info("orchestration %s started", who)
             elif isinstance(event, TaskScheduled):
                 tasks[event.event_id] = event.name
+                self._tasks[key] = tasks
                 earlier = self._failed.get(key, set())
                 if event.name in earlier and normal:
                     self.log.info("  activity %s of %s: retrying", event.name, who)
@@ -126,6 +129,8 @@ class ConsoleObserver(Observer):
                     self.log.debug("  activity %s of %s completed", name, who)
             elif verbose:
                 self._verbose_event(event, who)
+        if not tasks:
+            self._tasks.pop(key, None)
         for name, event in failed_now:
             self._failed.setdefault(key, set()).add(name)
             then = " (a retry is scheduled)" if retrying and not episode.decision.is_done else ""

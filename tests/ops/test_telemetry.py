@@ -213,6 +213,28 @@ async def test_console_logs_starts_completions_and_failures_with_user_frames(
     assert quiet.verbosity < Verbosity.NORMAL
 
 
+async def test_the_console_keeps_nothing_for_idle_entities_or_finished_work(
+    tmp_path: Path,
+) -> None:
+    """It remembers activity names only while activities are in flight: an entry per entity
+    (entities never finish) once grew an idle worker by ~350 bytes per entity."""
+    console = ConsoleObserver(Verbosity.NORMAL)
+    async with df.Host(app, storage=url_in(tmp_path), observer=Observers([console])) as host:
+        for key in range(50):
+            await host.client.signal_entity(df.EntityId("tally", f"k{key}"), "add", 1)
+        done = await host.client.start_new("hello")
+        await host.client.wait_for_completion(done, timeout=20)
+
+        async def applied() -> bool:
+            state = await host.client.read_entity_state(df.EntityId("tally", "k49"))
+            return state.entity_exists and host.worker is not None and host.worker.is_idle
+        deadline = time.monotonic() + 20
+        while not await applied():
+            assert time.monotonic() < deadline, "the signals were not applied"
+            await asyncio.sleep(0.01)
+    assert console._tasks == {} and console._failed == {}
+
+
 def test_user_frames_drop_durables_own() -> None:
     import durable
 
