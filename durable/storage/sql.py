@@ -265,11 +265,15 @@ def create_instance(
     )
 
 
+def _entity_row(instance_id: str, now: float) -> dict[str, Any]:
+    """An entity's new row (name = the ``@name@`` part of its ID)."""
+    return {"instance_id": instance_id, "name": instance_id[1:].partition("@")[0],
+            "execution_id": new_execution_id(), "now": now}
+
+
 def _ensure_entity(instance_id: str, now: float) -> Op:
-    """The entity's row, created on its first message (name = the ``@name@`` part)."""
-    name = instance_id[1:].partition("@")[0]
-    return count("insert_entity", instance_id=instance_id, name=name,
-                 execution_id=new_execution_id(), now=now)
+    """The entity's row, created on its first message."""
+    return count("insert_entity", **_entity_row(instance_id, now))
 
 
 def send_entity_message(message: Message, now: float) -> Txn:
@@ -293,11 +297,7 @@ def send_entity_messages(signals: Sequence[tuple[Message, str]], now: float) -> 
     over all of them: each entity's row once, then every message in the order given (so
     messages from one sender keep their order)."""
     targets = dict.fromkeys(message.instance_id for message, _ in signals)
-    yield many("insert_entity", [
-        {"instance_id": instance_id, "name": instance_id[1:].partition("@")[0],
-         "execution_id": new_execution_id(), "now": now}
-        for instance_id in targets
-    ])
+    yield many("insert_entity", [_entity_row(instance_id, now) for instance_id in targets])
     yield many("insert_inbox", [_message_params(message, now, event) for message, event in signals])
 
 

@@ -23,6 +23,7 @@ from durable.telemetry.console import ConsoleObserver, Verbosity
 from durable.telemetry.metrics import MetricsEndpoint, MetricsObserver
 from durable.telemetry.tracebacks import user_frames
 from durable.telemetry.tracing import TracingObserver, parse_traceparent
+from tests.e2e.conftest import wait_until
 from tests.ops.ops_app import app
 
 Status = df.OrchestrationRuntimeStatus
@@ -228,10 +229,7 @@ async def test_the_console_keeps_nothing_for_idle_entities_or_finished_work(
         async def applied() -> bool:
             state = await host.client.read_entity_state(df.EntityId("tally", "k49"))
             return state.entity_exists and host.worker is not None and host.worker.is_idle
-        deadline = time.monotonic() + 20
-        while not await applied():
-            assert time.monotonic() < deadline, "the signals were not applied"
-            await asyncio.sleep(0.01)
+        await wait_until(applied, what="the signals applied")
     assert console._tasks == {} and console._failed == {}
 
 

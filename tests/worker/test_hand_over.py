@@ -14,9 +14,8 @@ without a hint stays unread until something else leases its instance.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from durable.orchestration.entity_ids import REQUEST_EVENT, EntityRequest
 from durable.storage import open_backend
 from durable.storage.base import Backend, Message
 from durable.worker.worker import Worker, WorkerOptions
+from tests.e2e.conftest import wait_until
 
 app = df.DFApp()
 JOURNAL = df.EntityId("journal", "one")
@@ -56,15 +56,6 @@ def before_and_after(context: df.DurableOrchestrationContext):
     yield context.wait_for_external_event("go")
     yield context.call_entity(JOURNAL, "append", "c")
     return "done"
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0
-                ) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -105,7 +96,7 @@ async def test_an_older_message_in_the_inbox_is_applied_first(setup: Any) -> Non
 
     async def waiting_for_go() -> bool:
         return await journal_of(client) == ["a"] and worker.is_idle
-    await until(waiting_for_go, "the first call")
+    await wait_until(waiting_for_go, what="the first call")
     # "b", as another process would send it: into the inbox, with no hint to this worker.
     request = EntityRequest("from-elsewhere", "append", signal=True, input='"b"')
     await backend.send_entity_message(Message(
