@@ -173,9 +173,10 @@ class SQLOperations:
     ) -> list[CommitOutcome]:
         order = sorted(range(len(commits)), key=lambda index: commits[index].instance_id)
         ordered = [commits[index] for index in order]
+        encoded = [sql.encode_commit(commit) for commit in ordered]
         outcomes = await self._write(
             lambda now: sql.commit_orchestrations(ordered, lease_seconds, now,
-                                                  self.reports_message_ids)
+                                                  self.reports_message_ids, encoded)
         )
         result: list[CommitOutcome] = [CommitOutcome(False)] * len(commits)
         for position, index in enumerate(order):

@@ -136,7 +136,8 @@ def pending_migrations(
 @dataclass(slots=True)
 class Op:
     """One query to run. ``mode``: 'one' (first row or None), 'all' (rows), 'count' (rows
-    affected), 'many' (executemany over ``params``, a list)."""
+    affected), 'many' (executemany over ``params``, a list), 'id' (the id of the row an
+    INSERT added, or None if it added none)."""
 
     query: str
     params: Any
@@ -157,6 +158,12 @@ def count(query: str, **params: Any) -> Op:
 
 def many(query: str, params: list[dict[str, Any]]) -> Op:
     return Op(query, params, "many")
+
+
+def inserted_id(query: str, **params: Any) -> Op:
+    """An INSERT of one row, answered with that row's id (SQLite reads its last row id,
+    cheaper than RETURNING; PostgreSQL's query text says RETURNING id)."""
+    return Op(query, params, "id")
 
 
 Txn = Generator[Op, Any, Any]
@@ -235,7 +242,7 @@ def _insert_message(
     params = _message_params(message, now, event)
     if guarded:
         return count("insert_message_if_running", **params)
-    return one("insert_message", **params)
+    return inserted_id("insert_message", **params)
 
 
 def create_instance(
@@ -250,7 +257,8 @@ def create_instance(
     if isinstance(outcome, Status):
         raise InstanceAlreadyExistsError(new.instance_id, outcome.value)
     started = new.started_event()
-    row = yield _insert_message(Message(new.instance_id, started, new.execution_id), now, False)
+    message_id = yield _insert_message(Message(new.instance_id, started, new.execution_id), now,
+                                       False)
     if lease_owner is None:
         return None
     return OrchestrationWorkItem(
@@ -259,7 +267,7 @@ def create_instance(
         execution_id=new.execution_id,
         status=Status.Pending,
         revision=outcome,
-        messages=[InboxEntry(int(row[0]), started, new.execution_id)],
+        messages=[InboxEntry(int(message_id), started, new.execution_id)],
         history=[],
         version=new.version,
     )
@@ -653,17 +661,47 @@ def _cap_messages(found: list[Any], cap: int) -> tuple[list[Any], set[str]]:
     return kept, more
 
 
+@dataclass(slots=True)
+class EncodedCommit:
+    """A commit's history chunk and message events as stored text, or why they cannot be."""
+
+    history: str | None
+    events: list[str]
+    error: str | None = None
+
+
+def encode_commit(commit: OrchestrationCommit) -> EncodedCommit:
+    """Encode and check what ``commit`` stores, before any write.
+
+    Pure CPU work, done by the caller (on the event loop) rather than inside the
+    transaction: SQLite's single writer thread is the bottleneck of a busy worker, and the
+    loop is mostly waiting for it. A value storage refuses fails this commit alone.
+    """
+    try:
+        history = (encode_events(commit.history)
+                   if commit.history and commit.continue_as_new is None
+                   and commit.entity_state is None else None)
+        events = [encode_event(message.event) for message in commit.messages]
+    except (TypeError, ValueError) as exc:
+        return EncodedCommit(None, [], f"The episode of instance '{commit.instance_id}' is "
+                                       f"not JSON-serializable: {exc}")
+    return EncodedCommit(history, events, commit_problem(commit, history, events))
+
+
 def commit_orchestrations(
     commits: Sequence[OrchestrationCommit], lease_seconds: float, now: float,
-    message_ids: bool = False,
+    message_ids: bool = False, encoded: Sequence[EncodedCommit] | None = None,
 ) -> Txn:
+    """Apply ``commits`` in one transaction; ``encoded`` (from :func:`encode_commit`, in the
+    same order) saves encoding them here."""
     # One read locks and fences the whole batch (instead of one round trip per commit).
     found = yield rows("lock_instances", instance_ids=sorted({c.instance_id for c in commits}))
     fences: dict[str, tuple[Any, ...]] = {row[0]: tuple(row[1:]) for row in found}
     outcomes = []
-    for commit in commits:
-        outcome = yield from _commit_one(commit, fences.get(commit.instance_id), lease_seconds,
-                                         now, message_ids)
+    for position, commit in enumerate(commits):
+        outcome = yield from _commit_one(
+            commit, fences.get(commit.instance_id), lease_seconds, now, message_ids,
+            encoded[position] if encoded is not None else None)
         if outcome.ok:  # a second commit for the same instance must see this one
             fences[commit.instance_id] = (
                 commit.status.value, outcome.revision,
@@ -677,7 +715,7 @@ def commit_orchestrations(
 
 def _commit_one(
     commit: OrchestrationCommit, fence: tuple[Any, ...] | None, lease_seconds: float, now: float,
-    message_ids: bool = False,
+    message_ids: bool = False, encoded: EncodedCommit | None = None,
 ) -> Txn:
     """Apply one commit if its fence holds. ``fence`` is the locked row's (status, revision,
     lease owner, execution ID). With ``message_ids`` the outcome says which inbox row each
@@ -692,19 +730,14 @@ def _commit_one(
         or fence[3] != commit.execution_id
     ):
         return CommitOutcome(False)
-    # Encode everything first and check it: a value storage refuses must fail this commit
-    # alone, before it writes anything into the transaction it shares with the batch.
+    # Everything is encoded and checked before this commit writes anything into the
+    # transaction it shares with the batch.
+    if encoded is None:
+        encoded = encode_commit(commit)
+    if encoded.error is not None:
+        return CommitOutcome(False, error=encoded.error)
     plan = commit.continue_as_new
-    try:
-        history = (encode_events(commit.history)
-                   if commit.history and plan is None and commit.entity_state is None else None)
-        events = [encode_event(message.event) for message in commit.messages]
-    except (TypeError, ValueError) as exc:
-        return CommitOutcome(False, error=f"The episode of instance '{instance_id}' is not "
-                                          f"JSON-serializable: {exc}")
-    problem = commit_problem(commit, history, events)
-    if problem is not None:
-        return CommitOutcome(False, error=problem)
+    history, events = encoded.history, encoded.events
     if commit.handed_up_to is not None:
         earlier = yield one("inbox_has_earlier", instance_id=instance_id,
                             before=commit.handed_up_to, now=now,
@@ -803,12 +836,13 @@ def _commit_one(
         target = message.instance_id
         if target.startswith("@") and target != instance_id:
             yield _ensure_entity(target, now)  # a message creates the entity it is sent to
-            row = yield _insert_message(message, now, False, event)
+            message_id = yield _insert_message(message, now, False, event)
         elif target == instance_id or not message_ids:
-            row = yield _insert_message(message, now, target != instance_id, event)
+            message_id = yield _insert_message(message, now, target != instance_id, event)
         else:
-            row = yield one("insert_message_if_running_id", **_message_params(message, now, event))
-        ids.append(row[0] if message_ids and row is not None else None)
+            message_id = yield inserted_id("insert_message_if_running_id",
+                                           **_message_params(message, now, event))
+        ids.append(message_id if message_ids else None)
     for child in commit.new_instances:
         yield from _create_child(child, commit, now)
     for child in commit.rewind_children:

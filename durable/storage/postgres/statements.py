@@ -113,6 +113,9 @@ class Run:
         result: Any
         if op.mode == "one":
             result = await cursor.fetchone()
+        elif op.mode == "id":  # the query says RETURNING id
+            row = await cursor.fetchone()
+            result = row[0] if row is not None else None
         elif op.mode == "all":
             result = await cursor.fetchall()
         else:

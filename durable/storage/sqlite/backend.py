@@ -84,6 +84,8 @@ def _executor(conn: sqlite3.Connection) -> Callable[[sql.Op], Any]:
             conn.executemany(text, [_adapt(p) for p in op.params] if adapt else op.params)
             return None
         cursor = conn.execute(text, _adapt(op.params) if adapt else op.params)
+        if op.mode == "id":
+            return cursor.lastrowid if cursor.rowcount > 0 else None
         if op.mode == "one":
             row = cursor.fetchone()
             cursor.fetchall()  # finish the statement (RETURNING runs to completion)

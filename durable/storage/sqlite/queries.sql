@@ -54,12 +54,12 @@ DELETE FROM tasks WHERE instance_id = :instance_id;
 DELETE FROM tasks WHERE instance_id = :instance_id AND lease_owner IS NULL;
 
 -- name: insert_message
+-- Run as an "id" op: the backend reads the new row's id as the connection's last row id.
 INSERT INTO inbox (instance_id, execution_id, visible_at, event)
-VALUES (:instance_id, :execution_id, :visible_at, :event)
-RETURNING id;
+VALUES (:instance_id, :execution_id, :visible_at, :event);
 
 -- name: insert_inbox
--- insert_message without RETURNING, for executemany (many messages at once).
+-- insert_message for executemany (many messages at once).
 INSERT INTO inbox (instance_id, execution_id, visible_at, event)
 VALUES (:instance_id, :execution_id, :visible_at, :event);
 
@@ -71,13 +71,13 @@ WHERE EXISTS (SELECT 1 FROM instances
                 AND status NOT IN ('Completed', 'Failed', 'Terminated', 'Canceled'));
 
 -- name: insert_message_if_running_id
--- insert_message_if_running that says which row it inserted (none: the target has finished).
+-- insert_message_if_running, run as an "id" op: which row it inserted (none: the target has
+-- finished).
 INSERT INTO inbox (instance_id, execution_id, visible_at, event)
 SELECT :instance_id, :execution_id, :visible_at, :event
 WHERE EXISTS (SELECT 1 FROM instances
               WHERE instance_id = :instance_id
-                AND status NOT IN ('Completed', 'Failed', 'Terminated', 'Canceled'))
-RETURNING id;
+                AND status NOT IN ('Completed', 'Failed', 'Terminated', 'Canceled'));
 
 -- name: inbox_has_earlier
 -- A due message older than `before` that the commit does not consume (see handed_up_to).
