@@ -54,6 +54,10 @@ class SQLOperations:
     # Where reading those ids costs a round trip per message (PostgreSQL defers the inserts
     # and sends them together), the backend leaves it off.
     reports_message_ids = False
+    # Whether write transactions run one at a time (SQLite: one writer), so that a row a write
+    # transaction reads stays there until it commits. A commit then reads which entities it
+    # messages exist, once per batch, instead of an insert-if-missing per message.
+    serial_writes = False
 
     # -- how a backend runs a transaction (override) ------------------------------------------
 
@@ -176,7 +180,8 @@ class SQLOperations:
         encoded = [sql.encode_commit(commit) for commit in ordered]
         outcomes = await self._write(
             lambda now: sql.commit_orchestrations(ordered, lease_seconds, now,
-                                                  self.reports_message_ids, encoded)
+                                                  self.reports_message_ids, encoded,
+                                                  self.serial_writes)
         )
         result: list[CommitOutcome] = [CommitOutcome(False)] * len(commits)
         for position, index in enumerate(order):

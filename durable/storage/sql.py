@@ -691,17 +691,31 @@ def encode_commit(commit: OrchestrationCommit) -> EncodedCommit:
 def commit_orchestrations(
     commits: Sequence[OrchestrationCommit], lease_seconds: float, now: float,
     message_ids: bool = False, encoded: Sequence[EncodedCommit] | None = None,
+    serial: bool = False,
 ) -> Txn:
     """Apply ``commits`` in one transaction; ``encoded`` (from :func:`encode_commit`, in the
-    same order) saves encoding them here."""
+    same order) saves encoding them here. ``serial``: no other write transaction runs
+    meanwhile (``SQLOperations.serial_writes``)."""
     # One read locks and fences the whole batch (instead of one round trip per commit).
     found = yield rows("lock_instances", instance_ids=sorted({c.instance_id for c in commits}))
     fences: dict[str, tuple[Any, ...]] = {row[0]: tuple(row[1:]) for row in found}
+    # Entities that exist need no insert-if-missing per message. Only where writes are serial
+    # does a row read here stay until this transaction commits (elsewhere a concurrent
+    # clean-up could remove it between the read and the message's insert).
+    entities: set[str] | None = None
+    if serial:
+        targets = sorted({message.instance_id for commit in commits
+                          for message in commit.messages
+                          if message.instance_id.startswith("@")})
+        entities = set()
+        if targets:
+            entities.update(row[0] for row in (yield rows("existing_instances",
+                                                          instance_ids=targets)))
     outcomes = []
     for position, commit in enumerate(commits):
         outcome = yield from _commit_one(
             commit, fences.get(commit.instance_id), lease_seconds, now, message_ids,
-            encoded[position] if encoded is not None else None)
+            encoded[position] if encoded is not None else None, entities)
         if outcome.ok:  # a second commit for the same instance must see this one
             fences[commit.instance_id] = (
                 commit.status.value, outcome.revision,
@@ -716,10 +730,13 @@ def commit_orchestrations(
 def _commit_one(
     commit: OrchestrationCommit, fence: tuple[Any, ...] | None, lease_seconds: float, now: float,
     message_ids: bool = False, encoded: EncodedCommit | None = None,
+    entities: set[str] | None = None,
 ) -> Txn:
     """Apply one commit if its fence holds. ``fence`` is the locked row's (status, revision,
     lease owner, execution ID). With ``message_ids`` the outcome says which inbox row each
-    message became (the worker hands messages to instances it holds in memory)."""
+    message became (the worker hands messages to instances it holds in memory).
+    ``entities``, if given, holds the entities known to exist in this transaction (this
+    commit adds those it creates)."""
     instance_id = commit.instance_id
     # Revision and owner catch a worker that lost its lease; the execution ID catches a late
     # commit for an instance that was purged and re-created (its revision starts again at 1).
@@ -835,7 +852,10 @@ def _commit_one(
     for message, event in zip(commit.messages, events, strict=True):
         target = message.instance_id
         if target.startswith("@") and target != instance_id:
-            yield _ensure_entity(target, now)  # a message creates the entity it is sent to
+            if entities is None or target not in entities:
+                yield _ensure_entity(target, now)  # a message creates the entity it is sent to
+                if entities is not None:
+                    entities.add(target)
             message_id = yield _insert_message(message, now, False, event)
         elif target == instance_id or not message_ids:
             message_id = yield _insert_message(message, now, target != instance_id, event)
