@@ -571,6 +571,38 @@ async def test_commits_send_messages_that_create_entities(backend: Backend) -> N
     assert len(entity.messages) == 1
 
 
+async def test_one_batch_messages_existing_new_and_removed_entities(backend: Backend) -> None:
+    """SQLite reads which entities exist once per batch; the rows must still appear for new and
+    removed entities, once each, however many commits of the batch message them."""
+    await backend.send_entity_message(Message("@counter@old", entity_event(1)))
+    await backend.send_entity_message(Message("@counter@removed", entity_event(1)))
+    removed = await lease_one(backend, "@counter@removed")
+    await backend.commit_orchestrations([
+        OrchestrationCommit(removed.instance_id, removed.execution_id, removed.revision, OWNER,
+                            [], Status.Running, release=True,
+                            consumed_messages=[m.message_id for m in removed.messages],
+                            entity_state='{"exists":false}')
+    ])
+    row = await backend.get_instance("@counter@removed")
+    assert row is not None and await backend.remove_entity(row.instance_id, row.revision)
+    commits = []
+    for sender in ("s1", "s2"):
+        item = await start_running(backend, sender)
+        record = await backend.get_instance(sender)
+        assert record is not None
+        commits.append(OrchestrationCommit(
+            sender, item.execution_id, record.revision, OWNER, [], Status.Running,
+            messages=[Message(target, entity_event(2))
+                      for target in ("@counter@old", "@counter@new", "@counter@removed")]))
+    assert all(outcome.ok for outcome in await backend.commit_orchestrations(commits))
+    expected = {"@counter@old": 3, "@counter@new": 2, "@counter@removed": 2}
+    for entity_id, waiting in expected.items():
+        record = await backend.get_instance(entity_id)
+        assert record is not None and record.name == "counter"
+        item = await lease_one(backend, entity_id)
+        assert len(item.messages) == waiting, entity_id
+
+
 async def test_entities_are_listed_apart_from_orchestrations(backend: Backend) -> None:
     from durable.storage.base import EntityQuery
 
