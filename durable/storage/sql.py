@@ -40,6 +40,7 @@ from durable.history import (
     encode_events,
 )
 from durable.ids import new_execution_id
+from durable.serialization import compact_json
 from durable.status import (
     RUNNING_STATUSES,
     TERMINAL_STATUSES,
@@ -711,11 +712,12 @@ def commit_orchestrations(
         if targets:
             entities.update(row[0] for row in (yield rows("existing_instances",
                                                           instance_ids=targets)))
+    behind = yield from _order_checks(commits, now)
     outcomes = []
     for position, commit in enumerate(commits):
         outcome = yield from _commit_one(
             commit, fences.get(commit.instance_id), lease_seconds, now, message_ids,
-            encoded[position] if encoded is not None else None, entities)
+            encoded[position] if encoded is not None else None, entities, position in behind)
         if outcome.ok:  # a second commit for the same instance must see this one
             fences[commit.instance_id] = (
                 commit.status.value, outcome.revision,
@@ -727,16 +729,30 @@ def commit_orchestrations(
     return outcomes
 
 
+def _order_checks(commits: Sequence[OrchestrationCommit], now: float) -> Txn:
+    """The positions of the commits that were handed messages in memory while an older due
+    message they do not consume waits in the inbox (see ``handed_up_to``): one query for the
+    batch. Checking before any commit of the batch writes is as strict as checking each
+    just before it: the batch only adds messages newer than every message handed over, and a
+    message it deletes can only turn a refusal into a needless one."""
+    checks = [[position, commit.instance_id, commit.handed_up_to, list(commit.consumed_messages)]
+              for position, commit in enumerate(commits) if commit.handed_up_to is not None]
+    if not checks:
+        return set()
+    found = yield rows("inbox_behind", checks=compact_json(checks), now=now)
+    return {int(row[0]) for row in found}
+
+
 def _commit_one(
     commit: OrchestrationCommit, fence: tuple[Any, ...] | None, lease_seconds: float, now: float,
     message_ids: bool = False, encoded: EncodedCommit | None = None,
-    entities: set[str] | None = None,
+    entities: set[str] | None = None, behind: bool = False,
 ) -> Txn:
     """Apply one commit if its fence holds. ``fence`` is the locked row's (status, revision,
     lease owner, execution ID). With ``message_ids`` the outcome says which inbox row each
     message became (the worker hands messages to instances it holds in memory).
     ``entities``, if given, holds the entities known to exist in this transaction (this
-    commit adds those it creates)."""
+    commit adds those it creates). ``behind``: its order check failed (``_order_checks``)."""
     instance_id = commit.instance_id
     # Revision and owner catch a worker that lost its lease; the execution ID catches a late
     # commit for an instance that was purged and re-created (its revision starts again at 1).
@@ -753,14 +769,10 @@ def _commit_one(
         encoded = encode_commit(commit)
     if encoded.error is not None:
         return CommitOutcome(False, error=encoded.error)
+    if behind:
+        return CommitOutcome(False, behind=True)
     plan = commit.continue_as_new
     history, events = encoded.history, encoded.events
-    if commit.handed_up_to is not None:
-        earlier = yield one("inbox_has_earlier", instance_id=instance_id,
-                            before=commit.handed_up_to, now=now,
-                            consumed=list(commit.consumed_messages))
-        if earlier is not None:
-            return CommitOutcome(False, behind=True)
     if commit.delivered_tasks:
         # Results delivered from memory. A task this worker no longer leases was (or is being)
         # run again elsewhere; recording this result first is still correct, because the

@@ -518,6 +518,33 @@ async def test_purge_by_id_and_by_filter(backend: Backend) -> None:
     assert await backend.get_history("running-1") == []
 
 
+async def test_a_commit_handed_messages_is_refused_while_an_older_one_waits(
+    backend: Backend,
+) -> None:
+    """``handed_up_to``: the order checks of a whole batch run as one query; each refusal is
+    its own commit's, and a refused commit writes nothing."""
+    items = {}
+    for instance_id in ("skips-one", "takes-all"):
+        started = await start_running(backend, instance_id)
+        for value in range(2):
+            await backend.send_message(Message(instance_id, EventRaised(
+                timestamp=time.time(), name="e", input=str(value)), started.execution_id))
+        items[instance_id] = await lease_one(backend, instance_id)
+    skips, takes = items["skips-one"], items["takes-all"]
+    assert len(skips.messages) == len(takes.messages) == 2
+    newest = {key: max(m.message_id for m in item.messages) for key, item in items.items()}
+    refused, applied = await backend.commit_orchestrations([
+        episode_commit(skips, consumed_messages=[newest["skips-one"]],
+                       handed_up_to=newest["skips-one"]),
+        episode_commit(takes, handed_up_to=newest["takes-all"]),
+    ])
+    assert refused.behind and not refused.ok
+    assert applied.ok and not applied.behind
+    [again] = await backend.commit_orchestrations(
+        [episode_commit(skips, handed_up_to=newest["skips-one"])])
+    assert again.ok
+
+
 # -- entities -----------------------------------------------------------------------------------
 
 

@@ -106,12 +106,17 @@ WHERE EXISTS (SELECT 1 FROM instances
                 AND status NOT IN ('Completed', 'Failed', 'Terminated', 'Canceled'))
 RETURNING id;
 
--- name: inbox_has_earlier
--- A due message older than `before` that the commit does not consume (see handed_up_to).
-SELECT 1 FROM inbox
-WHERE instance_id = %(instance_id)s AND id < %(before)s AND visible_at <= %(now)s
-  AND NOT (id = ANY(%(consumed)s::bigint[]))
-LIMIT 1;
+-- name: inbox_behind
+-- Of a batch's order checks (JSON [[position, instance_id, before, [consumed ids]], ...]), the
+-- positions whose instance has a due message older than `before` that the commit does not
+-- consume (see OrchestrationCommit.handed_up_to). The PostgreSQL worker hands nothing over
+-- (reports_message_ids is off), so only direct commits with handed_up_to run this.
+SELECT (c.value ->> 0)::int FROM jsonb_array_elements(%(checks)s::jsonb) AS c(value)
+WHERE EXISTS (
+    SELECT 1 FROM inbox m
+    WHERE m.instance_id = c.value ->> 1
+      AND m.id < (c.value ->> 2)::bigint AND m.visible_at <= %(now)s
+      AND m.id NOT IN (SELECT jsonb_array_elements_text(c.value -> 3)::bigint));
 
 -- name: lease_ready_instances
 -- Driven from the inbox (small) rather than the instances table (grows without bound).

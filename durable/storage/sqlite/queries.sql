@@ -84,12 +84,16 @@ WHERE EXISTS (SELECT 1 FROM instances
               WHERE instance_id = :instance_id
                 AND status NOT IN ('Completed', 'Failed', 'Terminated', 'Canceled'));
 
--- name: inbox_has_earlier
--- A due message older than `before` that the commit does not consume (see handed_up_to).
-SELECT 1 FROM inbox
-WHERE instance_id = :instance_id AND id < :before AND visible_at <= :now
-  AND id NOT IN (SELECT value FROM json_each(:consumed))
-LIMIT 1;
+-- name: inbox_behind
+-- Of a batch's order checks (JSON [[position, instance_id, before, [consumed ids]], ...]), the
+-- positions whose instance has a due message older than `before` that the commit does not
+-- consume (see OrchestrationCommit.handed_up_to).
+SELECT json_extract(c.value, '$[0]') FROM json_each(:checks) AS c
+WHERE EXISTS (
+    SELECT 1 FROM inbox m
+    WHERE m.instance_id = json_extract(c.value, '$[1]')
+      AND m.id < json_extract(c.value, '$[2]') AND m.visible_at <= :now
+      AND m.id NOT IN (SELECT value FROM json_each(c.value, '$[3]')));
 
 -- name: lease_ready_instances
 UPDATE instances
