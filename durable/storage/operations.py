@@ -179,9 +179,8 @@ class SQLOperations:
         ordered = [commits[index] for index in order]
         encoded = [sql.encode_commit(commit) for commit in ordered]
         outcomes = await self._write(
-            lambda now: sql.commit_orchestrations(ordered, lease_seconds, now,
-                                                  self.reports_message_ids, encoded,
-                                                  self.serial_writes)
+            lambda now: sql.commit_orchestrations(ordered, encoded, lease_seconds, now,
+                                                  self.reports_message_ids, self.serial_writes)
         )
         result: list[CommitOutcome] = [CommitOutcome(False)] * len(commits)
         for position, index in enumerate(order):

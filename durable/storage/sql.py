@@ -690,34 +690,29 @@ def encode_commit(commit: OrchestrationCommit) -> EncodedCommit:
 
 
 def commit_orchestrations(
-    commits: Sequence[OrchestrationCommit], lease_seconds: float, now: float,
-    message_ids: bool = False, encoded: Sequence[EncodedCommit] | None = None,
-    serial: bool = False,
+    commits: Sequence[OrchestrationCommit], encoded: Sequence[EncodedCommit],
+    lease_seconds: float, now: float, message_ids: bool = False, serial: bool = False,
 ) -> Txn:
-    """Apply ``commits`` in one transaction; ``encoded`` (from :func:`encode_commit`, in the
-    same order) saves encoding them here. ``serial``: no other write transaction runs
-    meanwhile (``SQLOperations.serial_writes``)."""
-    # One read locks and fences the whole batch (instead of one round trip per commit).
-    found = yield rows("lock_instances", instance_ids=sorted({c.instance_id for c in commits}))
-    fences: dict[str, tuple[Any, ...]] = {row[0]: tuple(row[1:]) for row in found}
+    """Apply ``commits`` in one transaction; ``encoded`` holds what :func:`encode_commit` made
+    of each, in the same order. ``serial``: no other write transaction runs meanwhile
+    (``SQLOperations.serial_writes``)."""
     # Entities that exist need no insert-if-missing per message. Only where writes are serial
     # does a row read here stay until this transaction commits (elsewhere a concurrent
-    # clean-up could remove it between the read and the message's insert).
-    entities: set[str] | None = None
-    if serial:
-        targets = sorted({message.instance_id for commit in commits
-                          for message in commit.messages
-                          if message.instance_id.startswith("@")})
-        entities = set()
-        if targets:
-            entities.update(row[0] for row in (yield rows("existing_instances",
-                                                          instance_ids=targets)))
+    # clean-up could remove it between the read and the message's insert), so only there does
+    # the batch's one read also look at the entities it messages.
+    targets = ({message.instance_id for commit in commits for message in commit.messages
+                if message.instance_id.startswith("@")} if serial else set())
+    ids = {commit.instance_id for commit in commits}
+    # One read locks and fences the whole batch (instead of one round trip per commit).
+    found = yield rows("lock_instances", instance_ids=sorted(ids | targets))
+    fences: dict[str, tuple[Any, ...]] = {row[0]: tuple(row[1:]) for row in found}
+    entities = {target for target in targets if target in fences} if serial else None
     behind = yield from _order_checks(commits, now)
     outcomes = []
     for position, commit in enumerate(commits):
         outcome = yield from _commit_one(
-            commit, fences.get(commit.instance_id), lease_seconds, now, message_ids,
-            encoded[position] if encoded is not None else None, entities, position in behind)
+            commit, encoded[position], fences.get(commit.instance_id), lease_seconds, now,
+            message_ids, entities, position in behind)
         if outcome.ok:  # a second commit for the same instance must see this one
             fences[commit.instance_id] = (
                 commit.status.value, outcome.revision,
@@ -744,8 +739,8 @@ def _order_checks(commits: Sequence[OrchestrationCommit], now: float) -> Txn:
 
 
 def _commit_one(
-    commit: OrchestrationCommit, fence: tuple[Any, ...] | None, lease_seconds: float, now: float,
-    message_ids: bool = False, encoded: EncodedCommit | None = None,
+    commit: OrchestrationCommit, encoded: EncodedCommit, fence: tuple[Any, ...] | None,
+    lease_seconds: float, now: float, message_ids: bool = False,
     entities: set[str] | None = None, behind: bool = False,
 ) -> Txn:
     """Apply one commit if its fence holds. ``fence`` is the locked row's (status, revision,
@@ -763,10 +758,8 @@ def _commit_one(
         or fence[3] != commit.execution_id
     ):
         return CommitOutcome(False)
-    # Everything is encoded and checked before this commit writes anything into the
+    # Everything was encoded and checked before this commit writes anything into the
     # transaction it shares with the batch.
-    if encoded is None:
-        encoded = encode_commit(commit)
     if encoded.error is not None:
         return CommitOutcome(False, error=encoded.error)
     if behind:

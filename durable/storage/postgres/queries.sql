@@ -37,15 +37,6 @@ WHERE instance_id = ANY(%(instance_ids)s::text[])
 ORDER BY instance_id
 FOR UPDATE;
 
--- name: existing_instances
--- Unused here: PostgreSQL's writes are not serial (SQLOperations.serial_writes), so a commit
--- inserts each entity row it needs if missing. The shared lock keeps the rows read until the
--- transaction ends, as SQLite's one writer does.
-SELECT instance_id FROM instances
-WHERE instance_id = ANY(%(instance_ids)s::text[])
-ORDER BY instance_id
-FOR KEY SHARE;
-
 -- name: insert_instance
 INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at, input,
                        version, parent_instance_id, revision, lease_owner, lease_expires_at)

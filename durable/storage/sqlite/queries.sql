@@ -21,11 +21,6 @@ WHERE instance_id = :instance_id;
 SELECT instance_id, status, revision, lease_owner, execution_id FROM instances
 WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
 
--- name: existing_instances
--- Which of these instances (entities a commit batch messages) have a row.
-SELECT instance_id FROM instances
-WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
-
 -- name: insert_instance
 INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at, input,
                        version, parent_instance_id, revision, lease_owner, lease_expires_at)
