@@ -41,7 +41,8 @@ async def test_a_rolling_upgrade_loses_and_fails_nothing(
         await asyncio.gather(*(v2.client.start_new("upgrade", i) for i in second))
         deadline = time.monotonic() + 60
         while len({i for _, i, _ in read_activity_log(activity_log)}) < 200:
-            assert time.monotonic() < deadline, "not every instance took its first step"
+            assert time.monotonic() < deadline, (
+                "not every instance took its first step", old.log()[-2000:], new.log()[-2000:])
             await asyncio.sleep(0.05)
         # The upgrade: the old worker stops (gracefully) while half of its work waits.
         for instance_id in first[:50] + second:
