@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from durable.errors import StorageError
+from durable.storage.sqlite.backend import SQLiteBackend
 from tests.http.conftest import wait_until
 from tests.reliability.conftest import APP, Server, serve
 from tests.scaleout.harness import DurableProcess
@@ -113,6 +116,30 @@ def test_a_read_only_location_says_read_only_and_starts_once_writable(
         assert status.status_code == 200 and status.json()["output"] == [0]
     finally:
         process.close()
+
+
+async def test_a_read_only_database_left_with_its_wal_files_is_refused_at_open(
+    small_disk: Path,
+) -> None:
+    """A process that exits without closing its connections leaves -wal and -shm behind; on
+    a read-only mount such a database still opens and reads, so only a write says it is
+    read-only. The backend must say so when it opens, not at the host's first write."""
+    path = small_disk / "app.db"
+    backend = SQLiteBackend(path)
+    await backend.open()
+    await backend.close()
+    leave_wal = ("import os, sqlite3, sys\n"
+                 "conn = sqlite3.connect(sys.argv[1])\n"
+                 "conn.execute('INSERT INTO durable_settings VALUES (\\'left\\', \\'1\\')')\n"
+                 "conn.commit()\n"
+                 "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", leave_wal, str(path)], check=True)
+    assert Path(f"{path}-wal").exists() and Path(f"{path}-shm").exists()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    reopened = SQLiteBackend(path)
+    with pytest.raises(StorageError, match="is read-only"):
+        await reopened.open()
+    await reopened.close()
 
 
 def test_a_damaged_database_answers_500_saying_so(tmp_path: Path) -> None:

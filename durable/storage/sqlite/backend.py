@@ -339,6 +339,11 @@ class SQLiteBackend(SQLOperations):
                     "INSERT INTO durable_migrations VALUES (?, ?)", (version, self.clock.now())
                 )
                 log.info("applied SQLite migration %04d to %s", version, self.path)
+            # A write that changes nothing, which SQLite still refuses on a read-only file: a
+            # read-only location where an earlier process left its -wal and -shm files behind
+            # opens and reads fine, and would otherwise fail only at the first real write,
+            # after the host had started.
+            conn.execute("UPDATE durable_migrations SET applied_at = applied_at WHERE 0")
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
