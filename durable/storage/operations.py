@@ -22,7 +22,7 @@ from typing import Any
 
 from durable.history import HistoryEvent
 from durable.status import OrchestrationRuntimeStatus, OverridableStates
-from durable.storage import sql
+from durable.storage import batched, sql
 from durable.storage.base import (
     DEFAULT_LEASE_SECONDS,
     ActivityResult,
@@ -178,10 +178,17 @@ class SQLOperations:
         order = sorted(range(len(commits)), key=lambda index: commits[index].instance_id)
         ordered = [commits[index] for index in order]
         encoded = [sql.encode_commit(commit) for commit in ordered]
-        outcomes = await self._write(
-            lambda now: sql.commit_orchestrations(ordered, encoded, lease_seconds, now,
-                                                  self.reports_message_ids, self.serial_writes)
-        )
+        if self.serial_writes and batched.plain(ordered):
+            outcomes = await self._write(
+                lambda now: batched.commit_orchestrations(ordered, encoded, lease_seconds, now,
+                                                          self.reports_message_ids)
+            )
+        else:
+            outcomes = await self._write(
+                lambda now: sql.commit_orchestrations(ordered, encoded, lease_seconds, now,
+                                                      self.reports_message_ids,
+                                                      self.serial_writes)
+            )
         result: list[CommitOutcome] = [CommitOutcome(False)] * len(commits)
         for position, index in enumerate(order):
             result[index] = outcomes[position]

@@ -274,7 +274,7 @@ def create_instance(
     )
 
 
-def _entity_row(instance_id: str, now: float) -> dict[str, Any]:
+def entity_row(instance_id: str, now: float) -> dict[str, Any]:
     """An entity's new row (name = the ``@name@`` part of its ID)."""
     return {"instance_id": instance_id, "name": instance_id[1:].partition("@")[0],
             "execution_id": new_execution_id(), "now": now}
@@ -282,7 +282,7 @@ def _entity_row(instance_id: str, now: float) -> dict[str, Any]:
 
 def _ensure_entity(instance_id: str, now: float) -> Op:
     """The entity's row, created on its first message."""
-    return count("insert_entity", **_entity_row(instance_id, now))
+    return count("insert_entity", **entity_row(instance_id, now))
 
 
 def send_entity_message(message: Message, now: float) -> Txn:
@@ -306,7 +306,7 @@ def send_entity_messages(signals: Sequence[tuple[Message, str]], now: float) -> 
     over all of them: each entity's row once, then every message in the order given (so
     messages from one sender keep their order)."""
     targets = dict.fromkeys(message.instance_id for message, _ in signals)
-    yield many("insert_entity", [_entity_row(instance_id, now) for instance_id in targets])
+    yield many("insert_entity", [entity_row(instance_id, now) for instance_id in targets])
     yield many("insert_inbox", [_message_params(message, now, event) for message, event in signals])
 
 
@@ -707,7 +707,7 @@ def commit_orchestrations(
     found = yield rows("lock_instances", instance_ids=sorted(ids | targets))
     fences: dict[str, tuple[Any, ...]] = {row[0]: tuple(row[1:]) for row in found}
     entities = {target for target in targets if target in fences} if serial else None
-    behind = yield from _order_checks(commits, now)
+    behind = yield from order_checks(commits, now)
     outcomes = []
     for position, commit in enumerate(commits):
         outcome = yield from _commit_one(
@@ -724,7 +724,7 @@ def commit_orchestrations(
     return outcomes
 
 
-def _order_checks(commits: Sequence[OrchestrationCommit], now: float) -> Txn:
+def order_checks(commits: Sequence[OrchestrationCommit], now: float) -> Txn:
     """The positions of the commits that were handed messages in memory while an older due
     message they do not consume waits in the inbox (see ``handed_up_to``): one query for the
     batch. Checking before any commit of the batch writes is as strict as checking each
@@ -738,6 +738,15 @@ def _order_checks(commits: Sequence[OrchestrationCommit], now: float) -> Txn:
     return {int(row[0]) for row in found}
 
 
+def fence_holds(commit: OrchestrationCommit, fence: tuple[Any, ...]) -> bool:
+    """Whether ``commit`` may apply to the locked row whose (status, revision, lease owner,
+    execution ID) is ``fence``. Revision and owner catch a worker that lost its lease; the
+    execution ID catches a late commit for an instance that was purged and re-created (its
+    revision starts again at 1)."""
+    return (fence[1] == commit.revision and fence[2] == commit.lease_owner
+            and fence[3] == commit.execution_id)
+
+
 def _commit_one(
     commit: OrchestrationCommit, encoded: EncodedCommit, fence: tuple[Any, ...] | None,
     lease_seconds: float, now: float, message_ids: bool = False,
@@ -747,16 +756,9 @@ def _commit_one(
     lease owner, execution ID). With ``message_ids`` the outcome says which inbox row each
     message became (the worker hands messages to instances it holds in memory).
     ``entities``, if given, holds the entities known to exist in this transaction (this
-    commit adds those it creates). ``behind``: its order check failed (``_order_checks``)."""
+    commit adds those it creates). ``behind``: its order check failed (``order_checks``)."""
     instance_id = commit.instance_id
-    # Revision and owner catch a worker that lost its lease; the execution ID catches a late
-    # commit for an instance that was purged and re-created (its revision starts again at 1).
-    if (
-        fence is None
-        or fence[1] != commit.revision
-        or fence[2] != commit.lease_owner
-        or fence[3] != commit.execution_id
-    ):
+    if fence is None or not fence_holds(commit, fence):
         return CommitOutcome(False)
     # Everything was encoded and checked before this commit writes anything into the
     # transaction it shares with the batch.

@@ -8,13 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from durable.storage import sql
+from durable.storage import batched, sql
 
 BACKENDS = ("durable.storage.sqlite", "durable.storage.postgres")
 
 
 def test_every_backend_defines_the_same_query_names() -> None:
+    """Except the set-based commit's, which only SQLite (serial writes) runs."""
     sqlite, postgres = (set(sql.load_queries(package)) for package in BACKENDS)
+    assert sqlite >= batched.SERIAL_QUERIES
+    assert not batched.SERIAL_QUERIES & postgres
+    sqlite -= batched.SERIAL_QUERIES
     assert sqlite == postgres, {
         "only in SQLite": sorted(sqlite - postgres),
         "only in PostgreSQL": sorted(postgres - sqlite),
@@ -30,6 +34,14 @@ def test_every_query_the_shared_logic_names_exists() -> None:
     for package in BACKENDS:
         missing = named - set(sql.load_queries(package))
         assert not missing, (package, sorted(missing))
+
+
+def test_the_set_based_commit_names_only_queries_it_declares() -> None:
+    source = Path(batched.__file__).read_text(encoding="utf-8")
+    named = set(re.findall(r'\b(?:one|rows|count|many)\(\s*"(\w+)"', source))
+    shared = set(sql.load_queries("durable.storage.postgres"))
+    assert named - shared == batched.SERIAL_QUERIES
+    assert named <= set(sql.load_queries("durable.storage.sqlite"))
 
 
 def test_postgres_queries_use_named_parameters_only() -> None:

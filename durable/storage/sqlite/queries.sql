@@ -418,3 +418,106 @@ SELECT COUNT(*) FROM inbox WHERE instance_id = :instance_id;
 UPDATE instances
 SET status = 'Running', completed_at = NULL, updated_at = :now, revision = revision + 1
 WHERE instance_id = :instance_id;
+
+-- Set-based commits (durable/storage/batched.py): a commit batch's rows of one kind as one
+-- JSON array of arrays, one statement per kind. SQLite only: they rely on its serial writes.
+
+-- name: inbox_sequence
+-- The highest inbox id ever handed out (AUTOINCREMENT's sequence, or the rows, whichever is
+-- higher): new messages are numbered above it.
+SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'inbox'), 0),
+           COALESCE((SELECT max(id) FROM inbox), 0));
+
+-- name: delete_messages_in
+DELETE FROM inbox WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: delete_leased_tasks_in
+-- Rows: [instance_id, execution_id, task_id, lease owner].
+DELETE FROM tasks WHERE id IN (
+    SELECT t.id FROM json_each(:rows) AS r CROSS JOIN tasks AS t
+    ON t.instance_id = json_extract(r.value, '$[0]')
+       AND t.execution_id = json_extract(r.value, '$[1]')
+       AND t.task_id = json_extract(r.value, '$[2]')
+       AND +t.lease_owner = json_extract(r.value, '$[3]'));
+
+-- name: insert_history_rows
+-- Rows: [instance_id, chunk, events].
+INSERT INTO history (instance_id, chunk, events)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
+FROM json_each(:rows);
+
+-- name: delete_unclaimed_tasks_of
+DELETE FROM tasks
+WHERE instance_id IN (SELECT value FROM json_each(:instance_ids)) AND lease_owner IS NULL;
+
+-- name: update_instances_keep_status_rows
+-- update_instance_keep_status per row: [instance_id, output, failure, custom_status,
+-- completed_at, lease_owner, lease_expires_at]. One row per instance.
+UPDATE instances
+SET output = json_extract(r.value, '$[1]'), failure = json_extract(r.value, '$[2]'),
+    custom_status = COALESCE(json_extract(r.value, '$[3]'), custom_status),
+    updated_at = :now, completed_at = json_extract(r.value, '$[4]'), revision = revision + 1,
+    lease_owner = json_extract(r.value, '$[5]'),
+    lease_expires_at = json_extract(r.value, '$[6]')
+FROM json_each(:rows) AS r
+WHERE instances.instance_id = json_extract(r.value, '$[0]');
+
+-- name: update_instances_rows
+-- update_instance per row: the columns of update_instances_keep_status_rows, then status.
+UPDATE instances
+SET status = json_extract(r.value, '$[7]'),
+    output = json_extract(r.value, '$[1]'), failure = json_extract(r.value, '$[2]'),
+    custom_status = COALESCE(json_extract(r.value, '$[3]'), custom_status),
+    updated_at = :now, completed_at = json_extract(r.value, '$[4]'), revision = revision + 1,
+    lease_owner = json_extract(r.value, '$[5]'),
+    lease_expires_at = json_extract(r.value, '$[6]')
+FROM json_each(:rows) AS r
+WHERE instances.instance_id = json_extract(r.value, '$[0]');
+
+-- name: update_entities_rows
+-- update_entity per row: [instance_id, state, lease_owner, lease_expires_at].
+UPDATE instances
+SET input = json_extract(r.value, '$[1]'), updated_at = :now, revision = revision + 1,
+    lease_owner = json_extract(r.value, '$[2]'),
+    lease_expires_at = json_extract(r.value, '$[3]')
+FROM json_each(:rows) AS r
+WHERE instances.instance_id = json_extract(r.value, '$[0]');
+
+-- name: insert_tasks_rows
+-- insert_task per row: [instance_id, execution_id, task_id, name, input, attempt,
+-- lease_owner, lease_expires_at, version].
+INSERT INTO tasks (instance_id, execution_id, task_id, name, input, visible_at, attempt,
+                   lease_owner, lease_expires_at, version)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), :now,
+       json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]'),
+       json_extract(value, '$[8]')
+FROM json_each(:rows) WHERE true
+ON CONFLICT (instance_id, execution_id, task_id) DO NOTHING;
+
+-- name: insert_entities_rows
+-- insert_entity per row: [instance_id, name, execution_id].
+INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at,
+                       revision)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       'Running', :now, :now, 1
+FROM json_each(:rows) WHERE true
+ON CONFLICT (instance_id) DO NOTHING;
+
+-- name: insert_messages_rows
+-- Rows: [id, instance_id, execution_id, visible_at, event], the ids handed out above
+-- inbox_sequence.
+INSERT INTO inbox (id, instance_id, execution_id, visible_at, event)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]')
+FROM json_each(:rows);
+
+-- name: advance_inbox_sequence
+-- A batch's last message ids were handed out but not stored (their target finished in the
+-- same batch): they are not handed out again.
+UPDATE sqlite_sequence SET seq = :last WHERE name = 'inbox' AND seq < :last;
+
+-- name: start_inbox_sequence
+-- advance_inbox_sequence where the inbox never had a row.
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'inbox', :last WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'inbox');
