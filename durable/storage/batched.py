@@ -43,9 +43,9 @@ from durable.storage.sql import (
     Txn,
     count,
     entity_row,
-    fence_holds,
     one,
     order_checks,
+    refusal,
     rows,
 )
 
@@ -107,14 +107,12 @@ def commit_orchestrations(
     outcomes: list[CommitOutcome] = []
     for position, commit in enumerate(commits):
         fence = fences.get(commit.instance_id)
-        if fence is None or not fence_holds(commit, fence):
+        if fence is None:
             outcomes.append(CommitOutcome(False))
             continue
-        if encoded[position].error is not None:
-            outcomes.append(CommitOutcome(False, error=encoded[position].error))
-            continue
-        if position in behind:
-            outcomes.append(CommitOutcome(False, behind=True))
+        refused = refusal(commit, encoded[position], fence, position in behind)
+        if refused is not None:
+            outcomes.append(refused)
             continue
         _gather(commit, encoded[position], fence, lease_seconds, now, out)
         instance_id = commit.instance_id

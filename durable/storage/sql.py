@@ -738,13 +738,21 @@ def order_checks(commits: Sequence[OrchestrationCommit], now: float) -> Txn:
     return {int(row[0]) for row in found}
 
 
-def fence_holds(commit: OrchestrationCommit, fence: tuple[Any, ...]) -> bool:
-    """Whether ``commit`` may apply to the locked row whose (status, revision, lease owner,
-    execution ID) is ``fence``. Revision and owner catch a worker that lost its lease; the
-    execution ID catches a late commit for an instance that was purged and re-created (its
-    revision starts again at 1)."""
-    return (fence[1] == commit.revision and fence[2] == commit.lease_owner
-            and fence[3] == commit.execution_id)
+def refusal(commit: OrchestrationCommit, encoded: EncodedCommit, fence: tuple[Any, ...],
+            behind: bool) -> CommitOutcome | None:
+    """Why ``commit`` is not applied to the locked row whose (status, revision, lease owner,
+    execution ID) is ``fence``, as its outcome; None if it applies. Revision and owner catch a
+    worker that lost its lease; the execution ID catches a late commit for an instance that
+    was purged and re-created (its revision starts again at 1). ``encoded`` was checked before
+    any commit of the batch writes; ``behind``: its order check failed (``order_checks``)."""
+    if (fence[1] != commit.revision or fence[2] != commit.lease_owner
+            or fence[3] != commit.execution_id):
+        return CommitOutcome(False)
+    if encoded.error is not None:
+        return CommitOutcome(False, error=encoded.error)
+    if behind:
+        return CommitOutcome(False, behind=True)
+    return None
 
 
 def _commit_one(
@@ -758,14 +766,11 @@ def _commit_one(
     ``entities``, if given, holds the entities known to exist in this transaction (this
     commit adds those it creates). ``behind``: its order check failed (``order_checks``)."""
     instance_id = commit.instance_id
-    if fence is None or not fence_holds(commit, fence):
+    if fence is None:
         return CommitOutcome(False)
-    # Everything was encoded and checked before this commit writes anything into the
-    # transaction it shares with the batch.
-    if encoded.error is not None:
-        return CommitOutcome(False, error=encoded.error)
-    if behind:
-        return CommitOutcome(False, behind=True)
+    refused = refusal(commit, encoded, fence, behind)
+    if refused is not None:
+        return refused
     plan = commit.continue_as_new
     history, events = encoded.history, encoded.events
     if commit.delivered_tasks:

@@ -130,7 +130,7 @@ async def test_a_read_only_database_left_with_its_wal_files_is_refused_at_open(
     await backend.close()
     leave_wal = ("import os, sqlite3, sys\n"
                  "conn = sqlite3.connect(sys.argv[1])\n"
-                 "conn.execute('INSERT INTO durable_settings VALUES (\\'left\\', \\'1\\')')\n"
+                 "conn.execute(\"INSERT INTO durable_settings VALUES ('left', '1')\")\n"
                  "conn.commit()\n"
                  "os._exit(0)\n")
     subprocess.run([sys.executable, "-c", leave_wal, str(path)], check=True)
