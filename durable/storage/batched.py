@@ -6,7 +6,8 @@ With the loop busy that hand-back is the expensive part (a statement that costs 
 waited milliseconds in a measurement with one busy Python thread beside it), so a batch of a
 few hundred commits written row by row (~36 statements per orchestration in W9 (c)) spends
 about half its time waiting for the GIL. Here the batch's rows of each kind travel as one
-JSON array to one statement (``json_each``): a dozen statements per batch, whatever its size.
+table to one statement (``sql.values``: one multi-row ``VALUES`` list, see
+durable/storage/sqlite/values.py): a dozen statements per batch, whatever its size.
 
 What it needs: every decision the row-by-row path makes with a statement must be made from
 reads taken before the batch writes. That holds only where writes are serial (no other
@@ -47,6 +48,7 @@ from durable.storage.sql import (
     order_checks,
     refusal,
     rows,
+    values,
 )
 
 _FINISHED = frozenset(TERMINAL_NAMES)
@@ -129,7 +131,7 @@ def commit_orchestrations(
             if target.startswith("@") and target != instance_id:
                 if target not in status:  # a message creates the entity it is sent to
                     row = entity_row(target, now)
-                    out.new_entities.append([target, row["name"], row["execution_id"]])
+                    out.new_entities.append([target, row["name"], row["execution_id"], now])
                     status[target] = "Running"
             elif target != instance_id:
                 if status.get(target, "Completed") in _FINISHED:
@@ -163,7 +165,7 @@ def _gather(commit: OrchestrationCommit, encoded: EncodedCommit, fence: tuple[An
     lease_expires_at = now + lease_seconds if keep_lease else None
     if commit.entity_state is not None:
         out.entity_updates.append([instance_id, commit.entity_state, lease_owner,
-                                   lease_expires_at])
+                                   lease_expires_at, now])
     else:
         if encoded.history is not None:
             out.history.append([instance_id, commit.revision, encoded.history])
@@ -171,13 +173,13 @@ def _gather(commit: OrchestrationCommit, encoded: EncodedCommit, fence: tuple[An
         if finished:
             out.finished.append(instance_id)
         row = [instance_id, commit.output, failure_text(commit.failure), commit.custom_status,
-               now if finished else None, lease_owner, lease_expires_at]
+               now if finished else None, lease_owner, lease_expires_at, now]
         if fence[0] == commit.status.value:  # an unchanged status is not rewritten
             out.updates.append(row)
         else:
             out.status_updates.append([*row, commit.status.value])
     out.tasks.extend(
-        [instance_id, commit.execution_id, task.task_id, task.name, task.input,
+        [instance_id, commit.execution_id, task.task_id, task.name, task.input, now,
          1 if task.claimed else 0, commit.lease_owner if task.claimed else None,
          now + lease_seconds if task.claimed else None, task.version]
         for task in commit.new_tasks
@@ -187,26 +189,25 @@ def _gather(commit: OrchestrationCommit, encoded: EncodedCommit, fence: tuple[An
 def _write(out: _Rows, now: float) -> Txn:
     """One statement per kind of row, in the order the row-by-row path's effects need."""
     if out.consumed:
-        yield count("delete_messages_in", ids=compact_json(out.consumed))
+        yield values("delete_messages_in", [[message_id] for message_id in out.consumed])
     if out.delivered:
-        yield count("delete_leased_tasks_in", rows=compact_json(out.delivered))
+        yield values("delete_leased_tasks_in", out.delivered)
     if out.history:
-        yield count("insert_history_rows", rows=compact_json(out.history))
+        yield values("insert_history_rows", out.history)
     if out.finished:
         finished = compact_json(out.finished)
         yield count("delete_inbox_of", instance_ids=finished)
         yield count("delete_unclaimed_tasks_of", instance_ids=finished)
     if out.status_updates:
-        yield count("update_instances_rows", rows=compact_json(out.status_updates), now=now)
+        yield values("update_instances_rows", out.status_updates)
     if out.updates:
-        yield count("update_instances_keep_status_rows", rows=compact_json(out.updates),
-                    now=now)
+        yield values("update_instances_keep_status_rows", out.updates)
     if out.entity_updates:
-        yield count("update_entities_rows", rows=compact_json(out.entity_updates), now=now)
+        yield values("update_entities_rows", out.entity_updates)
     if out.tasks:
-        yield count("insert_tasks_rows", rows=compact_json(out.tasks), now=now)
+        yield values("insert_tasks_rows", out.tasks)
     if out.new_entities:
-        yield count("insert_entities_rows", rows=compact_json(out.new_entities), now=now)
+        yield values("insert_entities_rows", out.new_entities)
     messages = [row for row in out.messages if row is not None]
     if messages:
-        yield count("insert_messages_rows", rows=compact_json(messages))
+        yield values("insert_messages_rows", messages)

@@ -138,7 +138,8 @@ def pending_migrations(
 class Op:
     """One query to run. ``mode``: 'one' (first row or None), 'all' (rows), 'count' (rows
     affected), 'many' (executemany over ``params``, a list), 'id' (the id of the row an
-    INSERT added, or None if it added none)."""
+    INSERT added, or None if it added none), 'values' (rows bound into the query's one
+    ``VALUES (?, ...)`` row, repeated once per row; answers rows affected)."""
 
     query: str
     params: Any
@@ -159,6 +160,14 @@ def count(query: str, **params: Any) -> Op:
 
 def many(query: str, params: list[dict[str, Any]]) -> Op:
     return Op(query, params, "many")
+
+
+def values(query: str, table: Sequence[Sequence[Any]]) -> Op:
+    """A statement over a whole table of rows, each bound as one row of its ``VALUES`` list
+    (positional parameters only). Only SQLite's set-based statements use it: the backend
+    runs a few statements for any number of rows, which a padding row of NULLs must not
+    change (see durable/storage/sqlite/backend.py)."""
+    return Op(query, table, "values")
 
 
 def inserted_id(query: str, **params: Any) -> Op:
@@ -260,6 +269,13 @@ def create_instance(
     started = new.started_event()
     message_id = yield _insert_message(Message(new.instance_id, started, new.execution_id), now,
                                        False)
+    return started_work_item(new, lease_owner, outcome, int(message_id))
+
+
+def started_work_item(new: NewInstance, lease_owner: str | None, revision: int,
+                      message_id: int) -> OrchestrationWorkItem | None:
+    """What a start leased to ``lease_owner`` hands its worker: the new instance with its
+    ExecutionStarted (inbox row ``message_id``); None for a start without a lease."""
     if lease_owner is None:
         return None
     return OrchestrationWorkItem(
@@ -267,8 +283,8 @@ def create_instance(
         name=new.name,
         execution_id=new.execution_id,
         status=Status.Pending,
-        revision=outcome,
-        messages=[InboxEntry(int(message_id), started, new.execution_id)],
+        revision=revision,
+        messages=[InboxEntry(message_id, new.started_event(), new.execution_id)],
         history=[],
         version=new.version,
     )

@@ -9,16 +9,19 @@ from pathlib import Path
 import pytest
 
 from durable.storage import batched, sql
+from durable.storage.sqlite import grouped as sqlite_grouped
 
 BACKENDS = ("durable.storage.sqlite", "durable.storage.postgres")
 
 
 def test_every_backend_defines_the_same_query_names() -> None:
-    """Except the set-based commit's, which only SQLite (serial writes) runs."""
+    """Except the set-based commit's and client batches', which only SQLite (serial writes)
+    runs."""
     sqlite, postgres = (set(sql.load_queries(package)) for package in BACKENDS)
-    assert sqlite >= batched.SERIAL_QUERIES
-    assert not batched.SERIAL_QUERIES & postgres
-    sqlite -= batched.SERIAL_QUERIES
+    only_sqlite = batched.SERIAL_QUERIES | sqlite_grouped.SQLITE_QUERIES
+    assert sqlite >= only_sqlite
+    assert not only_sqlite & postgres
+    sqlite -= only_sqlite
     assert sqlite == postgres, {
         "only in SQLite": sorted(sqlite - postgres),
         "only in PostgreSQL": sorted(postgres - sqlite),
@@ -27,7 +30,7 @@ def test_every_backend_defines_the_same_query_names() -> None:
 
 def test_every_query_the_shared_logic_names_exists() -> None:
     source = Path(sql.__file__).read_text(encoding="utf-8")
-    named = set(re.findall(r'\b(?:one|rows|count|many)\(\s*"(\w+)"', source))
+    named = set(re.findall(r'\b(?:one|rows|count|many|values)\(\s*"(\w+)"', source))
     for group in re.findall(r"for table in \(([^)]*)\)", source):
         named |= set(re.findall(r'"(\w+)"', group))
     assert {"lock_instance", "insert_history", "delete_tasks"} <= named
@@ -38,9 +41,18 @@ def test_every_query_the_shared_logic_names_exists() -> None:
 
 def test_the_set_based_commit_names_only_queries_it_declares() -> None:
     source = Path(batched.__file__).read_text(encoding="utf-8")
-    named = set(re.findall(r'\b(?:one|rows|count|many)\(\s*"(\w+)"', source))
+    named = set(re.findall(r'\b(?:one|rows|count|many|values)\(\s*"(\w+)"', source))
     shared = set(sql.load_queries("durable.storage.postgres"))
     assert named - shared == batched.SERIAL_QUERIES
+    assert named <= set(sql.load_queries("durable.storage.sqlite"))
+
+
+def test_sqlite_client_batches_name_only_queries_sqlite_declares() -> None:
+    source = Path(sqlite_grouped.__file__).read_text(encoding="utf-8")
+    named = set(re.findall(r'\b(?:one|rows|count|many|values)\(\s*"(\w+)"', source))
+    shared = set(sql.load_queries("durable.storage.postgres"))
+    assert named >= sqlite_grouped.SQLITE_QUERIES
+    assert named - shared <= batched.SERIAL_QUERIES | sqlite_grouped.SQLITE_QUERIES
     assert named <= set(sql.load_queries("durable.storage.sqlite"))
 
 

@@ -44,7 +44,7 @@ from durable.status import (
     OverridableStates,
 )
 from durable.storage import checks, sql
-from durable.storage.base import InboxEntry, Message, NewInstance, OrchestrationWorkItem
+from durable.storage.base import Message, NewInstance
 from durable.storage.checks import is_lookup_id
 
 Status = OrchestrationRuntimeStatus
@@ -139,7 +139,7 @@ def _starts(plans: Sequence[Plan], indexes: list[int], outcomes: list[Outcome | 
         if mid is None:
             lost.append((index, plan))
         else:
-            outcomes[index] = (True, _work_item(plan, mid))
+            outcomes[index] = (True, sql.started_work_item(plan.new, plan.lease_owner, 1, mid))
     if not lost:
         return
     # Each start that met an existing row, in group order, as the one-by-one path decides it.
@@ -162,22 +162,6 @@ def _starts(plans: Sequence[Plan], indexes: list[int], outcomes: list[Outcome | 
         else:
             outcomes[index] = (True, item)
             statuses[instance_id] = Status.Pending
-
-
-def _work_item(plan: Start, message_id: int) -> OrchestrationWorkItem | None:
-    if plan.lease_owner is None:
-        return None
-    new = plan.new
-    return OrchestrationWorkItem(
-        instance_id=new.instance_id,
-        name=new.name,
-        execution_id=new.execution_id,
-        status=Status.Pending,
-        revision=1,
-        messages=[InboxEntry(message_id, new.started_event(), new.execution_id)],
-        history=[],
-        version=new.version,
-    )
 
 
 def _message_columns(

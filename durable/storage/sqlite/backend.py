@@ -27,11 +27,18 @@ from typing import Any
 
 from durable.clock import SYSTEM_CLOCK, Clock
 from durable.errors import DurableError, InvalidInputError, StorageError
+from durable.status import OverridableStates
 from durable.storage import sql
-from durable.storage.base import Message
+from durable.storage.base import (
+    DEFAULT_LEASE_SECONDS,
+    Message,
+    NewInstance,
+    OrchestrationWorkItem,
+)
 from durable.storage.operations import SQLOperations
 from durable.storage.sqlite.files import FileWatch, create_private, storage_error
-from durable.storage.sqlite.signals import SignalBatches
+from durable.storage.sqlite.grouped import ClientBatches
+from durable.storage.sqlite.values import ValuesStatements
 
 log = logging.getLogger("durable.storage.sqlite")
 
@@ -53,7 +60,8 @@ class _Job:
 def _connect(path: str, synchronous: str, busy_timeout: float, uri: bool = False
              ) -> sqlite3.Connection:
     conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout, uri=uri
+        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout, uri=uri,
+        cached_statements=512,  # every query, and a few texts each of the set-based ones
     )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -76,8 +84,14 @@ def _adapt(params: Any) -> Any:
 _TAKES_LISTS = frozenset(name for name, text in _QUERIES.items() if "json_each" in text)
 
 
+# Statements over a table of rows (sql.values): a few texts per query, each cached.
+_VALUES = ValuesStatements(_QUERIES)
+
+
 def _executor(conn: sqlite3.Connection) -> Callable[[sql.Op], Any]:
     def execute(op: sql.Op) -> Any:
+        if op.mode == "values":
+            return _VALUES.run(conn, op.query, op.params)
         text = _QUERIES[op.query]
         adapt = op.query in _TAKES_LISTS
         if op.mode == "many":
@@ -267,7 +281,7 @@ class SQLiteBackend(SQLOperations):
         self._keeper: sqlite3.Connection | None = None
         self._writer: _Worker | None = None
         self._reader: _Worker | None = None
-        self._signals = SignalBatches(self._write)
+        self._client_batches = ClientBatches(self._write)
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({self.path!r}, synchronous={self.synchronous})"
@@ -374,8 +388,20 @@ class SQLiteBackend(SQLOperations):
         worker.jobs.put(_Job(factory, future))
         return future
 
+    # -- client writes: a burst of starts or signals is one writer job (grouped.py) ---------
+
+    async def create_instance(
+        self,
+        new: NewInstance,
+        policy: OverridableStates = OverridableStates.NonRunningStates,
+        *,
+        lease_owner: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> OrchestrationWorkItem | None:
+        return await self._client_batches.start(new, policy, lease_owner, lease_seconds)
+
     async def send_entity_message(self, message: Message) -> None:
-        await self._signals.send(message)  # a burst of signals is one writer job
+        await self._client_batches.signal(message)
 
     def _write(self, factory: TxnFactory) -> asyncio.Future[Any]:
         return self._submit(self._writer, factory)

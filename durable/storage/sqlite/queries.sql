@@ -28,6 +28,19 @@ VALUES (:instance_id, :name, :execution_id, 'Pending', :created_at, :created_at,
         :version, :parent_instance_id, 1, :lease_owner, :lease_expires_at)
 ON CONFLICT (instance_id) DO NOTHING;
 
+-- name: insert_instances_rows
+-- insert_instance per row, for starts whose IDs were just read to be free (the writer holds
+-- the write lock; durable/storage/sqlite/grouped.py). Like every "_rows" query, it takes its
+-- rows as one VALUES list (sql.values, durable/storage/sqlite/values.py) and ignores
+-- the all-NULL rows that pad it.
+WITH r(instance_id, name, execution_id, created_at, input, version, parent_instance_id,
+       lease_owner, lease_expires_at) AS (VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?))
+INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at, input,
+                       version, parent_instance_id, revision, lease_owner, lease_expires_at)
+SELECT instance_id, name, execution_id, 'Pending', created_at, created_at, input, version,
+       parent_instance_id, 1, lease_owner, lease_expires_at
+FROM r WHERE instance_id IS NOT NULL;
+
 -- name: reset_instance
 UPDATE instances
 SET name = :name, execution_id = :execution_id, status = 'Pending', created_at = :created_at,
@@ -429,88 +442,84 @@ SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'inbox'), 0),
            COALESCE((SELECT max(id) FROM inbox), 0));
 
 -- name: delete_messages_in
-DELETE FROM inbox WHERE id IN (SELECT value FROM json_each(:ids));
+WITH r(id) AS (VALUES (?))
+DELETE FROM inbox WHERE id IN (SELECT id FROM r);
 
 -- name: delete_leased_tasks_in
--- Rows: [instance_id, execution_id, task_id, lease owner].
+WITH r(instance_id, execution_id, task_id, lease_owner) AS (VALUES (?, ?, ?, ?))
 DELETE FROM tasks WHERE id IN (
-    SELECT t.id FROM json_each(:rows) AS r CROSS JOIN tasks AS t
-    ON t.instance_id = json_extract(r.value, '$[0]')
-       AND t.execution_id = json_extract(r.value, '$[1]')
-       AND t.task_id = json_extract(r.value, '$[2]')
-       AND +t.lease_owner = json_extract(r.value, '$[3]'));
+    SELECT t.id FROM r CROSS JOIN tasks AS t
+    ON t.instance_id = r.instance_id AND t.execution_id = r.execution_id
+       AND t.task_id = r.task_id AND +t.lease_owner = r.lease_owner);
 
 -- name: insert_history_rows
--- Rows: [instance_id, chunk, events].
+WITH r(instance_id, chunk, events) AS (VALUES (?, ?, ?))
 INSERT INTO history (instance_id, chunk, events)
-SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
-FROM json_each(:rows);
+SELECT instance_id, chunk, events FROM r WHERE instance_id IS NOT NULL;
 
 -- name: delete_unclaimed_tasks_of
 DELETE FROM tasks
 WHERE instance_id IN (SELECT value FROM json_each(:instance_ids)) AND lease_owner IS NULL;
 
 -- name: update_instances_keep_status_rows
--- update_instance_keep_status per row: [instance_id, output, failure, custom_status,
--- completed_at, lease_owner, lease_expires_at]. One row per instance.
+-- update_instance_keep_status per row. One row per instance.
+WITH r(instance_id, output, failure, custom_status, completed_at, lease_owner,
+       lease_expires_at, updated_at) AS (VALUES (?, ?, ?, ?, ?, ?, ?, ?))
 UPDATE instances
-SET output = json_extract(r.value, '$[1]'), failure = json_extract(r.value, '$[2]'),
-    custom_status = COALESCE(json_extract(r.value, '$[3]'), custom_status),
-    updated_at = :now, completed_at = json_extract(r.value, '$[4]'), revision = revision + 1,
-    lease_owner = json_extract(r.value, '$[5]'),
-    lease_expires_at = json_extract(r.value, '$[6]')
-FROM json_each(:rows) AS r
-WHERE instances.instance_id = json_extract(r.value, '$[0]');
+SET output = r.output, failure = r.failure,
+    custom_status = COALESCE(r.custom_status, instances.custom_status),
+    updated_at = r.updated_at, completed_at = r.completed_at, revision = revision + 1,
+    lease_owner = r.lease_owner, lease_expires_at = r.lease_expires_at
+FROM r
+WHERE instances.instance_id = r.instance_id;
 
 -- name: update_instances_rows
 -- update_instance per row: the columns of update_instances_keep_status_rows, then status.
+WITH r(instance_id, output, failure, custom_status, completed_at, lease_owner,
+       lease_expires_at, updated_at, status) AS (VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?))
 UPDATE instances
-SET status = json_extract(r.value, '$[7]'),
-    output = json_extract(r.value, '$[1]'), failure = json_extract(r.value, '$[2]'),
-    custom_status = COALESCE(json_extract(r.value, '$[3]'), custom_status),
-    updated_at = :now, completed_at = json_extract(r.value, '$[4]'), revision = revision + 1,
-    lease_owner = json_extract(r.value, '$[5]'),
-    lease_expires_at = json_extract(r.value, '$[6]')
-FROM json_each(:rows) AS r
-WHERE instances.instance_id = json_extract(r.value, '$[0]');
+SET status = r.status, output = r.output, failure = r.failure,
+    custom_status = COALESCE(r.custom_status, instances.custom_status),
+    updated_at = r.updated_at, completed_at = r.completed_at, revision = revision + 1,
+    lease_owner = r.lease_owner, lease_expires_at = r.lease_expires_at
+FROM r
+WHERE instances.instance_id = r.instance_id;
 
 -- name: update_entities_rows
--- update_entity per row: [instance_id, state, lease_owner, lease_expires_at].
+-- update_entity per row.
+WITH r(instance_id, state, lease_owner, lease_expires_at, updated_at)
+    AS (VALUES (?, ?, ?, ?, ?))
 UPDATE instances
-SET input = json_extract(r.value, '$[1]'), updated_at = :now, revision = revision + 1,
-    lease_owner = json_extract(r.value, '$[2]'),
-    lease_expires_at = json_extract(r.value, '$[3]')
-FROM json_each(:rows) AS r
-WHERE instances.instance_id = json_extract(r.value, '$[0]');
+SET input = r.state, updated_at = r.updated_at, revision = revision + 1,
+    lease_owner = r.lease_owner, lease_expires_at = r.lease_expires_at
+FROM r
+WHERE instances.instance_id = r.instance_id;
 
 -- name: insert_tasks_rows
--- insert_task per row: [instance_id, execution_id, task_id, name, input, attempt,
--- lease_owner, lease_expires_at, version].
+-- insert_task per row.
+WITH r(instance_id, execution_id, task_id, name, input, visible_at, attempt, lease_owner,
+       lease_expires_at, version) AS (VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?))
 INSERT INTO tasks (instance_id, execution_id, task_id, name, input, visible_at, attempt,
                    lease_owner, lease_expires_at, version)
-SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-       json_extract(value, '$[3]'), json_extract(value, '$[4]'), :now,
-       json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]'),
-       json_extract(value, '$[8]')
-FROM json_each(:rows) WHERE true
+SELECT instance_id, execution_id, task_id, name, input, visible_at, attempt, lease_owner,
+       lease_expires_at, version
+FROM r WHERE instance_id IS NOT NULL
 ON CONFLICT (instance_id, execution_id, task_id) DO NOTHING;
 
 -- name: insert_entities_rows
--- insert_entity per row: [instance_id, name, execution_id].
+-- insert_entity per row.
+WITH r(instance_id, name, execution_id, created_at) AS (VALUES (?, ?, ?, ?))
 INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at,
                        revision)
-SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-       'Running', :now, :now, 1
-FROM json_each(:rows) WHERE true
+SELECT instance_id, name, execution_id, 'Running', created_at, created_at, 1
+FROM r WHERE instance_id IS NOT NULL
 ON CONFLICT (instance_id) DO NOTHING;
 
 -- name: insert_messages_rows
--- Rows: [id, instance_id, execution_id, visible_at, event], the ids handed out above
--- inbox_sequence.
+-- The ids are handed out above inbox_sequence.
+WITH r(id, instance_id, execution_id, visible_at, event) AS (VALUES (?, ?, ?, ?, ?))
 INSERT INTO inbox (id, instance_id, execution_id, visible_at, event)
-SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-       json_extract(value, '$[3]'), json_extract(value, '$[4]')
-FROM json_each(:rows);
+SELECT id, instance_id, execution_id, visible_at, event FROM r WHERE id IS NOT NULL;
 
 -- name: advance_inbox_sequence
 -- A batch's last message ids were handed out but not stored (their target finished in the
