@@ -41,6 +41,7 @@ from durable.storage.base import (
 )
 from durable.telemetry import Observer
 from durable.versioning import VersionFailure, VersionMatch
+from durable.worker import collector
 from durable.worker.activities import ActivityExecutor
 from durable.worker.cache import InstanceCache
 from durable.worker.committing import Committing
@@ -134,6 +135,8 @@ class Worker(EpisodeAssembly, Committing):
             return
         await reclaim_dead_owners(self.backend)  # may fail (storage down): nothing started yet
         self._started = True
+        if self.options.gc_young_threshold is not None:
+            collector.hold(self.options.gc_young_threshold)
         self.executor.start()
         if not loops:
             return
@@ -166,25 +169,30 @@ class Worker(EpisodeAssembly, Committing):
         if not self._started or self._stopping:
             return
         self._stopping = True
-        deadline = time.monotonic() + self.options.shutdown_timeout
-        await self.executor.stop(max(0.0, deadline - time.monotonic()))
-        while (self._busy_count or self._with_local or self._to_inbox) and (
-            time.monotonic() < deadline
-        ):
-            self._wake.set()
-            await asyncio.sleep(0.01)
-        for task in self._loops:
-            task.cancel()
-        for task in self._loops:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=max(0.1, deadline - time.monotonic()))
         try:
-            await self.backend.release_all(self.id)
-        except Exception:
-            log.exception("could not release leases at shutdown; they expire on their own")
-        self._cache.clear()
+            deadline = time.monotonic() + self.options.shutdown_timeout
+            await self.executor.stop(max(0.0, deadline - time.monotonic()))
+            while (self._busy_count or self._with_local or self._to_inbox) and (
+                time.monotonic() < deadline
+            ):
+                self._wake.set()
+                await asyncio.sleep(0.01)
+            for task in self._loops:
+                task.cancel()
+            for task in self._loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self._tasks:
+                await asyncio.wait(list(self._tasks),
+                                   timeout=max(0.1, deadline - time.monotonic()))
+            try:
+                await self.backend.release_all(self.id)
+            except Exception:
+                log.exception("could not release leases at shutdown; they expire on their own")
+            self._cache.clear()
+        finally:
+            if self.options.gc_young_threshold is not None:
+                collector.release()
 
     # -- inputs -------------------------------------------------------------------------------
 
