@@ -63,6 +63,15 @@ if TYPE_CHECKING:
 OWNED_RECHECK_SECONDS = 5.0
 
 
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _wait(deadline: float | None, every: float) -> float:
+    """``every`` seconds, or what is left until ``deadline`` if that is sooner."""
+    return every if deadline is None else max(0.0, min(every, deadline - time.monotonic()))
+
+
 def _decode(text: str | None) -> Any:
     return serialization.loads_for_display(text)
 
@@ -285,29 +294,33 @@ class DurableOrchestrationClient(EntityClient):
         if worker is None:
             return await self._wait_without_worker(instance_id, timeout, poll_interval)
         deadline = None if timeout is None else time.monotonic() + timeout
+        first = True
         while True:
             finished = worker.watch(instance_id)
             try:
+                # While our worker holds the instance no other process can finish it, and the
+                # worker wakes the future when it finishes it or lets it go: wait first, read
+                # after (one read per wait instead of two; W9 (c) has 1,000 waiters).
+                if first and worker.owns(instance_id) and not _past(deadline):
+                    await asyncio.wait([finished], timeout=_wait(deadline, OWNED_RECHECK_SECONDS))
                 status = await self.get_status(instance_id)
                 if not status:
                     raise InstanceNotFoundError(instance_id)
                 if status.runtime_status is not None and status.runtime_status.is_terminal:
                     return status
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                if _past(deadline):
                     current = status.runtime_status.value if status.runtime_status else None
                     raise OrchestrationTimeoutError(
                         f"Instance '{instance_id}' did not finish within {timeout} seconds "
                         f"(status {current})."
                     )
                 # Finishing here resolves the future at once; polling covers other processes.
-                # While our worker holds the instance no other process can finish it, and the
-                # worker wakes the future if it lets it go: re-reading is only a safety net
-                # then (1,000 waiters re-reading every 0.5 s cost W9 (c) a tenth of its CPU).
+                # Re-reading an instance our worker holds is only a safety net (1,000 waiters
+                # re-reading every 0.5 s cost W9 (c) a tenth of its CPU).
                 every = (max(poll_interval, OWNED_RECHECK_SECONDS) if worker.owns(instance_id)
                          else poll_interval)
-                wait = every if remaining is None else min(every, remaining)
-                await asyncio.wait([finished], timeout=wait)
+                await asyncio.wait([finished], timeout=_wait(deadline, every))
+                first = False
             finally:
                 worker.unwatch(instance_id, finished)
 
