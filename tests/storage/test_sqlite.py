@@ -59,3 +59,41 @@ async def test_reopening_keeps_the_data(tmp_path: Path) -> None:
     assert await again.get_setting("key") == "first"
     assert await again.get_setting("missing") is None
     await again.close()
+
+
+async def test_history_written_before_migration_5_is_kept_in_order(tmp_path: Path) -> None:
+    """0005 moves history chunks to a rowid table: a file at schema 4 keeps every chunk."""
+    from durable.history import OrchestratorStarted
+    from durable.storage.sqlite.backend import _split_statements
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE durable_migrations (version INTEGER PRIMARY KEY, "
+                 "applied_at REAL NOT NULL)")
+    for version, script in sql.load_migrations("durable.storage.sqlite"):
+        if version <= 4:
+            for statement in _split_statements(script):
+                conn.execute(statement)
+            conn.execute("INSERT INTO durable_migrations VALUES (?, 0)", (version,))
+    assert "WITHOUT ROWID" in conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'history'").fetchone()[0]
+    chunks = {"b": [3, 1, 2], "a": [2, 1]}
+    for instance_id, numbers in chunks.items():
+        for chunk in numbers:
+            event = OrchestratorStarted(timestamp=float(chunk))
+            conn.execute("INSERT INTO history VALUES (?, ?, ?)",
+                         (instance_id, chunk, f"[{sql.encode_event(event)}]"))
+    conn.close()
+    backend = SQLiteBackend(path)
+    await backend.open()
+    try:
+        for instance_id, numbers in chunks.items():
+            events = await backend.get_history(instance_id)
+            assert [e.timestamp for e in events] == sorted(float(n) for n in numbers)
+    finally:
+        await backend.close()
+    conn = sqlite3.connect(path)
+    assert "WITHOUT ROWID" not in conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'history'").fetchone()[0]
+    with pytest.raises(sqlite3.IntegrityError):  # the key is still unique
+        conn.execute("INSERT INTO history VALUES ('a', 1, '[]')")
