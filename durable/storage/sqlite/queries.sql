@@ -473,6 +473,17 @@ SET output = r.output, failure = r.failure,
 FROM r
 WHERE instances.instance_id = r.instance_id;
 
+-- name: renew_instances_rows
+-- update_instances_keep_status_rows for a running instance that keeps its lease owner and
+-- sets no output, failure or custom status: the same row, half the work (the lease owner's
+-- index and the other columns are not rewritten).
+WITH r(instance_id, lease_expires_at, updated_at) AS (VALUES (?, ?, ?))
+UPDATE instances
+SET output = NULL, failure = NULL, completed_at = NULL, updated_at = r.updated_at,
+    revision = revision + 1, lease_expires_at = r.lease_expires_at
+FROM r
+WHERE instances.instance_id = r.instance_id;
+
 -- name: update_instances_rows
 -- update_instance per row: the columns of update_instances_keep_status_rows, then status.
 WITH r(instance_id, output, failure, custom_status, completed_at, lease_owner,
