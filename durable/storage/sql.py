@@ -166,7 +166,7 @@ def values(query: str, table: Sequence[Sequence[Any]]) -> Op:
     """A statement over a whole table of rows, each bound as one row of its ``VALUES`` list
     (positional parameters only). Only SQLite's set-based statements use it: the backend
     runs a few statements for any number of rows, which a padding row of NULLs must not
-    change (see durable/storage/sqlite/backend.py)."""
+    change (see durable/storage/sqlite/values.py)."""
     return Op(query, table, "values")
 
 

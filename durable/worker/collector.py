@@ -4,9 +4,10 @@ Why: a busy worker allocates many short-lived container objects per episode (eve
 commits, futures), and the collector's youngest generation is collected after every 700 net
 allocations by default, each collection also walking every object still in flight. In W9 (c)
 (1,000 orchestrations x 5 entity calls, one process) the collector took ~350 ms of a 1.8 s
-run (gc.callbacks), and turning it off made the run ~25 % faster. Collecting the young
-generation after 50,000 allocations instead keeps most of that gain (docs/benchmarks.md) and
-still collects cycles: the older generations follow at their usual ratios.
+run (gc.callbacks), and turning it off made the run 20-25 % faster. Collecting the young
+generation after 50,000 allocations instead cut the collector's time to 25-40 ms and made the
+run 12 % faster side by side (docs/benchmarks.md), and cycles are still collected: the older
+generations follow at their usual ratios.
 
 This changes process-wide state, so it is done with care: only ever raised (a process that
 collects even less often, or not at all, is left as it is), counted over the workers of the
