@@ -259,6 +259,21 @@ class EntityOperationError(Exception):
     """An SDK entity's operation raised; the message is the SDK's (``str(exc)``)."""
 
 
+def sdk_operation_input(value: Any) -> str:
+    """An operation's input as the SDK's entity batch carries it: the JSON string of its JSON
+    text (``get_input`` decodes twice).
+
+    What the SDK sends (``call_entity``, ``signal_entity``) and text bodies of the HTTP API
+    arrive here as that JSON text, a string. A JSON body of the HTTP API that is not a string
+    (``-H 'Content-Type: application/json' -d 3``) arrives as the value itself: the Durable host
+    hands the SDK its bare JSON text, which the 1.x SDK cannot decode (the operation fails with
+    "the JSON object must be str, bytes or bytearray, not int"); durable encodes it like the
+    rest, so the entity gets the value (docs/azure-apps.md)."""
+    if value is None:
+        return "null"
+    return json.dumps(value if isinstance(value, str) else json.dumps(value))
+
+
 def entity_callable(spec: FunctionSpec) -> Callable[[Any], Any]:
     """The durable entity function of an SDK entity (``df.Entity.create(fn)``).
 
@@ -276,7 +291,7 @@ def entity_callable(spec: FunctionSpec) -> Callable[[Any], Any]:
             "exists": exists,
             "state": serialization.dumps(context.get_state()) if exists else None,
             "batch": [{"name": context.operation_name,
-                       "input": json.dumps(context.get_input()), "isSignal": False}],
+                       "input": sdk_operation_input(context.get_input()), "isSignal": False}],
         }
         out = json.loads(fn(func.EntityContext(json.dumps(payload))))
         (result,) = out["results"]
@@ -314,6 +329,7 @@ __all__ = [
     "conflict_body",
     "entity_callable",
     "orchestrator_invoke",
+    "sdk_operation_input",
     "timer_callable",
     "to_durable_response",
     "to_func_request",

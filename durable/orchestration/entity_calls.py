@@ -264,5 +264,6 @@ class EntityCalls:
 
 
 def _check_operation(name: object) -> None:
-    if not isinstance(name, str) or not name:
-        raise InvalidInputError("The operation name must be a non-empty string.")
+    # An empty name is a name (the Durable extension refuses only a missing one).
+    if not isinstance(name, str):
+        raise InvalidInputError("The operation name must be a string.")

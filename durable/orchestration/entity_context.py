@@ -92,13 +92,16 @@ class DurableEntityContext:
 
     def get_state(self, initializer: Callable[[], Any] | None = None,
                   expected_type: type | None = None) -> Any:
-        """The entity's state; if it has none, ``initializer()`` (not stored until set)."""
+        """The entity's state; if it has none, or its state is ``None`` (as the Python SDK
+        reads ``set_state(None)``), ``initializer()`` (not stored until set)."""
         self._touched = True
         if self._state is _UNSET:
             if not self._exists:
                 return initializer() if initializer is not None else None
             self._state = decode_payload(self._state_text, f"state of entity {self._entity_id}")
         value = self._state
+        if value is None and initializer is not None:
+            return initializer()
         if expected_type is not None and isinstance(value, dict) and expected_type is not dict:
             return expected_type(**value)
         return value
@@ -133,8 +136,8 @@ class DurableEntityContext:
         ``scheduled_time`` (a datetime, or a delay from now). Sent only if this operation
         succeeds."""
         target = as_entity_id(entity_id)
-        if not isinstance(operation_name, str) or not operation_name:
-            raise InvalidInputError("The operation name must be a non-empty string.")
+        if not isinstance(operation_name, str):  # "" is a name, as in Durable Functions
+            raise InvalidInputError("The operation name must be a string.")
         payload = serialization.dumps(operation_input, f"input of operation '{operation_name}'")
         self.signals.append(OutgoingSignal(target, operation_name, payload,
                                            _due(scheduled_time, self._now)))
