@@ -101,15 +101,64 @@ def iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _failure_fields(event: TaskFailed | SubOrchestrationInstanceFailed) -> dict[str, Any]:
+def _failure_fields(event: TaskFailed | SubOrchestrationInstanceFailed,
+                    task_name: str | None) -> dict[str, Any]:
+    """``Reason`` and ``Details`` as the Durable extension writes them for the SDK (which
+    raises ``Exception(f"{Reason} \\n {Details}")`` in the orchestrator)."""
     failure = event.failure
-    reason = f"{failure.error_type}: {failure.message}" if failure.error_type else failure.message
-    return {"TaskScheduledId": event.task_scheduled_id, "Reason": reason,
-            "Details": failure.details or ""}
+    if task_name is None:
+        reason = (f"{failure.error_type}: {failure.message}" if failure.error_type
+                  else failure.message)
+        return {"TaskScheduledId": event.task_scheduled_id, "Reason": reason,
+                "Details": failure.details or ""}
+    if isinstance(event, TaskFailed):
+        reason, details = activity_failure(task_name, failure.error_type, failure.message,
+                                           failure.details)
+    else:
+        reason = f"Orchestrator function '{task_name}' failed: {failure.message}"
+        details = failure.details or ""
+    return {"TaskScheduledId": event.task_scheduled_id, "Reason": reason, "Details": details}
 
 
-def encode_event(event: HistoryEvent, played: bool) -> str | None:
-    """One event as the SDK's JSON, or None for events the SDK is not shown."""
+def activity_failure(name: str, error_type: str, message: str, stack: str | None
+                     ) -> tuple[str, str]:
+    """An activity's failure as the Azure host reports it: the reason
+    ``Activity function '<name>' failed:  <Type>: <message>`` (the Python worker reports
+    ``<Type>: <message>``, which the host takes from its ``Result: Failure\\nException: ...``
+    text with the space after the colon), and as details the host's serialized exception on one
+    line of JSON, whose ``Message`` apps parse and whose inner exception carries the traceback."""
+    worker_message = f"{error_type.rsplit('.', 1)[-1]}: {message}" if error_type else message
+    friendly = f" {worker_message}"
+    remote = f"Result: Failure\nException: {worker_message}\nStack: {stack or ''}"
+    details = json.dumps({
+        "$type": "System.Exception, System.Private.CoreLib",
+        "ClassName": "System.Exception",
+        "Message": friendly,
+        "Data": None,
+        "InnerException": {
+            "$type": "Microsoft.Azure.WebJobs.Script.Workers.Rpc.RpcException, "
+                     "Microsoft.Azure.WebJobs.Script",
+            "ClassName": "Microsoft.Azure.WebJobs.Script.Workers.Rpc.RpcException",
+            "Message": remote,
+            "RemoteMessage": worker_message,
+            "RemoteStackTrace": stack or "",
+            "IsUserException": False,
+        },
+        "HelpURL": None,
+        "StackTraceString": None,
+        "RemoteStackTraceString": None,
+        "RemoteStackIndex": 0,
+        "ExceptionMethod": None,
+        "HResult": -2146233088,
+        "Source": None,
+    }, separators=(",", ":"), ensure_ascii=False)
+    return f"Activity function '{name}' failed: {friendly}", details
+
+
+def encode_event(event: HistoryEvent, played: bool, task_name: str | None = None) -> str | None:
+    """One event as the SDK's JSON, or None for events the SDK is not shown. ``task_name``:
+    for a failure, the name of the activity or sub-orchestration that failed (its reason is
+    then worded as the Azure host words it)."""
     number = _EVENT_TYPE_NUMBER.get(type(event))
     if number is None:
         return None  # suspend/resume (held back instead), ContinueAsNew, ...
@@ -131,7 +180,7 @@ def encode_event(event: HistoryEvent, played: bool) -> str | None:
     elif isinstance(event, TaskCompleted | SubOrchestrationInstanceCompleted):
         data.update(TaskScheduledId=event.task_scheduled_id, Result=event.result)
     elif isinstance(event, TaskFailed | SubOrchestrationInstanceFailed):
-        data.update(_failure_fields(event))
+        data.update(_failure_fields(event, task_name))
     elif isinstance(event, SubOrchestrationInstanceCreated):
         data.update(EventId=event.event_id, Name=event.name, InstanceId=event.instance_id,
                     Input=event.input)
@@ -518,6 +567,7 @@ __all__ = [
     "ProtocolError",
     "SdkState",
     "Work",
+    "activity_failure",
     "context_payload",
     "encode_event",
     "iso",

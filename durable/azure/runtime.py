@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from durable import serialization
+from durable.azure.http_polling import HttpPolls
 from durable.azure.protocol import (
     ActionType,
     ProtocolError,
@@ -133,6 +134,7 @@ class SdkOrchestrationRuntime:
         self._closed: set[int] = set()  # task IDs whose completion history holds
         self._suspended = False
         self._held: list[HistoryEvent] = []
+        self._polls = HttpPolls()  # call_http's 202 pattern, done by the host
         self._outcome: Status | None = None
         self._reason: str | None = None
         self._now = 0.0
@@ -173,6 +175,8 @@ class SdkOrchestrationRuntime:
             self.started = event
         elif isinstance(event, _SCHEDULING):
             self._scheduled[event.event_id] = event
+            if isinstance(event, TaskScheduled | TimerCreated):
+                self._polls.scheduled(event)
             if not isinstance(event, EventSent):
                 # The SDK never reads scheduling events (it keys completions by the IDs it
                 # assigned itself); not showing them saves it parsing a third of history.
@@ -194,7 +198,8 @@ class SdkOrchestrationRuntime:
             if self._suspended:
                 self._suspended = False
                 held, self._held = self._held, []
-                self._view.extend(held)
+                for shown in held:
+                    self._show(shown)
             return True
         elif isinstance(event, ExecutionTerminated):
             self._outcome = Status.Terminated
@@ -208,17 +213,28 @@ class SdkOrchestrationRuntime:
         if self._suspended and isinstance(event, _DELIVERED):
             self._held.append(event)  # shown to the SDK after the resume
         else:
-            self._view.append(event)
+            self._show(event)
         return True
+
+    def _show(self, event: HistoryEvent) -> None:
+        shown = self._polls.shown(event, self._now)
+        if shown is not None:
+            self._view.append(shown)
+
+    def _encode(self, event: HistoryEvent, played: bool) -> str | None:
+        name = None
+        if isinstance(event, TaskFailed | SubOrchestrationInstanceFailed):
+            name = getattr(self._scheduled.get(event.task_scheduled_id), "name", None)
+        return encode_event(event, played, name)
 
     def _mark_played(self) -> None:
         for event in self._view[len(self._played):]:
-            self._played.append(encode_event(event, True) or "")
+            self._played.append(self._encode(event, True) or "")
 
     def _payload(self, mark: int) -> str:
         fragments = [f for f in self._played if f]
         for event in self._view[len(self._played):]:
-            encoded = encode_event(event, False)
+            encoded = self._encode(event, False)
             if encoded:
                 fragments.append(encoded)
         assert self.started is not None
@@ -339,6 +355,10 @@ class SdkOrchestrationRuntime:
             if made is not None:
                 actions.append(made[0])
                 scheduling.append(made[1])
+        if not state.is_done and state.error is None:
+            for action, event in self._polls.work(self._now):
+                actions.append(action)
+                scheduling.append(event)
         for event in scheduling:
             self._accept(event)
         return actions, scheduling, continue_input
@@ -408,7 +428,7 @@ class SdkOrchestrationRuntime:
             raise ProtocolError("Scheduled entity signals are not part of the Python SDK.")
         target = EntityId.from_instance_id(str(action.get("instanceId")))
         operation = action.get("operation")
-        if not isinstance(operation, str) or not operation:
+        if not isinstance(operation, str):  # the extension refuses only a missing name
             raise InvalidInputError("An entity operation needs a name.")
         request_id = str(uuid.uuid5(_REQUEST_NAMESPACE,
                                     f"{self.started.execution_id}:{task_id}"))

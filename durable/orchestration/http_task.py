@@ -110,6 +110,25 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     return max(0.0, seconds)
 
 
+def poll_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers of a request that the GETs polling its 202's ``Location`` carry over."""
+    return {name: value for name, value in headers.items()
+            if name.lower() not in _NOT_COPIED_TO_POLLS}
+
+
+def next_poll(uri: str, response: Any, now: float) -> tuple[str, float] | None:
+    """What a response to a request for ``uri`` asks for under the asynchronous 202 pattern:
+    the URI to GET next and the seconds to wait first, or None when the response is the
+    final one (not a 202, or a 202 without ``Location``)."""
+    if not isinstance(response, dict) or response.get("statusCode") != 202:
+        return None
+    location = header(response, "Location")
+    if location is None:
+        return None
+    delay = retry_after_seconds(header(response, "Retry-After"), now)
+    return urljoin(uri, location), DEFAULT_ASYNC_SLEEP_SECONDS if delay is None else delay
+
+
 class HttpPollingTask(CompoundTask):
     """``call_http``: one activity call, then timer + poll pairs while the answer is a 202."""
 
@@ -125,11 +144,7 @@ class HttpPollingTask(CompoundTask):
         self._context = context
         self._asynchronous = asynchronous_patterns
         self._uri: str = request["uri"]
-        self._poll_headers = {
-            name: value
-            for name, value in request["headers"].items()
-            if name.lower() not in _NOT_COPIED_TO_POLLS
-        }
+        self._poll_headers = poll_headers(request["headers"])
         self._call(request)
 
     def _adopt(self, child: TaskBase) -> None:
@@ -148,22 +163,14 @@ class HttpPollingTask(CompoundTask):
             self._set_exception(child.result)
             return
         if isinstance(child, TimerTask):
-            poll = {"method": "GET", "uri": self._uri, "content": None,
-                    "headers": self._poll_headers}
-            self._call(poll)
+            self._call({"method": "GET", "uri": self._uri, "content": None,
+                        "headers": self._poll_headers})
             return
         response = child.result
-        location = header(response, "Location") if isinstance(response, dict) else None
-        if (
-            not self._asynchronous
-            or location is None
-            or not isinstance(response, dict)
-            or response.get("statusCode") != 202
-        ):
+        now = self._context.current_utc_datetime.timestamp()
+        follow = next_poll(self._uri, response, now) if self._asynchronous else None
+        if follow is None:
             self._set_value(response)
             return
-        now = self._context.current_utc_datetime.timestamp()
-        delay = retry_after_seconds(header(response, "Retry-After"), now)
-        self._uri = urljoin(self._uri, location)
-        wait = DEFAULT_ASYNC_SLEEP_SECONDS if delay is None else delay
+        self._uri, wait = follow
         self._adopt(self._context.create_timer(timedelta(seconds=wait)))

@@ -14,12 +14,15 @@ from datetime import timedelta
 import azure.durable_functions as df
 import pytest
 
+from durable.azure.http_polling import POLL_BASE
+from durable.errors import FailureDetails
 from durable.history import (
     EventSent,
     ExecutionResumed,
     ExecutionSuspended,
     ExecutionTerminated,
     SubOrchestrationInstanceCreated,
+    SubOrchestrationInstanceFailed,
     TaskCompleted,
     TaskScheduled,
     TimerCreated,
@@ -151,7 +154,8 @@ def test_retries_are_done_by_the_host_with_the_sdk_task_ids() -> None:
     assert after.actions == [ScheduleActivity(4, "hello", '"after"')]
     done = driver.complete(4, "Hello after!")
     output = json.loads(done.output or "")
-    assert output[0].startswith("gave up: ValueError: second") and output[1] == "Hello after!"
+    assert output[0].startswith("gave up: Activity function 'flaky' failed:  ValueError: second")
+    assert output[1] == "Hello after!"
 
 
 def test_two_retries_in_parallel_interleave_their_ids() -> None:
@@ -238,7 +242,32 @@ def test_a_failed_activity_surfaces_as_the_sdk_exception() -> None:
     driver = Driver(df.Orchestrator.create(caller))
     driver.start()
     done = driver.fail(0, "bad input")
-    assert json.loads(done.output or "").startswith("ValueError: bad input")
+    text = json.loads(done.output or "")
+    # The Durable host's wording: "Activity function '<name>' failed: " + the Python worker's
+    # " <Type>: <message>", then " \n " and the host's serialized exception on one line.
+    reason, details = text.split(" \n ", 1)
+    assert reason == "Activity function 'hello' failed:  ValueError: bad input"
+    serialized = json.loads(details)
+    # How apps dig the activity's own message out on Azure (the workaround in
+    # Azure/azure-functions-durable-extension#2990):
+    assert json.loads(text.split("\n")[1])["Message"].split(":", 1)[1].lstrip() == "bad input"
+    assert "Traceback" in serialized["InnerException"]["Message"]
+
+
+def test_a_failed_sub_orchestration_is_worded_as_the_host_words_it() -> None:
+    def parent(context: df.DurableOrchestrationContext):
+        try:
+            yield context.call_sub_orchestrator("child", "x")
+        except Exception as exc:
+            return str(exc)
+
+    driver = Driver(df.Orchestrator.create(parent))
+    driver.start()
+    failure = FailureDetails("ValueError", "no such customer", "Traceback: ...")
+    done = driver.episode([SubOrchestrationInstanceFailed(
+        timestamp=driver.now, task_scheduled_id=0, failure=failure)])
+    assert json.loads(done.output or "").startswith(
+        "Orchestrator function 'child' failed: no such customer \n ")
 
 
 def test_new_work_in_the_finishing_episode_is_still_sent() -> None:
@@ -413,3 +442,59 @@ def test_history_is_encoded_once_per_event(count: int) -> None:
     timers = [e for e in driver.history if isinstance(e, TimerCreated)]
     assert timers == []
     assert len(driver.runtime._played) == len(driver.runtime._view)
+
+
+def test_call_http_follows_202s_for_the_sdk() -> None:
+    """The host polls a 202's Location (after Retry-After) with timers and GETs of its own,
+    under task IDs the SDK never uses; the SDK sees one completion, the final answer."""
+
+    def caller(context: df.DurableOrchestrationContext):
+        first = yield context.call_http("POST", "https://example.test/jobs", {"n": 1},
+                                        headers={"x-functions-key": "k", "X-Trace": "t"})
+        second = yield context.call_activity("hello", "after")
+        return [first["statusCode"], first["content"], second]
+
+    driver = Driver(df.Orchestrator.create(caller))
+    (call,) = driver.start().actions
+    assert isinstance(call, ScheduleActivity) and call.task_id == 0
+    accepted = {"statusCode": 202, "content": "",
+                "headers": {"Location": "/jobs/7", "Retry-After": "5"}}
+    waiting = driver.complete(0, accepted)
+    (timer,) = waiting.actions
+    assert timer == ScheduleTimer(POLL_BASE, driver.now + 5)
+    (poll,) = driver.fire(POLL_BASE).actions
+    assert isinstance(poll, ScheduleActivity) and poll.task_id == POLL_BASE + 1
+    request = json.loads(poll.input or "")
+    assert request["method"] == "GET" and request["uri"] == "https://example.test/jobs/7"
+    assert request["headers"] == {"X-Trace": "t"}  # the function key is not carried over
+    # Another 202, without Retry-After: the default 30 s, then a GET of the new location.
+    again = driver.complete(POLL_BASE + 1, {"statusCode": 202, "content": "",
+                                            "headers": {"location": "https://other.test/s"}})
+    assert again.actions == [ScheduleTimer(POLL_BASE + 2, driver.now + 30)]
+    (last,) = driver.fire(POLL_BASE + 2).actions
+    assert json.loads(last.input or "")["uri"] == "https://other.test/s"  # type: ignore[union-attr]
+    after = driver.complete(POLL_BASE + 3, {"statusCode": 200, "content": "done",
+                                            "headers": {}})
+    assert after.actions == [ScheduleActivity(1, "hello", '"after"')]  # the SDK's next task ID
+    done = driver.complete(1, "Hello after!")
+    assert json.loads(done.output or "") == [200, "done", "Hello after!"]
+
+
+def test_two_polling_calls_in_parallel_keep_their_chains() -> None:
+    def both(context: df.DurableOrchestrationContext):
+        answers = yield context.task_all([context.call_http("GET", "https://a.test/x"),
+                                          context.call_http("GET", "https://b.test/y")])
+        return [(a["statusCode"], a["content"]) for a in answers]
+
+    driver = Driver(df.Orchestrator.create(both))
+    assert [a.task_id for a in driver.start().actions] == [0, 1]  # type: ignore[union-attr]
+    wait = {"statusCode": 202, "content": "", "headers": {"Location": "/s", "Retry-After": "1"}}
+    driver.complete(1, wait)
+    driver.complete(0, wait)
+    (b_poll,) = driver.fire(POLL_BASE).actions  # the first timer is b's: its 202 came first
+    (a_poll,) = driver.fire(POLL_BASE + 1).actions
+    assert json.loads(b_poll.input or "")["uri"] == "https://b.test/s"  # type: ignore[union-attr]
+    assert json.loads(a_poll.input or "")["uri"] == "https://a.test/s"  # type: ignore[union-attr]
+    driver.complete(POLL_BASE + 3, {"statusCode": 200, "content": "A", "headers": {}})
+    done = driver.complete(POLL_BASE + 2, {"statusCode": 500, "content": "B", "headers": {}})
+    assert json.loads(done.output or "") == [[200, "A"], [500, "B"]]
