@@ -49,7 +49,7 @@ def request(op: str | None, value: Any = None, *, parent: str | None = "orch",
             signal: bool = False, rid: str | None = None,
             lockset: list[str] | None = None, pos: int = 0) -> EventRaised:
     message = EntityRequest(rid or f"r-{op}-{value}", op, signal=signal,
-                            input=json.dumps(value) if op else None, parent=parent,
+                            input=json.dumps(value) if op is not None else None, parent=parent,
                             parent_execution="exec", lockset=lockset, position=pos)
     return EventRaised(timestamp=T0, name="op", input=message.to_json())
 
@@ -313,3 +313,30 @@ def test_signal_entity_is_fire_and_forget_and_can_be_scheduled() -> None:
     first, later = sent(decision)
     assert EntityRequest.from_json(first.input).signal and first.visible_at is None
     assert later.visible_at == T0 + 30
+
+
+def box(context: df.DurableEntityContext) -> None:
+    operation = context.operation_name
+    if operation == "clear":
+        context.set_state(None)
+    elif operation == "get":
+        context.set_result(context.get_state(lambda: "initial"))
+    elif operation == "":
+        context.set_result(["unnamed", context.get_input()])
+        context.signal_entity(EntityId("Box", "other"), "", 1)
+
+
+def test_a_none_state_reads_as_the_initializer_and_an_empty_name_is_a_name() -> None:
+    """As in the Python SDK: get_state(initializer) after set_state(None) gives the
+    initializer's value; "" is an operation (only a missing name is refused)."""
+    runtime = EntityRuntime(box, EntityId("Box", "k"), None)
+    decision = runtime.run_episode([request("clear", rid="a"), request("get", rid="b"),
+                                    request("", 7, rid="c")], T0)
+    answers = responses(decision.actions)
+    assert json.loads(answers["b"]["result"]) == "initial"
+    assert json.loads(answers["c"]["result"]) == ["unnamed", 7]
+    sent = [a for a in decision.actions if isinstance(a, SendEvent) and a.name == "op"]
+    assert [EntityRequest.from_json(a.input or "").operation for a in sent] == [""]
+    with pytest.raises(InvalidInputError, match="must be a string"):
+        df.DurableEntityContext(EntityId("Box", "k"), "x", None, None, False, T0).signal_entity(
+            EntityId("Box", "other"), None)  # type: ignore[arg-type]
