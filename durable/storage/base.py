@@ -220,8 +220,19 @@ class OrchestrationCommit:
     # The newest consumed message that the worker handed over in memory (from a commit of its
     # own) rather than leased: the commit fails (``CommitOutcome.behind``) if the inbox still
     # holds a due message older than it that this commit does not consume, so messages are
-    # never applied out of the order they were sent in.
+    # never applied out of the order they were sent in. ``EVERY_MESSAGE`` when the episode
+    # applied activity results handed over in memory: those were produced after every message
+    # already stored, so no due message may wait (see ``EVERY_MESSAGE``).
     handed_up_to: int | None = None
+
+
+# ``OrchestrationCommit.handed_up_to`` for an episode that applied activity results from memory.
+# A result never enters the inbox on that path, so it has no place in the inbox's order; it was
+# produced after every message stored by then, and a message stored before it (an event the
+# activity itself raised at its own instance, say) must be applied first. So the commit stands
+# only if no due message it does not consume is waiting at all (one that arrived after the result
+# could go either way, and goes first too). Any message id is below this.
+EVERY_MESSAGE = 1 << 62
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from durable.errors import FailureDetails, FunctionNotFoundError
 from durable.history import HistoryEvent
 from durable.orchestration.actions import Decision
 from durable.storage.base import (
+    EVERY_MESSAGE,
     ActivityResult,
     InboxEntry,
     OrchestrationCommit,
@@ -119,10 +120,12 @@ class EpisodeAssembly(WorkerState):
             if (m.execution_id is None or m.execution_id == owned.execution_id)
             and (rewind is None or m is not rewind[0])
         ]
-        episode = self._run(owned, events, consumed)
+        # Activity results in hand wait while the inbox holds more than this lease read: they
+        # come after every message stored before them (see EVERY_MESSAGE).
+        episode = self._run(owned, events, consumed, handed,
+                            take_local=not item.more_messages)
         if episode is not None:
             episode.more_messages = item.more_messages
-            episode.commit.handed_up_to = handed
             if rewind is not None:
                 apply_rewind(episode.commit, rewind[1], self.clock.now(), self._claim)
         return episode
@@ -151,12 +154,19 @@ class EpisodeAssembly(WorkerState):
         self._cache.remember(owned)
         runtime.replay(item.history or [])
         events = [m.event for m in item.messages]
-        return self._run(owned, events, [m.message_id for m in item.messages])
+        return self._run(owned, events, [m.message_id for m in item.messages],
+                         take_local=False)
 
     def _run(
-        self, owned: OwnedInstance, events: list[HistoryEvent], consumed: list[int]
+        self, owned: OwnedInstance, events: list[HistoryEvent], consumed: list[int],
+        handed_up_to: int | None = None, *, take_local: bool = True,
     ) -> Episode | None:
-        delivered, owned.local = owned.local, []
+        """Run one episode on ``events`` and, after them, the activity results in hand
+        (unless ``take_local`` is off). ``handed_up_to``: the newest message consumed that was
+        handed over in memory (``OrchestrationCommit.handed_up_to``)."""
+        delivered: list[ActivityResult] = []
+        if take_local:
+            delivered, owned.local = owned.local, []
         for result in delivered:
             events.append(result.event)
         now = self.clock.now()
@@ -174,6 +184,7 @@ class EpisodeAssembly(WorkerState):
             self._claims_planned = claims
             owned.local = delivered + owned.local
             raise
+        commit.handed_up_to = EVERY_MESSAGE if delivered else handed_up_to
         self.stats["episodes"] += 1
         owned.busy = True
         self._busy_count += 1

@@ -303,19 +303,24 @@ class Worker(EpisodeAssembly, Committing):
         if self._with_local:
             ready = [i for i in self._with_local if not self._cache.is_busy(i)]
             for instance_id in ready:
-                self._with_local.discard(instance_id)
                 owned = self._cache.get(instance_id)
                 if owned is None or not owned.has_pending:
+                    self._with_local.discard(instance_id)
                     continue
+                if not owned.inbox and (instance_id in self._hinted
+                                        or instance_id in self._leasing):
+                    # Its inbox may hold a message stored before these results: the lease
+                    # reads it, and that episode applies the message, then the results.
+                    continue
+                self._with_local.discard(instance_id)
                 # Messages our own commits sent it (see Committing._hand_over), in order.
                 handed, owned.inbox = owned.inbox, []
                 events = [m.event for m in handed
                           if m.execution_id is None or m.execution_id == owned.execution_id]
                 episode = self._guarded(instance_id, self._run, owned, events,
-                                        [m.message_id for m in handed])
+                                        [m.message_id for m in handed],
+                                        max((m.message_id for m in handed), default=None))
                 if episode is not None:
-                    if handed:
-                        episode.commit.handed_up_to = max(m.message_id for m in handed)
                     episodes.append(episode)
         return episodes
 
@@ -361,13 +366,13 @@ class Worker(EpisodeAssembly, Committing):
         return held
 
     def _with_results(self) -> list[str]:
-        """Instances with activity results or messages in hand for their next episode. (Not all of
-        ``_with_local``: an entry there whose results an earlier episode already took is only
-        dropped by the next round, and must not hold up a lease until then.)"""
+        """Instances with messages handed over in memory for their next episode: a lease would
+        read those messages again. (Activity results in hand do not hold a lease up: a lease
+        reads what the inbox got before them, and its episode applies the results after.)"""
         held = []
         for instance_id in self._with_local:
             owned = self._cache.get(instance_id)
-            if owned is not None and owned.has_pending:
+            if owned is not None and owned.inbox:
                 held.append(instance_id)
         return held
 
@@ -387,8 +392,8 @@ class Worker(EpisodeAssembly, Committing):
             return
         finally:
             self._leasing.difference_update(instance_ids)
-            if self._hinted:
-                self._wake.set()  # hints that waited for this read
+            if self._hinted or not self._with_local.isdisjoint(instance_ids):
+                self._wake.set()  # hints, or activity results, that waited for this read
         for item in items:
             self.accept(item)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -27,6 +28,7 @@ from durable.history import (
 from durable.status import OrchestrationRuntimeStatus as Status
 from durable.status import OverridableStates
 from durable.storage.base import (
+    EVERY_MESSAGE,
     ActivityResult,
     Backend,
     ContinueAsNewPlan,
@@ -543,6 +545,31 @@ async def test_a_commit_handed_messages_is_refused_while_an_older_one_waits(
     [again] = await backend.commit_orchestrations(
         [episode_commit(skips, handed_up_to=newest["skips-one"])])
     assert again.ok
+
+
+async def test_results_applied_from_memory_wait_for_every_due_message(backend: Backend) -> None:
+    """``EVERY_MESSAGE``: an episode that applied activity results from memory stands only if
+    no due message it does not consume waits (a timer not yet due does not count)."""
+    item = await start_running(backend, "from-memory")
+    record = await backend.get_instance("from-memory")
+    assert record is not None
+    later = time.time() + 3600
+    await backend.send_message(Message("from-memory", TimerFired(
+        timestamp=time.time(), timer_id=9, fire_at=later), item.execution_id, visible_at=later))
+    fresh = replace(item, revision=record.revision, messages=[])
+    [applied] = await backend.commit_orchestrations(
+        [episode_commit(fresh, handed_up_to=EVERY_MESSAGE)])
+    assert applied.ok and not applied.behind
+    await backend.send_message(Message("from-memory", EventRaised(
+        timestamp=time.time(), name="e", input="1"), item.execution_id))
+    current = replace(fresh, revision=applied.revision)
+    [refused] = await backend.commit_orchestrations(
+        [episode_commit(current, handed_up_to=EVERY_MESSAGE)])
+    assert refused.behind and not refused.ok
+    leased = await lease_one(backend, "from-memory")
+    [read_first] = await backend.commit_orchestrations(
+        [episode_commit(leased, handed_up_to=EVERY_MESSAGE)])
+    assert read_first.ok
 
 
 # -- entities -----------------------------------------------------------------------------------

@@ -1,0 +1,93 @@
+"""What the Durable host does for a 1.x SDK app, checked with a real app under ``durable run``
+over real HTTP (tests/azure/apps/host_behaviours_v2), on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.azure.conftest import APPS, TIMEOUT, copy_project, finished, poll, start
+from tests.conftest import PG_DEFAULT_URL, PG_URL_ENV
+from tests.http.conftest import MGMT, DurableRun
+
+APP = APPS / "host_behaviours_v2"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DurableRun]:
+    project = copy_project(APP, tmp_path_factory.mktemp("behaviours"))
+    with DurableRun(project, cwd=project) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DurableRun]:
+    from tests.pg import fresh_hub_url
+
+    url = fresh_hub_url(os.environ.get(PG_URL_ENV, PG_DEFAULT_URL))
+    project = copy_project(APP, tmp_path_factory.mktemp("behaviours-pg"))
+    with DurableRun(project, "--storage", url, cwd=project) as running:
+        yield running
+
+
+def test_entity_inputs_from_the_http_api(server: DurableRun) -> None:
+    """The counter written as Azure's counter sample, signalled over the management API: a
+    text body (what `curl -d 3` sends) as on Azure; a JSON string; and a JSON number, which the
+    Azure host hands the 1.x SDK in a form it cannot decode (docs/azure-apps.md)."""
+    url = f"{server.base}{MGMT}/entities/Counter/c1?op=add"
+    assert httpx.post(url, content="3", timeout=TIMEOUT,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}
+                      ).status_code == 202
+    assert httpx.post(url, json="4", timeout=TIMEOUT).status_code == 202
+    assert httpx.post(url, json=5, timeout=TIMEOUT).status_code == 202
+    state = f"{server.base}{MGMT}/entities/Counter/c1"
+    poll(lambda: httpx.get(state, timeout=TIMEOUT).text == "12", "the counter to reach 12")
+    assert "failed" not in server.output()
+
+
+def test_the_sdk_entity_rules(server: DurableRun) -> None:
+    """After set_state(None) the initializer's value; an operation that only sets a result
+    creates the entity (the SDK's rule); an empty operation name is a name."""
+    done = finished(start(server.base, "entity_rules", "b1"))
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"] == ["initial", "peeked", ["unnamed", 7]]
+    created = httpx.get(f"{server.base}{MGMT}/entities/Box/b1-new", timeout=TIMEOUT)
+    assert created.status_code == 200 and created.json() is None
+
+
+def test_an_activity_failure_reads_as_on_azure(server: DurableRun) -> None:
+    done = finished(start(server.base, "catch_failure"))
+    reason, details = done["output"].split(" \n ", 1)
+    assert reason == ("Activity function 'refuse' failed:  ValueError: cannot process the "
+                      "order")
+    assert json.loads(details)["Message"] == " ValueError: cannot process the order"
+
+
+def test_call_http_follows_202s(server: DurableRun) -> None:
+    done = finished(start(server.base, "poll_job", f"{server.base}/api/jobs"))
+    assert done["output"] == [200, "job1 done after 3 polls"]
+    history = httpx.get(f"{done_url(server, done)}&showHistory=true", timeout=TIMEOUT).json()
+    polls = [e for e in history["historyEvents"]
+             if e["EventType"] == "TaskCompleted"
+             and e.get("FunctionName") == "BuiltIn::HttpActivity"]
+    assert len(polls) == 4  # the POST and three GETs, all in the instance's history
+
+
+def done_url(server: DurableRun, status: dict[str, object]) -> str:
+    return f"{server.base}{MGMT}/instances/{status['instanceId']}?showInput=false"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_event_raised_by_an_activity_comes_before_its_result(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The activity raises an event at its own instance, then returns: the event was stored
+    first, so the orchestration sees it first (task_any's winner), as on Azure."""
+    running: DurableRun = request.getfixturevalue("server" if backend == "sqlite"
+                                                  else "pg_server")
+    outcomes = [finished(start(running.base, "event_order")) for _ in range(5)]
+    assert [o["output"] for o in outcomes] == ["event first"] * 5, outcomes
