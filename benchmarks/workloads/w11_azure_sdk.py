@@ -13,7 +13,8 @@ from benchmarks.workloads import PeerRun, fmt, start_all_then_wait
 
 ID = "W11"
 TITLE = "W1 through an unmodified Azure v2 app (SDK protocol) vs durable's own engine (SQLite)"
-GOAL = "measure the SDK protocol's cost"
+GOAL = ">= 0.67x native W1"
+GOAL_RATIO = 0.67
 PARAMS: dict[str, dict[str, Any]] = {"full": {"n": 1000}, "quick": {"n": 300}}
 HEADLINE = "orch_per_s"
 HIGHER_IS_BETTER = True
@@ -46,14 +47,15 @@ def judge(out: Outcome, params: dict[str, Any]) -> None:
         out.ratio = d["orch_per_s"] / native["orch_per_s"]
         out.ratio_text = f"{out.ratio:.2f}x native"
         per_orch_us = (1 / d["orch_per_s"] - 1 / native["orch_per_s"]) * 1e6
-        out.notes.append(f"SDK protocol cost: {per_orch_us:,.0f} us more wall time per "
-                         "orchestration (4 episodes, each a full replay by the SDK)")
+        out.notes.append(f"SDK cost: {per_orch_us:,.0f} us more wall time per orchestration "
+                         "(4 episodes; the SDK's execution kept alive between them, "
+                         "durable/azure/session.py)")
         if d.get("cpu_s") and native.get("cpu_s"):
             out.notes.append(f"CPU time of the whole child process (imports included): "
                              f"{d['cpu_s']:.2f} s vs {native['cpu_s']:.2f} s native "
                              f"({d['cpu_s'] / native['cpu_s']:.1f}x)")
     ok = d.get("completed") == d.get("n") and d.get("wrong_output") == 0
-    out.met = None
+    out.met = None if out.ratio is None else out.ratio >= GOAL_RATIO
     if not ok:
         out.met = False
         out.notes.append(f"only {d.get('completed')}/{d.get('n')} completed correctly")

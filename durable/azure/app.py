@@ -33,6 +33,7 @@ from durable.azure.bindings import (
 from durable.azure.functions import AppLoadError, FunctionSpec, load_functions
 from durable.azure.project import FunctionsProject, read_project
 from durable.azure.runtime import runtime_factory
+from durable.azure.session import install_fast_timestamps, session_function
 
 log = logging.getLogger("durable.azure")
 
@@ -209,7 +210,8 @@ def _info(spec: FunctionSpec, app: AzureFunctionsApp) -> FunctionInfo:
         return FunctionInfo(
             fn=orchestrator_invoke(spec), kind=FunctionKind.ORCHESTRATOR, explicit_name=name,
             trigger_arg=trigger.name,
-            runtime_factory=runtime_factory(app.project.default_version),
+            runtime_factory=runtime_factory(app.project.default_version,
+                                            session_function(spec.fn)),
         )
     if kind == "entitytrigger":
         name = trigger.get("entityName") or spec.name
@@ -258,6 +260,7 @@ def load_project(path: Any) -> AzureFunctionsApp:
         raise UnsupportedBindingError(
             f"{project.root} cannot run on durable:\n" + "\n".join(f"  - {p}" for p in problems)
         )
+    install_fast_timestamps()
     app = AzureFunctionsApp(project)
     for spec in specs:
         app._functions.append(_info(spec, app))

@@ -70,6 +70,8 @@ class HttpPolls:
     def shown(self, event: HistoryEvent, now: float) -> HistoryEvent | None:
         """What the SDK is shown for a delivered event: the event itself, the final answer
         re-addressed to the SDK's task, or None while the chain goes on."""
+        if not self._uri:
+            return event  # no call_http in this execution
         if isinstance(event, TimerFired):
             owner = self._owner.get(event.timer_id)
             if owner is None:

@@ -24,7 +24,7 @@ fall, which is what the Durable extension's own replay does too.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -98,7 +98,13 @@ _EVENT_TYPE_NUMBER: dict[type[HistoryEvent], int] = {
 
 def iso(timestamp: float) -> str:
     """Epoch seconds as the ISO form .NET writes (UTC, microseconds, ``Z``)."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_of(datetime.fromtimestamp(timestamp, UTC))
+
+
+def iso_of(moment: datetime) -> str:
+    """A UTC datetime as :func:`iso` writes it (``isoformat`` is twice as fast as strftime;
+    its ``+00:00`` becomes ``Z``)."""
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _failure_fields(event: TaskFailed | SubOrchestrationInstanceFailed,
@@ -156,14 +162,29 @@ def activity_failure(name: str, error_type: str, message: str, stack: str | None
 
 
 def encode_event(event: HistoryEvent, played: bool, task_name: str | None = None) -> str | None:
-    """One event as the SDK's JSON, or None for events the SDK is not shown. ``task_name``:
-    for a failure, the name of the activity or sub-orchestration that failed (its reason is
-    then worded as the Azure host words it)."""
-    number = _EVENT_TYPE_NUMBER.get(type(event))
+    """One event as the SDK's JSON text (see :func:`event_fields`)."""
+    data = event_fields(event, played, task_name)
+    return None if data is None else json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_fields(event: HistoryEvent, played: bool, task_name: str | None = None,
+                 stamp: Callable[[float], str] = iso) -> dict[str, Any] | None:
+    """One event as the SDK's JSON object, or None for events the SDK is not shown.
+    ``task_name``: for a failure, the name of the activity or sub-orchestration that failed
+    (its reason is then worded as the Azure host words it). ``stamp`` writes timestamps."""
+    kind = type(event)
+    if kind is OrchestratorStarted:  # the two every episode brings, the short way
+        return {"EventType": 12, "EventId": -1, "IsPlayed": played,
+                "Timestamp": stamp(event.timestamp)}
+    if kind is TaskCompleted and isinstance(event, TaskCompleted):
+        return {"EventType": 5, "EventId": -1, "IsPlayed": played,
+                "Timestamp": stamp(event.timestamp),
+                "TaskScheduledId": event.task_scheduled_id, "Result": event.result}
+    number = _EVENT_TYPE_NUMBER.get(kind)
     if number is None:
         return None  # suspend/resume (held back instead), ContinueAsNew, ...
     data: dict[str, Any] = {"EventType": number, "EventId": -1, "IsPlayed": played,
-                            "Timestamp": iso(event.timestamp)}
+                            "Timestamp": stamp(event.timestamp)}
     if isinstance(event, ExecutionStarted):
         data["Name"] = event.name
         data["Version"] = event.version or ""
@@ -197,7 +218,7 @@ def encode_event(event: HistoryEvent, played: bool, task_name: str | None = None
         data.update(OrchestrationStatus=event.status, Result=event.result)
     elif isinstance(event, ExecutionTerminated):
         data["Input"] = event.reason
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return data
 
 
 def context_payload(
@@ -224,15 +245,36 @@ def context_payload(
     return "".join(parts)
 
 
+def payload_fields(history: list[dict[str, Any]], started: ExecutionStarted, *,
+                   replaying: bool) -> dict[str, Any]:
+    """:func:`context_payload` as the JSON object the SDK reads it into (for a session,
+    :mod:`durable.azure.session`, which builds the SDK's context from it directly)."""
+    return {
+        "history": history,
+        "input": json.loads(started.input) if started.input else None,
+        "instanceId": started.instance_id,
+        "isReplaying": replaying,
+        "parentInstanceId": started.parent_instance_id,
+        "upperSchemaVersion": UPPER_SCHEMA_VERSION,
+        "upperSchemaVersionNew": UPPER_SCHEMA_VERSION_NEW,
+        "defaultHttpAsyncRequestSleepTimeMillseconds": HTTP_SLEEP_MS,
+    }
+
+
 # -- actions out -------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class SdkState:
-    """The orchestrator's answer (§8.3); ``error`` is set when user code raised."""
+    """The orchestrator's answer (§8.3); ``error`` is set when user code raised.
+
+    ``first_id``: None when ``actions`` is the SDK's cumulative list (the protocol); else they
+    are only the actions added since the last answer, the first numbered one taking this task
+    ID (a live session's answer, :mod:`durable.azure.session`)."""
 
     is_done: bool
     actions: list[dict[str, Any]]
+    first_id: int | None = None
     output: Any = None
     has_output: bool = False
     custom_status: Any = None
@@ -298,13 +340,14 @@ class Work:
 
     @property
     def kind(self) -> ActionType:
-        return ActionType(self.action["actionType"])
+        return _action_type(self.action)
 
 
 @dataclass(slots=True)
 class Plan:
     work: list[Work] = field(default_factory=list)
     in_sync: bool = True  # False: the simulation could not follow the SDK (see plan_work)
+    next_id: int = 0  # the task ID the SDK's next numbered action will take
 
 
 def _flatten(actions: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
@@ -316,12 +359,16 @@ def _flatten(actions: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
             yield action
 
 
+_ACTION_TYPES: dict[Any, ActionType] = {
+    **{kind.value: kind for kind in ActionType}, **{kind.name: kind for kind in ActionType}}
+
+
 def _action_type(action: dict[str, Any]) -> ActionType:
     raw = action.get("actionType")
-    try:
-        return ActionType(raw) if isinstance(raw, int) else ActionType[str(raw)]
-    except (KeyError, ValueError):
-        raise ProtocolError(f"Unknown action type {raw!r}.") from None
+    kind = _ACTION_TYPES.get(raw) if isinstance(raw, int | str) else None
+    if kind is None:
+        raise ProtocolError(f"Unknown action type {raw!r}.")
+    return kind
 
 
 def retry_interval(action: dict[str, Any]) -> float:
@@ -334,18 +381,24 @@ def retry_attempts(action: dict[str, Any]) -> int:
     return max(1, int(options.get("maxNumberOfAttempts") or 1))
 
 
-def plan_work(actions: list[dict[str, Any]], history: Sequence[HistoryEvent]) -> Plan:
+def has_retries(actions: list[dict[str, Any]]) -> bool:
+    return any(_action_type(a) in _RETRIES for a in _flatten(actions))
+
+
+def plan_work(actions: list[dict[str, Any]], history: Sequence[HistoryEvent],
+              first_id: int | None = None) -> Plan:
     """Every piece of work the SDK's actions call for, under the task IDs the SDK assigned.
 
     ``history`` is what the SDK was shown this time (new events included), in that order.
+    ``first_id``: when ``actions`` are only the newest ones (none of them retries), the task
+    ID of the first numbered one; None for the cumulative list.
     """
-    if not any(_action_type(a) in _RETRIES for a in _flatten(actions)):
-        plan = Plan()
-        next_id = 0
+    if first_id is not None or not has_retries(actions):
+        plan = Plan(next_id=first_id or 0)
         for action in _flatten(actions):
             if _action_type(action) in _NUMBERED:
-                plan.work.append(Work(next_id, action))
-                next_id += 1
+                plan.work.append(Work(plan.next_id, action))
+                plan.next_id += 1
         return plan
     return _Simulation(actions).run(history)
 
@@ -418,6 +471,7 @@ class _Simulation:
             while self._cursor < len(self._actions):
                 self._register(self._build(self._actions[self._cursor], None))
                 self._cursor += 1
+        self._plan.next_id = self._next_id
         return self._plan
 
     def _advance(self) -> None:
@@ -570,8 +624,12 @@ __all__ = [
     "activity_failure",
     "context_payload",
     "encode_event",
+    "event_fields",
+    "has_retries",
     "iso",
+    "iso_of",
     "parse_state",
+    "payload_fields",
     "plan_work",
     "state_from_exception",
 ]

@@ -39,10 +39,14 @@ from durable.azure.protocol import (
     Work,
     context_payload,
     encode_event,
+    event_fields,
+    has_retries,
     parse_state,
+    payload_fields,
     plan_work,
     state_from_exception,
 )
+from durable.azure.session import SdkSession, stamp
 from durable.errors import (
     FailureDetails,
     FunctionNotFoundError,
@@ -92,7 +96,8 @@ NameResolver = Callable[[str], str | None]
 _SCHEDULING = (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated, EventSent)
 _COMPLETIONS = (TaskCompleted, TaskFailed, SubOrchestrationInstanceCompleted,
                 SubOrchestrationInstanceFailed)
-_DELIVERED = (*_COMPLETIONS, TimerFired, EventRaised)  # held back while suspended
+_CLOSING = (*_COMPLETIONS, TimerFired)
+_DELIVERED = (*_CLOSING, EventRaised)  # held back while suspended
 _ACTIVITIES = (ActionType.CallActivity, ActionType.CallActivityWithRetry)
 _SUB_ORCHESTRATIONS = (ActionType.CallSubOrchestrator, ActionType.CallSubOrchestratorWithRetry)
 _ENTITIES = (ActionType.CallEntity, ActionType.SignalEntity, ActionType.ScheduledSignalEntity)
@@ -122,8 +127,16 @@ class SdkOrchestrationRuntime:
         resolve_activity: NameResolver | None = None,
         resolve_orchestrator: NameResolver | None = None,
         default_version: str | None = None,
+        session: tuple[Callable[..., Any], Any] | None = None,
     ) -> None:
+        """``session``: the orchestrator function (and input type) behind ``invoke``, when the
+        SDK can keep the execution alive between episodes (:mod:`durable.azure.session`);
+        without it every episode is the protocol's full replay."""
         self._invoke = invoke
+        self._session = SdkSession(*session) if session is not None else None
+        self._fed = 0  # view events the session has been given
+        self._next_task_id = 0  # the SDK's next task ID (sessions plan only new actions)
+        self._full_plans = False  # retries: every plan needs the cumulative actions
         self._resolve_activity = resolve_activity
         self._resolve_orchestrator = resolve_orchestrator
         self._default_version = default_version
@@ -149,7 +162,8 @@ class SdkOrchestrationRuntime:
         """Take stored history (a cold start): nothing runs, nothing new is scheduled."""
         for event in history:
             self._accept(event)
-        self._mark_played()
+        if self._session is None:
+            self._mark_played()
 
     def run_episode(self, new_events: Iterable[HistoryEvent], now: float) -> Decision:
         mark = len(self._view)
@@ -163,12 +177,16 @@ class SdkOrchestrationRuntime:
         try:
             return self._decide(appended, now, mark)
         finally:
-            self._mark_played()
+            if self._session is None:
+                self._mark_played()  # the next call replays in full
 
     # -- history ------------------------------------------------------------------------------
 
     def _accept(self, event: HistoryEvent) -> bool:
         """Take one event into history; False for a duplicate that history must skip."""
+        if type(event) is OrchestratorStarted:  # every episode's first: the short way
+            self._view.append(event)
+            return True
         if isinstance(event, ExecutionStarted):
             if self.started is not None:
                 return False
@@ -181,7 +199,7 @@ class SdkOrchestrationRuntime:
                 # The SDK never reads scheduling events (it keys completions by the IDs it
                 # assigned itself); not showing them saves it parsing a third of history.
                 return True
-        elif isinstance(event, (*_COMPLETIONS, TimerFired)):
+        elif isinstance(event, _CLOSING):
             task_id = event.timer_id if isinstance(event, TimerFired) else event.task_scheduled_id
             scheduled = self._scheduled.get(task_id)
             expected = TimerCreated if isinstance(event, TimerFired) else (
@@ -221,11 +239,13 @@ class SdkOrchestrationRuntime:
         if shown is not None:
             self._view.append(shown)
 
-    def _encode(self, event: HistoryEvent, played: bool) -> str | None:
-        name = None
+    def _task_name(self, event: HistoryEvent) -> str | None:
         if isinstance(event, TaskFailed | SubOrchestrationInstanceFailed):
-            name = getattr(self._scheduled.get(event.task_scheduled_id), "name", None)
-        return encode_event(event, played, name)
+            return getattr(self._scheduled.get(event.task_scheduled_id), "name", None)
+        return None
+
+    def _encode(self, event: HistoryEvent, played: bool) -> str | None:
+        return encode_event(event, played, self._task_name(event))
 
     def _mark_played(self) -> None:
         for event in self._view[len(self._played):]:
@@ -285,9 +305,14 @@ class SdkOrchestrationRuntime:
 
     def _call_sdk(self, mark: int) -> tuple[SdkState | None, BaseException | None]:
         """Run the SDK; return its state (and, when user code raised, the user's error)."""
-        payload = self._payload(mark)
         try:
-            result = self._invoke(payload)
+            if self._session is None:
+                result = self._invoke(self._payload(mark))
+            else:
+                answer = self._ask(self._session, mark)
+                if isinstance(answer, SdkState):
+                    return answer, None
+                result = answer
         except Exception as exc:  # the SDK raises for a failing orchestrator, state attached
             try:
                 state = state_from_exception(exc)
@@ -306,6 +331,31 @@ class SdkOrchestrationRuntime:
             return parse_state(result), None
         except ProtocolError as exc:
             return None, exc
+
+    def _ask(self, session: SdkSession, mark: int) -> SdkState | str:
+        """The SDK's answer through the live session: the protocol's state JSON (a first call,
+        a finished or failed execution, or one that retries), else just what is new."""
+        if not session.started:
+            self._fed = len(self._view)
+            assert self.started is not None
+            history = [fields for index, event in enumerate(self._view)
+                       if (fields := event_fields(event, index < mark,
+                                                  self._task_name(event), stamp)) is not None]
+            return session.start(payload_fields(history, self.started, replaying=mark > 0))
+        fresh = self._view[self._fed:]
+        self._fed = len(self._view)
+        session.feed([fields for event in fresh
+                      if (fields := event_fields(event, False, self._task_name(event), stamp))
+                      is not None])
+        if not self._full_plans:
+            progress = session.progress()
+            if progress is not None and not has_retries(progress.actions):
+                return SdkState(progress.is_done, progress.actions, first_id=self._next_task_id,
+                                output=progress.output, has_output=progress.has_output,
+                                custom_status=progress.custom_status,
+                                has_custom_status=progress.has_custom_status)
+            self._full_plans = progress is not None
+        return session.state_text()
 
     def _failed(
         self,
@@ -333,7 +383,10 @@ class SdkOrchestrationRuntime:
         self, state: SdkState
     ) -> tuple[list[Action], list[HistoryEvent], str | None]:
         """Durable actions and scheduling events for the work history does not hold yet."""
-        plan = plan_work(state.actions, self._view)
+        if state.first_id is None and not self._full_plans and has_retries(state.actions):
+            self._full_plans = True
+        plan = plan_work(state.actions, self._view, state.first_id)
+        self._next_task_id = plan.next_id
         if not plan.in_sync:
             log.warning("orchestration %s: could not follow the SDK's retries exactly; task IDs "
                         "after that point are assigned in order", self._instance_id)
@@ -505,8 +558,12 @@ def _http_request(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def runtime_factory(default_version: str | None = None) -> Callable[..., SdkOrchestrationRuntime]:
-    """The ``FunctionInfo.runtime_factory`` of an SDK orchestrator."""
+def runtime_factory(
+    default_version: str | None = None,
+    session: tuple[Callable[..., Any], Any] | None = None,
+) -> Callable[..., SdkOrchestrationRuntime]:
+    """The ``FunctionInfo.runtime_factory`` of an SDK orchestrator (``session``: see
+    :class:`SdkOrchestrationRuntime`)."""
 
     def build(
         invoke: Invoke,
@@ -516,7 +573,7 @@ def runtime_factory(default_version: str | None = None) -> Callable[..., SdkOrch
     ) -> SdkOrchestrationRuntime:
         return SdkOrchestrationRuntime(
             invoke, resolve_activity=resolve_activity, resolve_orchestrator=resolve_orchestrator,
-            default_version=default_version,
+            default_version=default_version, session=session,
         )
 
     return build

@@ -2,7 +2,10 @@
 
 It keeps the instance's history as the worker would commit it, runs activities (plain Python
 functions) when asked, fires timers, delivers events, and after every episode checks that a
-cold replay of the stored history decides exactly what the live runtime decided.
+cold replay of the stored history decides exactly what the live runtime decided. The live
+runtime keeps the SDK's execution alive between episodes (durable/azure/session.py) when the
+orchestrator is an ``Orchestrator.create`` handle; the cold one is always the protocol's full
+replay, so every test is also a differential test of the two.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from durable.azure.runtime import SdkOrchestrationRuntime
+from durable.azure.session import session_function
 from durable.errors import FailureDetails
 from durable.history import (
     EventRaised,
@@ -47,11 +51,12 @@ class Driver:
         input_text: str | None = None,
         activities: dict[str, Callable[[Any], Any]] | None = None,
         instance_id: str = "inst",
+        live_session: bool = True,
         **runtime_options: Any,
     ) -> None:
         self.handle = orchestrator
         self.options = runtime_options
-        self.runtime = self._fresh()
+        self.runtime = self._fresh(session_function(orchestrator) if live_session else None)
         self.activities = activities or {}
         self.now = T0
         self.history: list[HistoryEvent] = []
@@ -60,8 +65,9 @@ class Driver:
         self.started = ExecutionStarted(timestamp=T0, name=name, instance_id=instance_id,
                                         execution_id="exec", input=input_text)
 
-    def _fresh(self) -> SdkOrchestrationRuntime:
-        return SdkOrchestrationRuntime(lambda payload: self.handle(payload), **self.options)
+    def _fresh(self, session: Any = None) -> SdkOrchestrationRuntime:
+        return SdkOrchestrationRuntime(lambda payload: self.handle(payload), session=session,
+                                       **self.options)
 
     def episode(self, events: list[HistoryEvent]) -> Decision:
         self.now += 1.0

@@ -427,21 +427,30 @@ def test_a_v1_main_that_is_not_wrapped_says_how_to_fix_it() -> None:
 
 
 @pytest.mark.parametrize("count", [1, 50])
-def test_history_is_encoded_once_per_event(count: int) -> None:
-    """Episodes re-encode only their new events (past ones are cached as played)."""
+@pytest.mark.parametrize("live_session", [True, False])
+def test_history_is_encoded_once_per_event(count: int, live_session: bool) -> None:
+    """A live session is given each event once; without one, episodes re-encode only their
+    new events (past ones are cached as played)."""
 
     def chain(context: df.DurableOrchestrationContext):
         for i in range(count):
             yield context.call_activity("hello", i)
         return count
 
-    driver = Driver(df.Orchestrator.create(chain), activities={"hello": hello})
+    driver = Driver(df.Orchestrator.create(chain), activities={"hello": hello},
+                    live_session=live_session)
     driver.start()
     done = driver.run_activities()
     assert done is not None and json.loads(done.output or "") == count
     timers = [e for e in driver.history if isinstance(e, TimerCreated)]
     assert timers == []
-    assert len(driver.runtime._played) == len(driver.runtime._view)
+    live = driver.runtime
+    if live_session:
+        assert live._session is not None and live._fed == len(live._view)
+        assert len(live._session._context.histories) == len(live._view)
+        assert live._played == [] or len(live._played) < len(live._view)
+    else:
+        assert live._session is None and len(live._played) == len(live._view)
 
 
 def test_call_http_follows_202s_for_the_sdk() -> None:
