@@ -28,7 +28,7 @@ _LOCK = threading.Lock()
 def record(**fields: Any) -> None:
     fields["thread"] = threading.current_thread().name
     with _LOCK, open(_RECORD, "a") as out:
-        out.write(json.dumps(fields) + "\n")
+        out.write(json.dumps(fields, default=str) + "\n")
 
 
 def _opentelemetry() -> None:
