@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,9 @@ _HISTORY = (
 
 
 def _sqlite_load(path: str, n: int) -> None:
-    conn = sqlite3.connect(path, isolation_level=None)
+    from durable.storage.sqlite import unpatched  # durable's store, opened as durable opens it
+
+    conn = unpatched.connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("BEGIN")
     conn.execute(

@@ -115,7 +115,9 @@ class DurableRun:
     ) -> None:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("DURABLE_")}
         environment.update(env or {})
-        environment["PYTHONPATH"] = str(REPO)
+        # The checkout last: a test may put its own modules (a sitecustomize) first.
+        first = (env or {}).get("PYTHONPATH")
+        environment["PYTHONPATH"] = f"{first}{os.pathsep}{REPO}" if first else str(REPO)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "durable.cli", "run", str(app_path), "--port", "0", *args],
             stdout=subprocess.PIPE,

@@ -97,3 +97,29 @@ async def test_history_written_before_migration_5_is_kept_in_order(tmp_path: Pat
         "SELECT sql FROM sqlite_master WHERE name = 'history'").fetchone()[0]
     with pytest.raises(sqlite3.IntegrityError):  # the key is still unique
         conn.execute("INSERT INTO history VALUES ('a', 1, '[]')")
+
+
+async def test_a_patched_sqlite3_connect_never_sees_durables_connections(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """APM libraries replace sqlite3.connect (and sqlite3.dbapi2.connect) with a wrapper that
+    proxies every connection; durable's own must not pass through it (unpatched.py)."""
+    opened: list[str] = []
+    real = sqlite3.connect
+
+    def patched(database: str, *args: object, **kwargs: object) -> sqlite3.Connection:
+        opened.append(str(database))
+        return real(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", patched)
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", patched)
+    for path in (str(tmp_path / "app.db"), ":memory:"):
+        backend = SQLiteBackend(path)
+        await backend.open()  # migrations, the writer's and the reader's connections
+        assert await backend.put_setting_if_absent("key", "value") == "value"
+        assert await backend.get_setting("key") == "value"
+        with backend.connect_directly() as conn:
+            assert type(conn) is sqlite3.Connection
+        await backend.close()
+    sqlite3.connect(":memory:").close()  # the patch itself works: the app's own use is seen
+    assert opened == [":memory:"]
+

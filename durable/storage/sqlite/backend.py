@@ -36,6 +36,7 @@ from durable.storage.base import (
     OrchestrationWorkItem,
 )
 from durable.storage.operations import SQLOperations
+from durable.storage.sqlite import unpatched
 from durable.storage.sqlite.files import FileWatch, create_private, storage_error
 from durable.storage.sqlite.grouped import ClientBatches
 from durable.storage.sqlite.values import ValuesStatements
@@ -59,7 +60,8 @@ class _Job:
 
 def _connect(path: str, synchronous: str, busy_timeout: float, uri: bool = False
              ) -> sqlite3.Connection:
-    conn = sqlite3.connect(
+    # Not sqlite3.connect: an APM's patch of it must not trace durable's own statements.
+    conn = unpatched.connect(
         path, isolation_level=None, check_same_thread=False, timeout=busy_timeout, uri=uri,
         cached_statements=512,  # every query, and a few texts each of the set-based ones
     )
@@ -295,8 +297,8 @@ class SQLiteBackend(SQLOperations):
 
     def connect_directly(self) -> sqlite3.Connection:
         """A new plain connection to this backend's database, in memory too (for tools and
-        tests that look at the tables themselves)."""
-        return sqlite3.connect(self._database, uri=self.memory)
+        tests that look at the tables themselves), untouched by APM patches of sqlite3."""
+        return unpatched.connect(self._database, uri=self.memory)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
