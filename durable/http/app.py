@@ -20,7 +20,8 @@ One request goes through, in order:
    middle of its request is not an error: it is logged at debug level and nothing is sent.
 
 Slow clients are cut off below the application, by :mod:`durable.http.protocol`. CORS, when
-configured, wraps the whole application (:mod:`durable.http.cors`; see :func:`create_app`).
+configured, is in front of steps 2 to 4 for everything but the operator apps
+(:mod:`durable.http.cors`; see :func:`create_app`).
 """
 
 from __future__ import annotations
@@ -133,24 +134,27 @@ class DurableHttpApp:
         self.routes = RouteTable(app)
         self.admin = admin.AdminApi(app, client)
         self._storage_logged: dict[str, float] = {}
-        # CORS in front of everything served here, mounts included (durable.http.cors).
-        self._entry: ASGIApp = self._serve if cors is None else CorsMiddleware(self._serve, cors)
+        # CORS in front of what the Functions host serves (routes, the management and admin
+        # APIs), as Core Tools puts it; not in front of the operator apps: the dashboard's
+        # guard against cross-site actions is a preflight nobody answers (durable.dashboard).
+        self._functions_host: ASGIApp = (
+            self._serve if cors is None else CorsMiddleware(self._serve, cors))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._entry(scope, receive, send)
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
             return  # no websockets: the server closes the connection
-        limited = _BodyLimit(receive, self.max_request_body)
         lowered = str(scope.get("path", "")).lower()
         for path, mounted in self.mounts:
             if lowered == path or lowered.startswith(path + "/"):
-                await mounted(scope, limited, send)
+                await mounted(scope, _BodyLimit(receive, self.max_request_body), send)
                 return
+        await self._functions_host(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limited = _BodyLimit(receive, self.max_request_body)
         try:
             declared = _declared_length(scope)
             if declared is not None and declared > self.max_request_body:
@@ -310,8 +314,10 @@ def create_app(
     """The ASGI app serving ``app``'s routes and the management API through ``client``, and
     the operator apps in ``mounts`` (``(path, asgi_app)``: the dashboard, /metrics).
 
-    With ``cors``, every response of all of it carries the CORS headers and preflights are
-    answered, as Core Tools' CORS middleware does in front of the whole host."""
+    With ``cors``, every response of the routes, the management API and the admin API carries
+    the CORS headers and their preflights are answered, as Core Tools' CORS middleware does in
+    front of the whole Functions host. The operator apps are left out: the dashboard refuses
+    cross-site actions by never answering a preflight."""
     return DurableHttpApp(
         app, client, keys=keys, route_prefix=route_prefix, max_request_body=max_request_body,
         mounts=mounts, cors=cors,

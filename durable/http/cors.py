@@ -3,7 +3,10 @@
 
 Core Tools puts ASP.NET Core's CORS middleware in front of everything the host serves (function
 routes, the admin API, the Durable extension's webhooks), with the listed origins, any header
-and any method. So, for a request that carries an ``Origin`` header:
+and any method. durable puts :class:`CorsMiddleware` in front of the same three; not in front
+of its own operator apps (``/dashboard``, ``/metrics``), so that the dashboard's guard against
+cross-site actions, a preflight nobody answers, holds whatever the CORS settings. So, for a
+request to a route or an API that carries an ``Origin`` header:
 
 - **A preflight** (``OPTIONS`` with ``Access-Control-Request-Method``) is answered here,
   ``204`` with no body, whatever the path, and never reaches a route or the key check

@@ -79,6 +79,14 @@ def test_cors_with_credentials_from_local_settings(tmp_path: Path) -> None:
         assert other.headers["access-control-allow-origin"] == "https://app.example"
         assert "access-control-allow-headers" not in other.headers  # none were asked for
 
+        # Not the dashboard: its guard against cross-site actions is a preflight nobody
+        # answers, whatever the CORS settings.
+        dashboard = preflight(f"{base}/dashboard/", ALLOWED, headers="x-durable-dashboard")
+        assert dashboard.status_code != 204
+        assert "access-control-allow-origin" not in dashboard.headers
+        assert "access-control-allow-origin" not in httpx.get(
+            f"{base}/dashboard/", headers={"Origin": ALLOWED}, timeout=TIMEOUT).headers
+
         refused = preflight(f"{base}/api/orchestrators/greeter", "http://evil.example")
         assert refused.status_code == 204
         assert not any(name.startswith("access-control-") for name in refused.headers)
