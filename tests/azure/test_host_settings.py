@@ -164,13 +164,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_local_http_port_is_the_default_port(tmp_path: Path) -> None:
+def test_local_http_port_and_address_are_the_defaults(tmp_path: Path) -> None:
     port = _free_port()
-    root = project(tmp_path, host={"LocalHttpPort": port})
+    # 127.0.0.2: a loopback address that is not the default one (keys stay off).
+    root = project(tmp_path, host={"LocalHttpPort": port, "LocalHttpAddress": "127.0.0.2"})
     with DurableRun(root, cwd=root, port=None) as server:
-        assert server.base == f"http://127.0.0.1:{port}"
+        assert server.base == f"http://127.0.0.2:{port}"
+        assert "Keys: not required" in server.output()
         assert hub_of(server.base) == "FromHostJson"
-    with DurableRun(root, cwd=root) as server:  # --port 0 on the command line wins
+    # The command line wins: --port 0 (a free port), --host 127.0.0.1.
+    with DurableRun(root, "--host", "127.0.0.1", cwd=root) as server:
+        assert server.base.startswith("http://127.0.0.1:")
         assert server.base != f"http://127.0.0.1:{port}"
 
 
