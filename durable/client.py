@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from durable import management_urls as payloads
 from durable import serialization
 from durable.app import Registry
-from durable.clock import clock_of
+from durable.clock import Clock, clock_of
 from durable.entity_client import EntityClient
 from durable.errors import (
     InstanceNotFoundError,
@@ -137,6 +137,11 @@ class DurableOrchestrationClient(EntityClient):
         # Where the management API is served (set by `durable run`); used to build the URLs
         # of create_check_status_response and create_http_management_payload.
         self.webhooks: payloads.WebhookSettings | None = None
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this client stamps events with (the backend's)."""
+        return self._clock
 
     @property
     def backend(self) -> Backend:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import logging
 import sys
 import traceback
@@ -80,17 +79,17 @@ def _import_module(name: str) -> Any:
 
 
 def _native_host_json(app: DFApp, folder: Path) -> None:
-    """A host.json beside a native app: honour defaultVersion for starts, as Azure does."""
-    host_json = folder / "host.json"
-    if not host_json.is_file() or app.default_version is not None:
+    """A host.json beside a native app: honour defaultVersion for starts, as Azure does
+    (``AzureFunctionsJobHost__extensions__durableTask__defaultVersion`` overrides it)."""
+    from durable.azure.project import ProjectError, durable_task_setting, read_host_config
+
+    if not (folder / "host.json").is_file() or app.default_version is not None:
         return
-    try:
-        data = json.loads(host_json.read_text(encoding="utf-8-sig") or "{}")
-    except (OSError, ValueError):
+    try:  # host.json with its AzureFunctionsJobHost__ overrides from the environment
+        config = read_host_config(folder)
+    except ProjectError:
         return
-    extensions = data.get("extensions") if isinstance(data, dict) else None
-    durable_task = extensions.get("durableTask") if isinstance(extensions, dict) else None
-    version = durable_task.get("defaultVersion") if isinstance(durable_task, dict) else None
+    version = durable_task_setting(config, "defaultVersion")
     if isinstance(version, str) and version:
         app.default_version = version
         for info in app.orchestrators.values():

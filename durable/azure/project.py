@@ -4,10 +4,13 @@ What is read, as the Functions host and Core Tools read it:
 
 - ``host.json``: ``extensions.http.routePrefix`` (default ``api``), ``extensions.durableTask``
   ``hubName`` and ``defaultVersion``. Other settings are accepted and ignored (logging,
-  extension bundles, ...).
+  extension bundles, ...). Every key can be overridden by an app setting named
+  ``AzureFunctionsJobHost__<path>`` (``__`` or ``:`` between the keys, any case), as the
+  Functions host's configuration does: :func:`host_config` is that one merged view.
 - ``local.settings.json``: ``Values`` become environment variables before any user code is
   imported (a variable already set in the environment wins, so a deployment can override a
-  local value).
+  local value). ``Host`` holds what Core Tools reads for ``func start``: ``LocalHttpPort``,
+  ``LocalHttpAddress``, ``CORS``, ``CORSCredentials`` (:class:`HostSettings`).
 - Layout: ``function_app.py`` (or ``$PYTHON_SCRIPTFILE``) is the v2 decorator model; otherwise
   every direct subfolder with a ``function.json`` is a v1 function.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,11 @@ DEFAULT_SCRIPT = "function_app.py"
 DEFAULT_ROUTE_PREFIX = "api"
 DEFAULT_HUB = "TestHubName"  # what Core Tools calls the hub when host.json names none
 _SETTING_REF = re.compile(r"%([^%]+)%")
+# App settings that override host.json keys: the Functions host reads host.json into the
+# configuration section "AzureFunctionsJobHost", which environment variables (app settings)
+# override; .NET configuration keys ignore case, and "__" in a variable's name means ":".
+OVERRIDE_PREFIX = "azurefunctionsjobhost"
+_KEY_SEPARATOR = re.compile(r"__|:")
 
 
 class ProjectError(InvalidInputError):
@@ -66,6 +75,117 @@ def _get(data: dict[str, Any], key: str) -> Any:
     return next((v for k, v in data.items() if k.lower() == key.lower()), None)
 
 
+def host_overrides(environ: Mapping[str, str]) -> list[tuple[list[str], str]]:
+    """The ``AzureFunctionsJobHost__a__b`` settings in ``environ``, as (key path, value),
+    shallower paths first (so a deeper key is applied after, and wins over, its parent)."""
+    found: list[tuple[list[str], str]] = []
+    for name, value in environ.items():
+        parts = _KEY_SEPARATOR.split(name)
+        if len(parts) < 2 or parts[0].lower() != OVERRIDE_PREFIX or not all(parts[1:]):
+            continue
+        found.append((parts[1:], value))
+    found.sort(key=lambda item: (len(item[0]), [p.lower() for p in item[0]]))
+    return found
+
+
+def _child_key(node: dict[str, Any], key: str) -> str:
+    """The spelling ``node`` already uses for ``key`` (keys ignore case), else ``key``."""
+    return next((k for k in node if k.lower() == key.lower()), key)
+
+
+def _set_path(root: dict[str, Any], path: list[str], value: str) -> None:
+    node: Any = root
+    for position, key in enumerate(path):
+        last = position == len(path) - 1
+        if isinstance(node, list):
+            # host.json arrays are indexed by position ("functions__0"), as in .NET.
+            if not key.isdigit():
+                return
+            index = int(key)
+            node.extend([None] * (index + 1 - len(node)))
+            if last:
+                node[index] = value
+                return
+            if not isinstance(node[index], dict | list):
+                node[index] = {}
+            node = node[index]
+            continue
+        spelled = _child_key(node, key)
+        if last:
+            # In .NET configuration a value set on a section does not remove its children.
+            if not isinstance(node.get(spelled), dict | list):
+                node[spelled] = value
+            return
+        child = node.get(spelled)
+        if not isinstance(child, dict | list):
+            child = node[spelled] = {}
+        node = child
+
+
+def host_config(host_json: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """host.json as the Functions host sees it: its keys, overridden by the
+    ``AzureFunctionsJobHost__<path>`` settings in ``environ`` (values are strings, as app
+    settings are). Read it with case-insensitive lookups (:func:`_section`, :func:`_get`)."""
+    merged: dict[str, Any] = json.loads(json.dumps(host_json))  # a deep copy
+    for path, value in host_overrides(environ):
+        _set_path(merged, path, value)
+    return merged
+
+
+def read_host_config(root: Path, settings: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The merged host.json of the project at ``root``: the environment wins over
+    ``settings`` (local.settings.json's Values), as when the Values are applied."""
+    host = _read_json(root / HOST_JSON)
+    return host_config(host, {**(settings or {}), **os.environ})
+
+
+def durable_task_setting(config: dict[str, Any], key: str) -> Any:
+    """``extensions.durableTask.<key>`` of a merged host config."""
+    return _get(_section(config, "extensions", "durableTask"), key)
+
+
+@dataclass(frozen=True, slots=True)
+class HostSettings:
+    """``local.settings.json``'s ``Host`` section, which Core Tools reads for ``func start``
+    (the defaults of its ``--port``, ``--address``, ``--cors`` and ``--cors-credentials``)."""
+
+    local_http_port: int | None = None
+    local_http_address: str | None = None
+    cors: str | None = None  # comma-separated origins, or "*"
+    cors_credentials: bool = False
+
+
+def _host_settings(data: Any, path: Path) -> HostSettings:
+    if data is None:
+        return HostSettings()
+    if not isinstance(data, dict):
+        raise ProjectError(f"{path}: 'Host' must be a JSON object.")
+    port = _get(data, "LocalHttpPort")
+    if isinstance(port, str) and port.strip().isdigit():
+        port = int(port)
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int)
+                             or not 0 <= port <= 65535):
+        raise ProjectError(f"{path}: Host.LocalHttpPort must be a port number, not {port!r}.")
+    address = _get(data, "LocalHttpAddress")
+    if address is not None and not isinstance(address, str):
+        raise ProjectError(f"{path}: Host.LocalHttpAddress must be a string.")
+    cors = _get(data, "CORS")
+    if cors is not None and not isinstance(cors, str):
+        raise ProjectError(f"{path}: Host.CORS must be a string of comma-separated origins.")
+    credentials = _get(data, "CORSCredentials")
+    if isinstance(credentials, str) and credentials.strip().lower() in ("true", "false"):
+        credentials = credentials.strip().lower() == "true"
+    if credentials is not None and not isinstance(credentials, bool):
+        raise ProjectError(f"{path}: Host.CORSCredentials must be true or false.")
+    return HostSettings(
+        # 0 means "not set" to Core Tools (its default port then applies).
+        local_http_port=port or None,
+        local_http_address=(address or "").strip() or None,
+        cors=(cors or "").strip() or None,
+        cors_credentials=bool(credentials),
+    )
+
+
 @dataclass(slots=True)
 class FunctionsProject:
     """What durable needs to know about a project before and after importing it."""
@@ -75,6 +195,7 @@ class FunctionsProject:
     hub_name: str | None = None  # host.json's extensions.durableTask.hubName, if it names one
     default_version: str | None = None
     settings: dict[str, str] = field(default_factory=dict)
+    host: HostSettings = field(default_factory=HostSettings)  # local.settings.json's Host
 
     @property
     def task_hub(self) -> str:
@@ -103,22 +224,22 @@ def read_project(path: str | Path) -> FunctionsProject:
     root = Path(path).resolve()
     if not is_functions_project(root):
         raise ProjectError(f"{path} is not an Azure Functions project (no {HOST_JSON}).")
-    host = _read_json(root / HOST_JSON)
     project = FunctionsProject(root)
-    prefix = _get(_section(host, "extensions", "http"), "routePrefix")
-    if isinstance(prefix, str):
-        project.route_prefix = prefix.strip("/")
     local = root / LOCAL_SETTINGS
     if local.is_file():
         data = _read_json(local)
         values = _get(data, "Values")
         if isinstance(values, dict):
             project.settings = {str(k): "" if v is None else str(v) for k, v in values.items()}
-    durable_task = _section(host, "extensions", "durableTask")
-    hub = _get(durable_task, "hubName")
+        project.host = _host_settings(_get(data, "Host"), local)
+    host = read_host_config(root, project.settings)
+    prefix = _get(_section(host, "extensions", "http"), "routePrefix")
+    if isinstance(prefix, str):
+        project.route_prefix = prefix.strip("/")
+    hub = durable_task_setting(host, "hubName")
     if isinstance(hub, str) and hub.strip():
         project.hub_name = resolve_settings(hub.strip(), project.settings)
-    version = _get(durable_task, "defaultVersion")
+    version = durable_task_setting(host, "defaultVersion")
     if isinstance(version, str) and version:
         project.default_version = version
     return project
@@ -150,8 +271,13 @@ def storage_hub(url: str, hub_name: str) -> str:
 
 __all__ = [
     "FunctionsProject",
+    "HostSettings",
     "ProjectError",
+    "durable_task_setting",
+    "host_config",
+    "host_overrides",
     "is_functions_project",
+    "read_host_config",
     "read_project",
     "resolve_settings",
     "storage_hub",

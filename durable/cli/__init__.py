@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from durable.cli.entities import entities
 from durable.cli.instances import instances
@@ -62,6 +63,13 @@ async def wait_for_shutdown_signal() -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+def _defaulted(parameter: str) -> bool:
+    """True if the current command's ``parameter`` was given neither on the command line nor
+    in the environment (``DURABLE_*``), so a project's own settings may fill it in."""
+    source = click.get_current_context().get_parameter_source(parameter)
+    return source in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
 
 
 def _load(app_spec: str) -> tuple[Any, Path]:
@@ -189,6 +197,12 @@ def worker(
 @click.option("--metrics", is_flag=True,
               help="Serve Prometheus metrics at /metrics (extra 'metrics'). "
                    "[env DURABLE_RUN_METRICS]")
+@click.option("--cors", default=None,
+              help="Origins that browsers may call from, comma-separated, or '*' [default: "
+                   "local.settings.json's Host.CORS]. [env DURABLE_RUN_CORS]")
+@click.option("--cors-credentials", is_flag=True,
+              help="Allow cross-origin requests with credentials (cookies, Authorization) "
+                   "[default: Host.CORSCredentials]. [env DURABLE_RUN_CORS_CREDENTIALS]")
 @console_options
 def run(
     app_spec: str,
@@ -201,6 +215,8 @@ def run(
     run_worker: bool,
     dashboard: bool,
     metrics: bool,
+    cors: str | None,
+    cors_credentials: bool,
     verbose: bool,
     quiet: bool,
     otel: bool,
@@ -209,8 +225,12 @@ def run(
     in one process.
 
     APP is module:attribute, path/app.py, or an Azure Functions project folder (host.json).
+    A project's local.settings.json "Host" section gives the defaults of --port
+    (LocalHttpPort), --host (LocalHttpAddress), --cors (CORS) and --cors-credentials
+    (CORSCredentials), as it does for Core Tools' `func start`.
     """
     from durable.http.app import DEFAULT_ROUTE_PREFIX
+    from durable.http.cors import CorsPolicy
     from durable.http.server import ServeOptions, serve
     from durable.status import OverridableStates
 
@@ -219,10 +239,25 @@ def run(
     url = storage_for(app, folder, storage)
     if route_prefix is None:  # a Functions project's host.json may set it
         route_prefix = getattr(app, "route_prefix", DEFAULT_ROUTE_PREFIX)
+    # local.settings.json's Host section: defaults for what the command line leaves unset.
+    local = getattr(getattr(app, "project", None), "host", None)
+    if local is not None:
+        if _defaulted("port") and local.local_http_port is not None:
+            port = local.local_http_port
+        if _defaulted("listen_host") and local.local_http_address is not None:
+            listen_host = local.local_http_address
+        if _defaulted("cors"):
+            cors = local.cors
+        if _defaulted("cors_credentials"):
+            cors_credentials = local.cors_credentials
+    try:
+        cors_policy = CorsPolicy.parse(cors or "", cors_credentials)
+    except DurableError as exc:
+        raise click.ClickException(str(exc)) from None
     options = ServeOptions(
         listen_host, port, route_prefix, max_request_body, access_log=verbose,
         overridable_states=OverridableStates(overridable_states), run_worker=run_worker,
-        dashboard=dashboard, telemetry=telemetry,
+        dashboard=dashboard, telemetry=telemetry, cors=cors_policy,
     )
     try:
         asyncio.run(serve(app, url, options, app_spec=app_spec,

@@ -9,7 +9,9 @@ One request goes through, in order:
    read, and a streamed body is cut off with 413 as soon as it passes the limit;
 2. dispatch on the path: the operator apps mounted at their paths (``/dashboard``,
    ``/metrics``; they check keys themselves), ``/runtime/webhooks/durabletask/...`` to
-   :mod:`durable.http.management`, ``/<prefix>/...`` to the user routes, anything else 404;
+   :mod:`durable.http.management`, ``/admin/...`` to :mod:`durable.http.admin` (running a
+   timer or an activity by hand, as the Functions host's admin API), ``/<prefix>/...`` to the
+   user routes, anything else 404;
 3. the key check (:mod:`durable.http.keys`), after the route is known, since the route's
    ``auth_level`` decides it;
 4. the handler, with every exception mapped by :mod:`durable.http.errors`. An error the mapping
@@ -17,7 +19,9 @@ One request goes through, in order:
    or in a user's route, never the reaction to malformed input. A client that goes away in the
    middle of its request is not an error: it is logged at debug level and nothing is sent.
 
-Slow clients are cut off below the application, by :mod:`durable.http.protocol`.
+Slow clients are cut off below the application, by :mod:`durable.http.protocol`. CORS, when
+configured, is in front of steps 2 to 4 for everything but the operator apps
+(:mod:`durable.http.cors`; see :func:`create_app`).
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from durable.app import DFApp
+from durable.app import AuthLevel, DFApp
 from durable.client import DurableOrchestrationClient
 from durable.errors import StorageError
-from durable.http import entity_routes, management
+from durable.http import admin, entity_routes, management
+from durable.http.cors import CorsMiddleware, CorsPolicy
 from durable.http.errors import (
     GENERIC_500,
     HttpError,
@@ -116,6 +121,7 @@ class DurableHttpApp:
         route_prefix: str = DEFAULT_ROUTE_PREFIX,
         max_request_body: int = DEFAULT_MAX_REQUEST_BODY,
         mounts: Sequence[tuple[str, ASGIApp]] = (),
+        cors: CorsPolicy | None = None,
     ) -> None:
         self.app = app
         # Operator apps at fixed paths (/dashboard, /metrics); each checks keys itself.
@@ -126,7 +132,13 @@ class DurableHttpApp:
         self.route_prefix = f"/{prefix}" if prefix else ""
         self.max_request_body = max_request_body
         self.routes = RouteTable(app)
+        self.admin = admin.AdminApi(app, client)
         self._storage_logged: dict[str, float] = {}
+        # CORS in front of what the Functions host serves (routes, the management and admin
+        # APIs), as Core Tools puts it; not in front of the operator apps: the dashboard's
+        # guard against cross-site actions is a preflight nobody answers (durable.dashboard).
+        self._functions_host: ASGIApp = (
+            self._serve if cors is None else CorsMiddleware(self._serve, cors))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -134,12 +146,15 @@ class DurableHttpApp:
             return
         if scope["type"] != "http":
             return  # no websockets: the server closes the connection
-        limited = _BodyLimit(receive, self.max_request_body)
         lowered = str(scope.get("path", "")).lower()
         for path, mounted in self.mounts:
             if lowered == path or lowered.startswith(path + "/"):
-                await mounted(scope, limited, send)
+                await mounted(scope, _BodyLimit(receive, self.max_request_body), send)
                 return
+        await self._functions_host(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limited = _BodyLimit(receive, self.max_request_body)
         try:
             declared = _declared_length(scope)
             if declared is not None and declared > self.max_request_body:
@@ -172,6 +187,8 @@ class DurableHttpApp:
         lowered = path.lower()
         if lowered == WEBHOOK_PATH or lowered.startswith(WEBHOOK_PATH + "/"):
             return await self._management(request)
+        if admin.is_admin_path(lowered):
+            return await self._admin(request)
         prefix = self.route_prefix.lower()
         if not prefix or lowered == prefix or lowered.startswith(prefix + "/"):
             return await self._user_route(request, path[len(prefix):])
@@ -200,6 +217,16 @@ class DurableHttpApp:
         what = f"{request.method} {path_of(request)}"
         with self._traced(request.headers):
             return to_starlette(await self._guarded(handler(call), what))
+
+    async def _admin(self, request: Request) -> Response:
+        rest = str(request.scope["path"])[len(admin.ADMIN_PATH):]
+        name = admin.match(request.method, [part for part in rest.split("/") if part])
+        if name is None:
+            return to_starlette(error_response(404, "No admin API route matches."))
+        if not self._allowed(AuthLevel.ADMIN, request):
+            return to_starlette(error_response(401, "A valid key is required."))
+        what = f"{request.method} {path_of(request)}"
+        return to_starlette(await self._guarded(self.admin.invoke(name, request), what))
 
     async def _user_route(self, request: Request, path: str) -> Response:
         found = self.routes.match(request.method, path)
@@ -282,10 +309,16 @@ def create_app(
     route_prefix: str = DEFAULT_ROUTE_PREFIX,
     max_request_body: int = DEFAULT_MAX_REQUEST_BODY,
     mounts: Sequence[tuple[str, ASGIApp]] = (),
+    cors: CorsPolicy | None = None,
 ) -> DurableHttpApp:
     """The ASGI app serving ``app``'s routes and the management API through ``client``, and
-    the operator apps in ``mounts`` (``(path, asgi_app)``: the dashboard, /metrics)."""
+    the operator apps in ``mounts`` (``(path, asgi_app)``: the dashboard, /metrics).
+
+    With ``cors``, every response of the routes, the management API and the admin API carries
+    the CORS headers and their preflights are answered, as Core Tools' CORS middleware does in
+    front of the whole Functions host. The operator apps are left out: the dashboard refuses
+    cross-site actions by never answering a preflight."""
     return DurableHttpApp(
         app, client, keys=keys, route_prefix=route_prefix, max_request_body=max_request_body,
-        mounts=mounts,
+        mounts=mounts, cors=cors,
     )

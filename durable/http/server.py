@@ -4,7 +4,8 @@ Start-up: open storage and start the worker (:class:`durable.Host`), load or gen
 bind the socket (port 0 picks a free one), print the banner, serve.
 
 Shutdown on SIGINT/SIGTERM, in an order that loses nothing: stop accepting connections and
-let in-flight requests finish (uvicorn's graceful shutdown), then stop the worker, which lets
+let in-flight requests finish (uvicorn's graceful shutdown) and functions run by hand through
+the admin API (:mod:`durable.http.admin`), then stop the worker, which lets
 running activities finish and commits their results (up to its shutdown timeout) and hands
 every lease back so another process can take over at once, then close storage.
 
@@ -33,6 +34,7 @@ from starlette.types import ASGIApp
 from durable.app import AuthLevel, DFApp
 from durable.host import Host, start_with_retry
 from durable.http.app import DEFAULT_MAX_REQUEST_BODY, DEFAULT_ROUTE_PREFIX, create_app
+from durable.http.cors import CorsPolicy
 from durable.http.keys import KeyRing, RedactKeysFilter, is_loopback, load_keys
 from durable.http.protocol import (
     DEFAULT_BODY_TIMEOUT,
@@ -89,6 +91,8 @@ class ServeOptions:
     dashboard: bool = True  # the web dashboard at /dashboard (docs/operations.md)
     # Console log, OpenTelemetry, Prometheus (durable.telemetry.setup.build); None: none.
     telemetry: Telemetry | None = None
+    # Browser access from other origins (durable.http.cors): --cors, or local.settings.json.
+    cors: CorsPolicy | None = None
 
 
 class _Server(uvicorn.Server):
@@ -143,7 +147,8 @@ def operator_mounts(
 
 
 def banner(
-    app: DFApp, app_spec: str, storage: str, origin: str, prefix: str, keys: KeyRing
+    app: DFApp, app_spec: str, storage: str, origin: str, prefix: str, keys: KeyRing,
+    cors: CorsPolicy | None = None,
 ) -> str:
     """The start-up text: what is served where, like Core Tools' function list."""
     lines = [f"durable run {app_spec}", f"  storage: {storage}", "", "Functions:", ""]
@@ -164,6 +169,11 @@ def banner(
         "",
         f"Management API: {origin}{WEBHOOK_PATH}  (OpenAPI: {origin}{WEBHOOK_PATH}/openapi.json)",
     ]
+    if app.timer_functions or app.activities:
+        lines.append(f"Run a timer or an activity by hand: POST {origin}/admin/functions/<name>")
+    if cors is not None:
+        allowed = "*" if cors.any_origin else ",".join(sorted(cors.origins))
+        lines.append(f"CORS: {allowed}" + (" (with credentials)" if cors.credentials else ""))
     if keys.required:
         lines.append("Keys: required (listening beyond loopback; `code=` or x-functions-key)")
         lines += [f"  {line}" for line in keys.describe()]
@@ -217,6 +227,7 @@ async def serve(
             route_prefix=options.route_prefix,
             max_request_body=options.max_request_body,
             mounts=mounts,
+            cors=options.cors,
         )
         config = uvicorn.Config(
             asgi,
@@ -237,7 +248,8 @@ async def serve(
         while not server.started and not serving.done() and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         if server.started:
-            text = banner(app, app_spec, storage, origin, options.route_prefix, keys)
+            text = banner(app, app_spec, storage, origin, options.route_prefix, keys,
+                          options.cors)
             extra = [f"{label}: {origin}{path}/" if label == "Dashboard" else
                      f"{label}: {origin}{path}" for label, path in
                      (("Dashboard", "/dashboard"), ("Metrics", "/metrics"))
@@ -252,6 +264,8 @@ async def serve(
         server.should_exit = True
         try:
             await serving
+            # Functions run by hand (the admin API) finish before the worker and storage stop.
+            await asgi.admin.drain(GRACEFUL_HTTP_SECONDS)
         finally:
             stopping.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -23,6 +23,10 @@ are the orchestration engine's own:
 - ``run_on_startup`` runs the function once each time a worker process starts (Azure runs it on
   every host start, scale-outs included), through the same instance.
 
+A timer function can also be run by hand, outside its schedule (``POST
+/admin/functions/<name>``, :mod:`durable.http.admin`): :func:`manual_request` builds what it
+receives, :func:`call_timer_function` calls it.
+
 Changing a schedule in code takes effect at the next start: a worker that finds the instance
 running with another schedule tells it to reschedule. The instances are ordinary: they show in
 the management API (custom status: next occurrence), and can be terminated (a worker's next
@@ -276,12 +280,36 @@ class TimerService:
             schedule_status=payload.get("scheduleStatus"),
             schedule={"AdjustForDST": True},
         )
-        kwargs: dict[str, Any] = {info.trigger_arg or "timer": request}
-        if info.client_arg:
-            kwargs[info.client_arg] = self.client
-        if info.is_async:
-            result = await info.fn(**kwargs)
-        else:
-            result = await asyncio.to_thread(info.fn, **kwargs)
-        if asyncio.iscoroutine(result):
-            await result
+        await call_timer_function(info, request, self.client)
+
+
+async def call_timer_function(
+    info: FunctionInfo, request: TimerRequest, client: DurableOrchestrationClient | None
+) -> None:
+    """Call timer function ``info`` with ``request`` (and ``client``, if it asks for one):
+    ``async def`` on the loop, a plain function in a thread."""
+    kwargs: dict[str, Any] = {info.trigger_arg or "timer": request}
+    if info.client_arg:
+        kwargs[info.client_arg] = client
+    if info.is_async:
+        result = await info.fn(**kwargs)
+    else:
+        result = await asyncio.to_thread(info.fn, **kwargs)
+    if asyncio.iscoroutine(result):
+        await result
+
+
+async def manual_request(info: FunctionInfo, client: DurableOrchestrationClient) -> TimerRequest:
+    """What a timer function run by hand (the admin API) receives, as on Azure: not past due,
+    and the schedule monitor's status when the timer is monitored (``Last``: the occurrence
+    its schedule last ran for, ``Next``: the one it waits for), else an empty status."""
+    spec = spec_of(info)
+    status: dict[str, Any] = {}
+    if spec.monitored():
+        now = datetime.fromtimestamp(client.clock.now(), UTC)
+        found = await client.get_status(spec.instance_id)
+        custom = found.custom_status if isinstance(found.custom_status, dict) else {}
+        following = custom.get("next") or _iso(parse_schedule(spec.schedule).next_after(now))
+        status = {"Last": custom.get("last"), "Next": following, "LastUpdated": _iso(now)}
+    return TimerRequest(past_due=False, schedule_status=status,
+                        schedule={"AdjustForDST": True})

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,13 @@ from durable.app import AuthLevel, FunctionKind
 from durable.azure import load_project
 from durable.azure.app import AzureFunctionsApp, UnsupportedBindingError
 from durable.azure.functions import AppLoadError
-from durable.azure.project import ProjectError, storage_hub
+from durable.azure.project import (
+    HostSettings,
+    ProjectError,
+    host_config,
+    read_project,
+    storage_hub,
+)
 from durable.errors import InvalidInputError
 from durable.loader import load_app, storage_for
 
@@ -285,3 +292,91 @@ async def test_a_native_apps_host_json_default_version(tmp_path: Path) -> None:
         parent = await host.client.start_new("parent", version="2.0")
         status = await host.client.wait_for_completion(parent, timeout=10)
         assert status.output == ["2.0", "1.0", "0.9"]  # a child without a version: the default
+
+
+def test_app_settings_override_host_json_keys() -> None:
+    """``AzureFunctionsJobHost__<path>`` (or ``:``) overrides any host.json key, in any case,
+    as the Functions host's configuration does; other names are left alone."""
+    host = {"version": "2.0", "functions": ["a", "b"],
+            "extensions": {"durableTask": {"hubName": "FromFile", "storageProvider": {}},
+                           "http": {"routePrefix": "api"}}}
+    merged = host_config(host, {
+        "AzureFunctionsJobHost__extensions__durableTask__hubName": "FromSetting",
+        "azurefunctionsjobhost:EXTENSIONS:HTTP:ROUTEPREFIX": "",
+        "AzureFunctionsJobHost__extensions__durableTask__defaultVersion": "2.0",
+        "AzureFunctionsJobHost__functions__1": "c",
+        "AzureFunctionsJobHost__logging__logLevel__default": "Warning",
+        "AzureFunctionsJobHost__extensions__durableTask__storageProvider": "ignored",
+        "AzureFunctionsJobHost": "no path", "AzureFunctionsJobHost__": "empty path",
+        "NotAzureFunctionsJobHost__version": "3.0",
+    })
+    assert merged == {"version": "2.0", "functions": ["a", "c"],
+                      "extensions": {"durableTask": {"hubName": "FromSetting",
+                                                     "storageProvider": {},
+                                                     "defaultVersion": "2.0"},
+                                     "http": {"routePrefix": ""}},
+                      "logging": {"logLevel": {"default": "Warning"}}}
+    assert host["extensions"]["durableTask"]["hubName"] == "FromFile"  # a copy was changed
+
+
+@pytest.fixture
+def restored_environment() -> Iterator[None]:
+    """Loading a project puts its Values into os.environ; take them out again, so that
+    overrides of host.json do not reach the other tests' processes."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.mark.usefixtures("restored_environment")
+def test_the_override_reaches_every_key_durable_reads(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "host.json": {"version": "2.0", "extensions": {"durableTask": {"hubName": "File"}}},
+        "local.settings.json": {"Values": {
+            "AzureFunctionsJobHost__extensions__durableTask__hubName": "%HUB_NAME%",
+            "AzureFunctionsJobHost__extensions__http__routePrefix": "/from-settings/",
+            "AzureFunctionsJobHost__extensions__durableTask__defaultVersion": "1.5",
+            "HUB_NAME": "Resolved"}},
+        "A/function.json": ACTIVITY, "A/__init__.py": "def main(name):\n    return name\n",
+    })
+    app = load_project(tmp_path)
+    assert app.project.task_hub == "Resolved"  # %setting% references resolve, as in host.json
+    assert app.route_prefix == "from-settings" and app.default_version == "1.5"
+    assert storage_for(app, tmp_path, "postgresql://h/db") == "postgresql://h/db?hub=resolved"
+    # A variable already in the environment wins over local.settings.json.
+    setting = "AzureFunctionsJobHost__extensions__durableTask__hubName"  # the Values' name
+    os.environ[setting] = "FromEnv"
+    assert read_project(tmp_path).task_hub == "FromEnv"
+
+
+def test_the_override_reaches_a_native_apps_default_version(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, {
+        "host.json": {"version": "2.0", "extensions": {"durableTask": {"defaultVersion": "1.0"}}},
+        "app.py": "import durable as df\napp = df.DFApp()\n",
+    })
+    monkeypatch.setenv("AzureFunctionsJobHost__extensions__durableTask__defaultVersion", "4.2")
+    app, _ = load_app(str(tmp_path))
+    assert app.default_version == "4.2"
+
+
+def test_the_host_section_of_local_settings(tmp_path: Path) -> None:
+    def host_of(section: object) -> HostSettings:
+        write(tmp_path, {"host.json": HOST, "local.settings.json": {"Host": section}})
+        return read_project(tmp_path).host
+
+    assert host_of({"localhttpport": 7072, "CORS": " http://a.example ,*",
+                    "CORSCredentials": "false", "LocalHttpAddress": "0.0.0.0"}) == HostSettings(
+        local_http_port=7072, local_http_address="0.0.0.0", cors="http://a.example ,*",
+        cors_credentials=False)
+    assert host_of({"LocalHttpPort": "7073", "CORSCredentials": True}) == HostSettings(
+        local_http_port=7073, cors_credentials=True)
+    assert host_of({"LocalHttpPort": 0, "CORS": ""}) == HostSettings()  # 0: not set
+    for bad, message in (({"LocalHttpPort": "x"}, "LocalHttpPort must be a port number"),
+                         ({"LocalHttpPort": 70000}, "LocalHttpPort must be a port number"),
+                         ({"CORS": ["http://a"]}, "CORS must be a string"),
+                         ({"CORSCredentials": "yes"}, "CORSCredentials must be true or false"),
+                         ("text", "'Host' must be a JSON object")):
+        with pytest.raises(ProjectError, match=message):
+            host_of(bad)

@@ -107,19 +107,22 @@ def wait_until(check: Callable[[], Any], timeout: float = TIMEOUT, what: str = "
 
 
 class DurableRun:
-    """A ``durable run APP --port 0`` subprocess; ``base`` is its URL once it listens."""
+    """A ``durable run APP --port 0`` subprocess; ``base`` is its URL once it listens.
+
+    ``port=None`` gives no ``--port`` (the project's ``LocalHttpPort``, or 7071, applies)."""
 
     def __init__(
         self, app_path: Path | str, *args: str, env: dict[str, str] | None = None,
-        cwd: Path = REPO,
+        cwd: Path = REPO, port: str | None = "0",
     ) -> None:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("DURABLE_")}
         environment.update(env or {})
         # The checkout last: a test may put its own modules (a sitecustomize) first.
         first = (env or {}).get("PYTHONPATH")
         environment["PYTHONPATH"] = f"{first}{os.pathsep}{REPO}" if first else str(REPO)
+        ports = ["--port", port] if port is not None else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "durable.cli", "run", str(app_path), "--port", "0", *args],
+            [sys.executable, "-m", "durable.cli", "run", str(app_path), *ports, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
