@@ -412,8 +412,9 @@ class DurableOrchestrationClient(EntityClient):
         when it applies the message: right after a suspend is sent the status is still Running,
         so a second suspend is accepted then (the worker suspends the instance once; the extra
         message changes nothing) and a resume is refused until the status shows Suspended.
-        The check is a courtesy to the caller, not a guard: the worker takes duplicates in any
-        order. A finished instance is left alone (the HTTP API answers 410 before calling).
+        The check tells the caller, it guards nothing: whatever the timing, the worker takes a
+        suspend of a Suspended instance or a resume of a Running one as a no-op. A finished
+        instance is left alone (the HTTP API answers 410 before calling).
         """
         record = await self._backend.get_instance(instance_id)
         if record is None:

@@ -215,7 +215,7 @@ class HttpTarget:
             # durable's body names the status; a start (or restart) collided with a running
             # instance, or a suspend/resume met the wrong status (the caller tells which).
             raise InstanceAlreadyExistsError(instance_id or "?",
-                                             body.get("runtimeStatus") or "running")
+                                             str(body.get("runtimeStatus") or "running"))
         if code == 410:
             raise InstanceNotRunningError(instance_id, "finished")
         if code == 400:
