@@ -21,6 +21,7 @@ from durable.entity_client import EntityClient
 from durable.errors import (
     InstanceNotFoundError,
     InstanceNotRunningError,
+    InstanceStatusConflictError,
     InvalidInputError,
     OrchestrationTimeoutError,
 )
@@ -57,6 +58,14 @@ if TYPE_CHECKING:
     from durable.http_model import HttpResponse
     from durable.telemetry import Observer
     from durable.worker.worker import Worker
+
+# What Durable Functions' SuspendAsync and ResumeAsync accept.
+SUSPENDABLE_STATUSES = frozenset({
+    OrchestrationRuntimeStatus.Running,
+    OrchestrationRuntimeStatus.Pending,
+    OrchestrationRuntimeStatus.ContinuedAsNew,
+})
+RESUMABLE_STATUSES = frozenset({OrchestrationRuntimeStatus.Suspended})
 
 # How often wait_for_completion re-reads an instance its own worker holds (the worker wakes it
 # when the instance finishes or is let go; this only covers a lease lost unnoticed).
@@ -377,12 +386,49 @@ class DurableOrchestrationClient(EntityClient):
         await self._control(instance_id, ExecutionTerminated(timestamp=now, reason=reason))
 
     async def suspend(self, instance_id: str, reason: str | None = None) -> None:
-        now = self._clock.now()
-        await self._control(instance_id, ExecutionSuspended(timestamp=now, reason=reason))
+        """Pause a Running or Pending instance (its events wait until it is resumed).
+
+        Raises InstanceNotFoundError, or InstanceStatusConflictError if it is already
+        Suspended; a finished instance is left as it is. See :meth:`_checked_control` for what
+        "already" means while an earlier suspend is still on its way.
+        """
+        event = ExecutionSuspended(timestamp=self._clock.now(), reason=reason)
+        await self._checked_control(instance_id, "suspend", SUSPENDABLE_STATUSES, event)
 
     async def resume(self, instance_id: str, reason: str | None = None) -> None:
-        now = self._clock.now()
-        await self._control(instance_id, ExecutionResumed(timestamp=now, reason=reason))
+        """Continue a Suspended instance (the events it held are delivered).
+
+        Raises InstanceNotFoundError, or InstanceStatusConflictError if it is not Suspended;
+        a finished instance is left as it is.
+        """
+        event = ExecutionResumed(timestamp=self._clock.now(), reason=reason)
+        await self._checked_control(instance_id, "resume", RESUMABLE_STATUSES, event)
+
+    async def _checked_control(
+        self,
+        instance_id: str,
+        operation: str,
+        allowed: frozenset[OrchestrationRuntimeStatus],
+        event: HistoryEvent,
+    ) -> None:
+        """Send ``event`` if the instance's stored status allows ``operation``.
+
+        As in Durable Functions, the check reads the *stored* status, which a worker changes
+        when it applies the message: right after a suspend is sent the status is still Running,
+        so a second suspend is accepted then (the worker suspends the instance once; the extra
+        message changes nothing) and a resume is refused until the status shows Suspended.
+        The check tells the caller, it guards nothing: whatever the timing, the worker takes a
+        suspend of a Suspended instance or a resume of a Running one as a no-op. A finished
+        instance is left alone (the HTTP API answers 410 before calling).
+        """
+        record = await self._backend.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFoundError(instance_id)
+        if record.status.is_terminal:
+            return
+        if record.status not in allowed:
+            raise InstanceStatusConflictError(instance_id, record.status.value, operation)
+        await self._control(instance_id, event)
 
     async def _control(self, instance_id: str, event: HistoryEvent) -> None:
         try:

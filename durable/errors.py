@@ -12,6 +12,7 @@ The tree::
     ├── InstanceNotFoundError                     no instance with that ID
     ├── InstanceNotRunningError                   the instance already finished (HTTP 410)
     ├── InstanceNotFailedError                    rewind of an instance that did not fail
+    ├── InstanceStatusConflictError               suspend of a Suspended, resume of a non-Suspended
     ├── VersionMismatchError                      the instance's version is not this worker's
     ├── TaskFailedError                           an activity or sub-orchestration failed
     ├── NonDeterminismError                       replayed code diverged from history
@@ -110,6 +111,29 @@ class InstanceNotFailedError(DurableError):
         )
         self.instance_id = instance_id
         self.status = status
+
+
+class InstanceStatusConflictError(DurableError):
+    """The operation does not apply to the orchestration instance's current status.
+
+    Raised for a suspend of an instance that is already Suspended and for a resume of one that
+    is not Suspended, as Durable Functions refuses them (HTTP 409 in durable's management API).
+    ``operation`` is the refused verb, ``status`` the instance's stored runtime status.
+    """
+
+    _WHO_CAN = {
+        "suspend": "only a Running or Pending instance can be suspended",
+        "resume": "only a Suspended instance can be resumed",
+    }
+
+    def __init__(self, instance_id: str, status: str, operation: str) -> None:
+        message = (f"Cannot {operation} the orchestration instance '{instance_id}' because it "
+                   f"is {status}")
+        hint = self._WHO_CAN.get(operation)
+        super().__init__(f"{message}; {hint}." if hint else f"{message}.")
+        self.instance_id = instance_id
+        self.status = status
+        self.operation = operation
 
 
 class VersionMismatchError(DurableError):

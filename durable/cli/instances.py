@@ -10,8 +10,9 @@ table, or JSON with ``--json``. Exit codes (for scripts; docs/operations.md):
 1     any other error (storage or server unreachable, unexpected answer)
 2     usage error (bad option, bad JSON, bad time), as click reports it
 3     no such instance
-4     conflict: the ID is taken by a running instance, the instance already finished, or
-      (rewind) it did not fail
+4     conflict: the ID is taken by a running instance, the instance already finished,
+      (suspend) it is already Suspended, (resume) it is not Suspended, or (rewind) it did
+      not fail
 5     ``--wait``: the instance finished, but not Completed (Failed, Terminated, Canceled)
 6     ``--wait``: it did not finish within ``--timeout``
 7     the server wants a key (or a different one)
@@ -41,6 +42,7 @@ from durable.errors import (
     InstanceNotFailedError,
     InstanceNotFoundError,
     InstanceNotRunningError,
+    InstanceStatusConflictError,
     InvalidInputError,
 )
 from durable.status import OrchestrationRuntimeStatus
@@ -135,7 +137,8 @@ def run_with_target(storage: str | None, url: str | None, key: str | None,
         code = asyncio.run(main())
     except InstanceNotFoundError as exc:
         raise Fail(str(exc), EXIT_NOT_FOUND) from exc
-    except (InstanceAlreadyExistsError, InstanceNotRunningError, InstanceNotFailedError) as exc:
+    except (InstanceAlreadyExistsError, InstanceNotRunningError, InstanceNotFailedError,
+            InstanceStatusConflictError) as exc:
         raise Fail(str(exc), EXIT_CONFLICT) from exc
     except UnauthorizedError as exc:
         raise Fail(str(exc), EXIT_UNAUTHORIZED) from exc

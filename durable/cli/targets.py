@@ -20,6 +20,7 @@ from durable.errors import (
     InstanceNotFailedError,
     InstanceNotFoundError,
     InstanceNotRunningError,
+    InstanceStatusConflictError,
     InvalidInputError,
     StorageError,
 )
@@ -197,9 +198,12 @@ class HttpTarget:
         if response.status_code < 400:
             return response
         try:
-            message = response.json().get("Message") or response.text
+            body = response.json()
         except ValueError:
-            message = response.text or f"HTTP {response.status_code}"
+            body = None
+        if not isinstance(body, dict):
+            body = {}
+        message = body.get("Message") or response.text or f"HTTP {response.status_code}"
         code = response.status_code
         if code == 401:
             raise UnauthorizedError(f"{self.url} wants a key: give --key or DURABLE_KEY.")
@@ -208,7 +212,10 @@ class HttpTarget:
                 raise InstanceNotFoundError(instance_id)
             raise DurableError(message or "Not found.")
         if code == 409:
-            raise InstanceAlreadyExistsError(instance_id or "?", "running")
+            # durable's body names the status; a start (or restart) collided with a running
+            # instance, or a suspend/resume met the wrong status (the caller tells which).
+            raise InstanceAlreadyExistsError(instance_id or "?",
+                                             str(body.get("runtimeStatus") or "running"))
         if code == 410:
             raise InstanceNotRunningError(instance_id, "finished")
         if code == 400:
@@ -270,8 +277,11 @@ class HttpTarget:
 
     async def control(self, instance_id: str, operation: str, reason: str | None) -> None:
         params = {"reason": reason} if reason else None
-        await self._send("POST", f"/instances/{self._segment(instance_id)}/{operation}",
-                         params=params, instance_id=instance_id)
+        try:
+            await self._send("POST", f"/instances/{self._segment(instance_id)}/{operation}",
+                             params=params, instance_id=instance_id)
+        except InstanceAlreadyExistsError as exc:  # 409: suspend/resume in the wrong status
+            raise InstanceStatusConflictError(instance_id, exc.status, operation) from None
 
     async def restart(self, instance_id: str, new_id: bool) -> str:
         response = await self._send(

@@ -5,11 +5,12 @@ Error bodies have Durable Functions' shape: ``{"Message": ...}``, plus ``Excepti
 ``ExceptionMessage`` from a 400). Stack traces are never sent.
 
 The mapping is the Durable Functions one: bad input 400, unknown instance 404, an instance ID
-in a non-overridable state 409 (Azure answers 500 there; see docs/singletons.md), a finished
-instance 410, a body over the limit 413, a missing or wrong key 401. Storage trouble says what
-it is (docs/reliability.md): 503 with ``Retry-After`` while storage is unreachable, full or
-read-only (nothing of the request was stored; the same request can simply be sent again),
-500 when it is damaged.
+in a non-overridable state 409 (Azure answers 500 there; see docs/singletons.md), a suspend of
+a Suspended instance or a resume of one that is not Suspended 409 (Azure: an unhandled 500;
+see docs/http-api.md), a finished instance 410, a body over the limit 413, a missing or wrong
+key 401. Storage trouble says what it is (docs/reliability.md): 503 with ``Retry-After`` while
+storage is unreachable, full or read-only (nothing of the request was stored; the same request
+can simply be sent again), 500 when it is damaged.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from durable.errors import (
     InstanceAlreadyExistsError,
     InstanceNotFoundError,
     InstanceNotRunningError,
+    InstanceStatusConflictError,
     InvalidInputError,
     StorageCorruptError,
     StorageError,
@@ -52,6 +54,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
     (InvalidInputError, 400),
     (InstanceNotFoundError, 404),
     (InstanceAlreadyExistsError, 409),
+    (InstanceStatusConflictError, 409),
     (InstanceNotRunningError, 410),
     (StorageCorruptError, 500),
     (StorageError, 503),
@@ -96,6 +99,8 @@ def response_for(exc: BaseException) -> HttpResponse | None:
     if isinstance(exc, StorageError):
         headers = {"Retry-After": STORAGE_RETRY_AFTER} if status == 503 else None
         return error_response(status, _storage_summary(exc), exc, headers)
+    if isinstance(exc, InstanceStatusConflictError):  # the generic 409 text would be wrong
+        return error_response(status, str(exc), exc)
     return error_response(status, _summary(status), exc)
 
 

@@ -292,6 +292,11 @@ async def _require_running(call: Call) -> None:
 
 
 def _control(operation: str) -> Handler:
+    """202; 404 unknown; 410 Completed/Failed/Canceled/Terminated (as Durable Functions); for
+    suspend and resume, 409 when the client refuses the instance's status (a suspend of a
+    Suspended instance, a resume of one that is not Suspended; Durable Functions throws there,
+    an unhandled 500, which the Azure SDK client reports the same way: it raises)."""
+
     async def handler(call: Call) -> HttpResponse:
         await _require_running(call)
         reason = call.arg("reason")

@@ -145,15 +145,18 @@ def _entity_paths() -> dict[str, Any]:
     }
 
 
-def _control(operation: str, summary: str) -> dict[str, Any]:
+def _control(operation: str, summary: str, conflict: str | None = None) -> dict[str, Any]:
+    responses = {
+        "202": {"description": "Accepted."},
+        "400": _error("Bad request."),
+        "404": _error("No such instance."),
+        "410": _error("The instance already finished."),
+    }
+    if conflict:
+        responses["409"] = _error(conflict)
     return {"post": {
         "operationId": operation, "summary": summary, "parameters": [_INSTANCE, _REASON],
-        "responses": {
-            "202": {"description": "Accepted."},
-            "400": _error("Bad request."),
-            "404": _error("No such instance."),
-            "410": _error("The instance already finished."),
-        },
+        "responses": responses,
     }}
 
 
@@ -283,8 +286,10 @@ def openapi_document() -> dict[str, Any]:
                 },
             }},
             "/instances/{instanceId}/terminate": _control("terminate", "Terminate."),
-            "/instances/{instanceId}/suspend": _control("suspend", "Suspend."),
-            "/instances/{instanceId}/resume": _control("resume", "Resume."),
+            "/instances/{instanceId}/suspend": _control(
+                "suspend", "Suspend.", "The instance is already Suspended."),
+            "/instances/{instanceId}/resume": _control(
+                "resume", "Resume.", "The instance is not Suspended (Pending or Running)."),
             "/instances/{instanceId}/restart": {"post": {
                 "operationId": "restart",
                 "summary": "Start the instance's orchestrator again with its original input.",

@@ -218,3 +218,38 @@ def test_counter_entity(tmp_path: Path) -> None:
         assert finished(payload)["output"] == 3  # myCounter: signalled +3, then read
         state = httpx.get(f"{server.base}{MGMT}/entities/Counter/myCounter", timeout=TIMEOUT)
         assert state.status_code == 200 and state.json() == 3
+
+
+def test_the_sdk_client_raises_for_a_refused_suspend_or_resume(tmp_path: Path) -> None:
+    """As with the Durable extension, the SDK's ``suspend`` of a Suspended instance and
+    ``resume`` of a Running one raise (durable answers 409 where the extension's unhandled
+    exception is a 500; the SDK raises for either), while a suspend and resume of a finished
+    instance return quietly (410, which the SDK counts as success)."""
+    project = copy_project(APPS / "suspend_resume_v2", tmp_path)
+    with DurableRun(project, cwd=project) as server:
+        app = f"{server.base}/api/instances"
+
+        def call(instance_id: str, path: str) -> dict[str, object]:
+            response = httpx.post(f"{app}/{instance_id}/{path}", timeout=TIMEOUT)
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+        payload = start(server.base, "wait_for_go")
+        instance_id = payload["id"]
+        poll(lambda: status(payload)["runtimeStatus"] == "Running", "Running")
+        refused = "Exception: The operation failed with an unexpected status code 409"
+        assert call(instance_id, "resume") == {"raised": refused}
+        assert call(instance_id, "suspend/twice") == {"first": None, "second": refused}
+        assert status(payload)["runtimeStatus"] == "Suspended"
+        assert call(instance_id, "resume/twice") == {"first": None, "second": refused}
+        raise_event(payload, "go", "now")
+        assert finished(payload)["output"] == "now"
+        assert call(instance_id, "suspend") == {"raised": None}
+        assert call(instance_id, "resume") == {"raised": None}
+        assert call("no-such-instance", "suspend") == {
+            "raised": "Exception: No instance with ID 'no-such-instance' found."}
+        history = httpx.get(payload["statusQueryGetUri"] + "&showHistory=true",
+                            timeout=TIMEOUT).json()["historyEvents"]
+        controls = [e["EventType"] for e in history
+                    if e["EventType"] in ("ExecutionSuspended", "ExecutionResumed")]
+        assert controls == ["ExecutionSuspended", "ExecutionResumed"]  # refusals sent nothing

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 import durable as df
+from tests.conftest import BACKEND_URLS
 from tests.e2e.conftest import (
     Journal,
     Status,
@@ -48,9 +50,6 @@ async def test_suspended_instances_hold_events_until_resumed(db_url: str) -> Non
 
         await client.suspend(iid, "maintenance")
         await wait_for_status(client, iid, Status.Suspended)
-        # Suspending a suspended instance changes nothing. (Regression: the second suspend was
-        # held like an event and replayed by resume, so the instance never resumed.)
-        await client.suspend(iid, "again")
         await client.raise_event(iid, "go", "payload")
         await wait_for_event(client, iid, "EventRaised")  # recorded, but not delivered
         held = await client.get_status(iid)
@@ -66,6 +65,93 @@ async def test_suspended_instances_hold_events_until_resumed(db_url: str) -> Non
     reasons = [(e["EventType"], e["Reason"]) for e in history
                if e["EventType"] in ("ExecutionSuspended", "ExecutionResumed")]
     assert reasons[0] == ("ExecutionSuspended", "maintenance")
+    assert reasons[-1] == ("ExecutionResumed", "done")
+
+
+async def test_suspend_and_resume_refuse_an_instance_in_the_wrong_status(
+    storage_url: str,
+) -> None:
+    """A suspend of a Suspended instance and a resume of one that is not Suspended raise
+    InstanceStatusConflictError (as Durable Functions throws) and send nothing; a finished
+    instance is still left alone, an unknown one is still InstanceNotFoundError."""
+    app = waiting_app()
+    async with running(app, storage_url) as host:
+        client = host.client
+        iid = await client.start_new("waiter", client_input="in")
+        await wait_for_status(client, iid, Status.Running)
+        with pytest.raises(df.InstanceStatusConflictError) as not_suspended:
+            await client.resume(iid, "too early")
+
+        await client.suspend(iid, "hold")
+        await wait_for_status(client, iid, Status.Suspended)
+        with pytest.raises(df.InstanceStatusConflictError) as suspended:
+            await client.suspend(iid, "twice")
+        await client.resume(iid, "go on")
+        await wait_for_status(client, iid, Status.Running)
+        with pytest.raises(df.InstanceStatusConflictError):
+            await client.resume(iid, "twice")
+        history = await history_of(client, iid)
+
+        await client.raise_event(iid, "go", "x")
+        done = await client.wait_for_completion(iid, timeout=20)
+        await client.suspend(iid)  # finished: nothing happens, nothing is raised (as before)
+        await client.resume(iid)
+        with pytest.raises(df.InstanceNotFoundError):
+            await client.resume("no-such-instance")
+
+    assert not_suspended.value.status == "Running"
+    assert not_suspended.value.operation == "resume"
+    assert str(not_suspended.value) == (
+        f"Cannot resume the orchestration instance '{iid}' because it is Running; "
+        "only a Suspended instance can be resumed.")
+    assert suspended.value.status == "Suspended" and suspended.value.instance_id == iid
+    assert "Cannot suspend the orchestration instance" in str(suspended.value)
+    # The refused calls sent nothing: one suspend and one resume, with the accepted reasons.
+    controls = [(e["EventType"], e["Reason"]) for e in history
+                if e["EventType"] in ("ExecutionSuspended", "ExecutionResumed")]
+    assert controls == [("ExecutionSuspended", "hold"), ("ExecutionResumed", "go on")]
+    assert done.runtime_status is Status.Completed and done.output == "in:x"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store two hosts can share (not memory://, which lives in one backend object)."""
+    return BACKEND_URLS[request.param](tmp_path)
+
+
+async def test_a_suspend_not_yet_applied_can_be_sent_again_and_applies_once(
+    shared_url: str,
+) -> None:
+    """The check reads the stored status, as Durable Functions does: until a worker applies a
+    suspend, the instance is not Suspended, so a second suspend is accepted and a resume is
+    refused. The duplicate then changes nothing. (Regression: a second suspend was held like
+    an event and replayed by the resume, so the instance never resumed.)"""
+    app = waiting_app()
+    async with running(app, shared_url, run_worker=False) as clients:
+        client = clients.client
+        iid = await client.start_new("waiter", client_input="in")  # Pending: no worker yet
+        await client.suspend(iid, "first")
+        await client.suspend(iid, "second")  # the first is not applied: still Pending
+        with pytest.raises(df.InstanceStatusConflictError) as early:
+            await client.resume(iid)
+        await client.raise_event(iid, "go", "payload")
+        assert (await client.get_status(iid)).runtime_status is Status.Pending
+
+    async with running(app, shared_url) as host:
+        client = host.client
+        await wait_for_status(client, iid, Status.Suspended)
+        await wait_for_event(client, iid, "EventRaised")  # recorded, but not delivered
+        held = await client.get_status(iid)
+        await client.resume(iid, "done")
+        status = await client.wait_for_completion(iid, timeout=20)
+        history = await history_of(client, iid)
+
+    assert early.value.status == "Pending"
+    assert held.runtime_status is Status.Suspended
+    assert status.runtime_status is Status.Completed and status.output == "in:payload"
+    reasons = [(e["EventType"], e["Reason"]) for e in history
+               if e["EventType"] in ("ExecutionSuspended", "ExecutionResumed")]
+    assert reasons[0] == ("ExecutionSuspended", "first")
     assert reasons[-1] == ("ExecutionResumed", "done")
 
 

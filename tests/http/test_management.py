@@ -344,14 +344,35 @@ async def test_terminate_suspend_resume(api: Served) -> None:
     await start(api, "wait_for_go", "ctl")
     await running(api, "ctl")
     base = f"{MGMT}/instances/ctl"
+    # Resuming a Running instance: 409 with durable's error body (Azure: an unhandled 500).
+    refused = await api.http.post(f"{base}/resume")
+    assert refused.status_code == 409, refused.text
+    assert refused.json() == {
+        "Message": "Cannot resume the orchestration instance 'ctl' because it is Running; "
+                   "only a Suspended instance can be resumed.",
+        "ExceptionMessage": "Cannot resume the orchestration instance 'ctl' because it is "
+                            "Running; only a Suspended instance can be resumed.",
+        "ExceptionType": "InstanceStatusConflictError",
+        "instanceId": "ctl",
+        "runtimeStatus": "Running",
+    }
     assert (await api.http.post(f"{base}/suspend", params={"reason": "pause"})).status_code == 202
 
     async def status_is(expected: Status) -> bool:
         return (await api.client.get_status("ctl")).runtime_status is expected
 
     await eventually(lambda: status_is(Status.Suspended), what="suspended")
+    again = await api.http.post(f"{base}/suspend", params={"reason": "twice"})
+    assert again.status_code == 409, again.text
+    assert again.json()["runtimeStatus"] == "Suspended"
+    assert again.json()["Message"].startswith(
+        "Cannot suspend the orchestration instance 'ctl' because it is Suspended")
     assert (await api.http.post(f"{base}/resume")).status_code == 202
     await eventually(lambda: status_is(Status.Running), what="resumed")
+    history = (await api.client.get_status("ctl", show_history=True)).history or []
+    assert [e["EventType"] for e in history
+            if e["EventType"] in ("ExecutionSuspended", "ExecutionResumed")] == [
+        "ExecutionSuspended", "ExecutionResumed"]  # the refused requests sent nothing
     assert (await api.http.post(f"{base}/terminate?reason=enough")).status_code == 202
     await eventually(lambda: status_is(Status.Terminated), what="terminated")
     for operation in ("terminate", "suspend", "resume"):

@@ -95,10 +95,17 @@ def test_raise_suspend_resume_terminate(target: list[str]) -> None:
     first = as_json("instances", "start", "approval", *target)["id"]
     wait_until(lambda: as_json("instances", "show", first, *target)["customStatus"],
                what="the approval to wait")
+    # Resuming a Running instance is refused: exit 4 and the reason, no traceback.
+    refused = cli("instances", "resume", first, *target, code=EXIT_CONFLICT).output
+    assert refused == (f"Error: Cannot resume the orchestration instance '{first}' because it "
+                       "is Running; only a Suspended instance can be resumed.\n")
     assert as_json("instances", "suspend", first, "--reason", "hold", *target) == {
         "instanceId": first, "requested": "suspend"}
     wait_until(lambda: as_json("instances", "show", first, *target)["runtimeStatus"]
                == "Suspended", what="suspension")
+    refused = cli("instances", "suspend", first, *target, code=EXIT_CONFLICT).output
+    assert f"Cannot suspend the orchestration instance '{first}' because it is Suspended" in (
+        refused) and "Traceback" not in refused
     cli("instances", "resume", first, *target)
     wait_until(lambda: as_json("instances", "show", first, *target)["runtimeStatus"]
                == "Running", what="resumption")

@@ -123,6 +123,37 @@ def test_list_filter_timeline_raise_and_terminate(server: DurableRun) -> None:
         assert "durable/orchestration" not in failure
 
 
+def test_a_refused_suspend_or_resume_shows_why(server: DurableRun) -> None:
+    """A page that still offers Suspend for an instance suspended meanwhile (by another user,
+    or the CLI): the click is refused (409) and the page says why, in its message box."""
+    base = server.base
+    instance_id = start(base, "approval")
+    waiting_for_approval(base, instance_id)
+    with browser() as chromium:
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(f"{base}/dashboard/instances/{instance_id}")
+        assert page.locator("#suspend").count() == 1
+        behind = httpx.post(f"{base}{MGMT}/instances/{instance_id}/suspend")
+        assert behind.status_code == 202, behind.text
+        settled(base, instance_id, "Suspended")
+        page.click("#suspend")
+        message = page.locator("#message.error")
+        message.wait_for()
+        assert message.inner_text() == (
+            f"Cannot suspend the orchestration instance '{instance_id}' because it is "
+            "Suspended; only a Running or Pending instance can be suspended.")
+    # The action API itself: 409 with the reason, for a resume of a Running instance too.
+    action = f"{base}/dashboard/api/instances/{instance_id}"
+    marked = {"X-Durable-Dashboard": "1"}
+    assert httpx.post(f"{action}/resume", json={}, headers=marked).status_code == 200
+    settled(base, instance_id, "Running")
+    again = httpx.post(f"{action}/resume", json={}, headers=marked)
+    assert again.status_code == 409 and "because it is Running" in again.json()["message"]
+    assert httpx.post(f"{action}/terminate", json={}, headers=marked).status_code == 200
+    settled(base, instance_id, "Terminated")
+
+
 def test_purge_and_restart_from_the_page(server: DurableRun) -> None:
     base = server.base
     instance_id = start(base, "hello")
