@@ -13,6 +13,7 @@ PostgreSQL awaits them on an async connection. The transaction rules live here:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -719,11 +720,21 @@ def commit_orchestrations(
     targets = ({message.instance_id for commit in commits for message in commit.messages
                 if message.instance_id.startswith("@")} if serial else set())
     ids = {commit.instance_id for commit in commits}
-    # One read locks and fences the whole batch (instead of one round trip per commit).
-    found = yield rows("lock_instances", instance_ids=sorted(ids | targets))
+    # One read locks and fences the whole batch (instead of one round trip per commit), and
+    # runs its order checks (see ``handed_up_to``) in the same statement when it has any.
+    locked = sorted(ids | targets)
+    checks = _order_checks(commits)
+    behind: set[int] = set()
+    if checks:
+        found = yield rows("lock_instances_checked", instance_ids=locked,
+                           checks=compact_json(checks), now=now)
+        for row in found:
+            behind.update(json.loads(row[5] or "[]"))
+        found = [row[:5] for row in found]
+    else:
+        found = yield rows("lock_instances", instance_ids=locked)
     fences: dict[str, tuple[Any, ...]] = {row[0]: tuple(row[1:]) for row in found}
     entities = {target for target in targets if target in fences} if serial else None
-    behind = yield from order_checks(commits, now)
     outcomes = []
     for position, commit in enumerate(commits):
         outcome = yield from _commit_one(
@@ -740,14 +751,20 @@ def commit_orchestrations(
     return outcomes
 
 
+def _order_checks(commits: Sequence[OrchestrationCommit]) -> list[list[Any]]:
+    """``[position, instance ID, handed_up_to, consumed message IDs]`` per commit that has an
+    order check (``handed_up_to``), as the queries that run them take them."""
+    return [[position, commit.instance_id, commit.handed_up_to, list(commit.consumed_messages)]
+            for position, commit in enumerate(commits) if commit.handed_up_to is not None]
+
+
 def order_checks(commits: Sequence[OrchestrationCommit], now: float) -> Txn:
     """The positions of the commits that were handed messages in memory while an older due
     message they do not consume waits in the inbox (see ``handed_up_to``): one query for the
     batch. Checking before any commit of the batch writes is as strict as checking each
     just before it: the batch only adds messages newer than every message handed over, and a
     message it deletes can only turn a refusal into a needless one."""
-    checks = [[position, commit.instance_id, commit.handed_up_to, list(commit.consumed_messages)]
-              for position, commit in enumerate(commits) if commit.handed_up_to is not None]
+    checks = _order_checks(commits)
     if not checks:
         return set()
     found = yield rows("inbox_behind", checks=compact_json(checks), now=now)

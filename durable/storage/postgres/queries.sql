@@ -37,6 +37,24 @@ WHERE instance_id = ANY(%(instance_ids)s::text[])
 ORDER BY instance_id
 FOR UPDATE;
 
+-- name: lock_instances_checked
+-- lock_instances, and per instance the positions of the batch's order checks (JSON
+-- [[position, instance_id, before, [consumed ids]], ...]) that found a due message older than
+-- `before` the commit does not consume (see OrchestrationCommit.handed_up_to), as JSON text:
+-- the checks ride on the lock's round trip.
+SELECT i.instance_id, i.status, i.revision, i.lease_owner, i.execution_id,
+       (SELECT COALESCE(json_agg((c.value ->> 0)::int), '[]'::json)::text
+        FROM jsonb_array_elements(%(checks)s::jsonb) AS c(value)
+        WHERE c.value ->> 1 = i.instance_id
+          AND EXISTS (SELECT 1 FROM inbox m
+                      WHERE m.instance_id = i.instance_id
+                        AND m.id < (c.value ->> 2)::bigint AND m.visible_at <= %(now)s
+                        AND m.id NOT IN (SELECT jsonb_array_elements_text(c.value -> 3)::bigint)))
+FROM instances i
+WHERE i.instance_id = ANY(%(instance_ids)s::text[])
+ORDER BY i.instance_id
+FOR UPDATE OF i;
+
 -- name: insert_instance
 INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at, input,
                        version, parent_instance_id, revision, lease_owner, lease_expires_at)

@@ -21,6 +21,20 @@ WHERE instance_id = :instance_id;
 SELECT instance_id, status, revision, lease_owner, execution_id FROM instances
 WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
 
+-- name: lock_instances_checked
+-- lock_instances, and per instance the positions of the batch's order checks (JSON
+-- [[position, instance_id, before, [consumed ids]], ...]) that found a due message older than
+-- `before` the commit does not consume (see OrchestrationCommit.handed_up_to), as JSON.
+SELECT i.instance_id, i.status, i.revision, i.lease_owner, i.execution_id,
+       (SELECT json_group_array(json_extract(c.value, '$[0]')) FROM json_each(:checks) AS c
+        WHERE json_extract(c.value, '$[1]') = i.instance_id
+          AND EXISTS (SELECT 1 FROM inbox m
+                      WHERE m.instance_id = i.instance_id
+                        AND m.id < json_extract(c.value, '$[2]') AND m.visible_at <= :now
+                        AND m.id NOT IN (SELECT value FROM json_each(c.value, '$[3]'))))
+FROM instances i
+WHERE i.instance_id IN (SELECT value FROM json_each(:instance_ids));
+
 -- name: insert_instance
 INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at, input,
                        version, parent_instance_id, revision, lease_owner, lease_expires_at)
