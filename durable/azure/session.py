@@ -20,8 +20,9 @@ with a full replay of the same history.
 
 :func:`install_fast_timestamps` replaces the ``dateutil`` parse the SDK's ``HistoryEvent``
 uses with one that reads the timestamps durable writes (``2024-01-02T03:04:05.123456Z``) a
-hundred times faster and hands any other text to ``dateutil``; the value is the same object
-``dateutil`` returns (UTC as ``dateutil.tz.tzutc()``).
+hundred times faster and hands any other text to ``dateutil``; the value is the one
+``dateutil`` returns, in the zone it gives (``tzutc()``, or ``tzlocal()`` where the local zone
+is named UTC).
 """
 
 from __future__ import annotations
