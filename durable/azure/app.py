@@ -210,8 +210,9 @@ def _info(spec: FunctionSpec, app: AzureFunctionsApp) -> FunctionInfo:
         return FunctionInfo(
             fn=orchestrator_invoke(spec), kind=FunctionKind.ORCHESTRATOR, explicit_name=name,
             trigger_arg=trigger.name,
-            runtime_factory=runtime_factory(app.project.default_version,
-                                            session_function(spec.fn)),
+            runtime_factory=runtime_factory(
+                app.project.default_version,
+                session_function(spec.fn) if app.project.extended_sessions else None),
         )
     if kind == "entitytrigger":
         name = trigger.get("entityName") or spec.name

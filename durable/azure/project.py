@@ -194,6 +194,9 @@ class FunctionsProject:
     route_prefix: str = DEFAULT_ROUTE_PREFIX
     hub_name: str | None = None  # host.json's extensions.durableTask.hubName, if it names one
     default_version: str | None = None
+    # extensions.durableTask.extendedSessionsEnabled: False replays every episode in full (as
+    # Azure does by default); unset or True keeps cached executions alive (durable.azure.session)
+    extended_sessions: bool = True
     settings: dict[str, str] = field(default_factory=dict)
     host: HostSettings = field(default_factory=HostSettings)  # local.settings.json's Host
 
@@ -242,6 +245,15 @@ def read_project(path: str | Path) -> FunctionsProject:
     version = durable_task_setting(host, "defaultVersion")
     if isinstance(version, str) and version:
         project.default_version = version
+    sessions = durable_task_setting(host, "extendedSessionsEnabled")
+    if isinstance(sessions, str):  # an app setting override is text
+        sessions = {"true": True, "false": False}.get(sessions.strip().lower(), sessions)
+    if sessions is not None and not isinstance(sessions, bool):
+        raise ProjectError(
+            f"host.json: extensions.durableTask.extendedSessionsEnabled must be true or false, "
+            f"not {sessions!r}.")
+    if sessions is False:
+        project.extended_sessions = False
     return project
 
 

@@ -380,3 +380,61 @@ def test_the_host_section_of_local_settings(tmp_path: Path) -> None:
                          ("text", "'Host' must be a JSON object")):
         with pytest.raises(ProjectError, match=message):
             host_of(bad)
+
+
+REPLAY_FLAGS_APP = """
+    import azure.durable_functions as df
+    import azure.functions as func
+
+    app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.orchestration_trigger(context_name="context")
+    def flags(context: df.DurableOrchestrationContext):
+        seen = [context.is_replaying]
+        yield context.call_activity("echo", 1)
+        seen.append(context.is_replaying)
+        yield context.call_activity("echo", 2)
+        return seen
+
+    @app.activity_trigger(input_name="value")
+    def echo(value: int) -> int:
+        return value
+"""
+
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    (None, [False, False]),  # durable's default: the execution stays alive between episodes
+    (False, [True, True]),  # every episode a full replay, as on Azure by default
+    ("false", [True, True]),  # an app setting override is text
+])
+async def test_extended_sessions_can_be_turned_off(
+    tmp_path: Path, setting: object, expected: list[bool]
+) -> None:
+    """``extensions.durableTask.extendedSessionsEnabled: false`` makes every episode a full
+    replay: code that reads ``is_replaying`` as data then sees what it sees on Azure."""
+    durable_task = {} if setting is None else {"extendedSessionsEnabled": setting}
+    project = write(tmp_path / "app", {
+        "host.json": {"version": "2.0", "extensions": {"durableTask": durable_task}},
+        "function_app.py": REPLAY_FLAGS_APP,
+    })
+    import durable
+    from durable.azure import load_project
+
+    app = load_project(project)
+    assert app.project.extended_sessions is (setting is None)
+    async with durable.Host(app, storage=f"sqlite:///{tmp_path / 'f.db'}") as host:
+        instance_id = await host.client.start_new("flags")
+        status = await host.client.wait_for_completion(instance_id, timeout=20)
+        assert status.output == expected
+
+
+def test_extended_sessions_must_be_a_boolean(tmp_path: Path) -> None:
+    project = write(tmp_path, {
+        "host.json": {"version": "2.0",
+                      "extensions": {"durableTask": {"extendedSessionsEnabled": "sometimes"}}},
+        "function_app.py": REPLAY_FLAGS_APP,
+    })
+    from durable.azure.project import ProjectError, read_project
+
+    with pytest.raises(ProjectError, match="extendedSessionsEnabled must be true or false"):
+        read_project(project)
