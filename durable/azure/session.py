@@ -33,7 +33,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from dateutil.tz import tzutc
@@ -198,9 +198,10 @@ def stamp(timestamp: float) -> str:
     text, and the datetime ``dateutil`` parses it to (the same fields and zone)."""
     if _Z_ZONE is None:
         return iso(timestamp)
-    moment = datetime.fromtimestamp(timestamp, _Z_ZONE)
-    text = Stamp(iso_of(moment))
-    text.moment = moment
+    # Through UTC: the zone is UTC all year, and tzlocal's own conversions are slow Python.
+    utc = datetime.fromtimestamp(timestamp, UTC)
+    text = Stamp(iso_of(utc))
+    text.moment = utc.replace(tzinfo=_Z_ZONE)
     return text
 
 
