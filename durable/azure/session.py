@@ -128,10 +128,7 @@ class SdkSession:
         # The JSON values the protocol's text would carry, as if encoded the way the SDK
         # encodes its state (one dict through df_dumps) and read back: directly where the
         # values are plain JSON already, else through that text.
-        try:
-            values = _as_json(state)
-        except TypeError:
-            values = json.loads(df_dumps(state))
+        values = state if _plain(state) else json.loads(df_dumps(state))
         return Progress(values["actions"], values.get("customStatus"), "customStatus" in values,
                         executor.has_execution_completed, values.get("output"),
                         "output" in values)
@@ -145,26 +142,19 @@ class SdkSession:
         return text
 
 
-def _as_json(value: Any) -> Any:
-    """``json.loads(json.dumps(value))`` for values JSON writes as they are (an IntEnum as its
-    number); TypeError for anything else (the caller then goes through the JSON text)."""
+def _plain(value: Any) -> bool:
+    """Whether ``json.loads(json.dumps(value))`` would give ``value`` back as it is (an
+    IntEnum, which JSON writes as its number, counts: it is equal to that number)."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
-        return value
+        return True
     if kind is dict:
-        out = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise TypeError(key)
-            out[key] = _as_json(item)
-        return out
+        return all(type(key) is str and _plain(item) for key, item in value.items())
     if kind is list:
-        return [_as_json(item) for item in value]
-    if kind is int or (isinstance(value, int) and not isinstance(value, bool)):
-        return int(value)
-    if kind is float and math.isfinite(value):
-        return value
-    raise TypeError(kind)
+        return all(_plain(item) for item in value)
+    if isinstance(value, int):
+        return True
+    return kind is float and math.isfinite(value)
 
 
 def _zone_of_z() -> tzinfo | None:
