@@ -374,31 +374,38 @@ SELECT count(*) FROM (
 -- A prefix that matches few instances: read them from the primary key's range, sort them,
 -- keep one page. Every other column is written +column (a unary plus keeps a term from using
 -- an index) and so is the sort key, so neither the status/name indexes nor a creation-order
--- walk can be chosen instead: the cost is the matches, whatever the size of the store.
+-- walk can be chosen instead: the cost is the matches, whatever the size of the store. The
+-- inner query picks the page by its keys alone, so only the page's payloads are read.
 SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
        custom_status, failure, version, parent_instance_id, completed_at, revision
 FROM instances
-WHERE instance_id >= :prefix AND instance_id < ifnull(:upper, x'')
-  AND +created_at >= :created_from AND +created_at <= :created_to
-  AND (:statuses IS NULL OR +status IN (SELECT value FROM json_each(:statuses)))
-  AND (:name IS NULL OR +name = :name)
-  AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
-  AND (+created_at, instance_id) > (:after_created, :after_id)
-ORDER BY +created_at, instance_id
-LIMIT :limit;
+WHERE instance_id IN (
+    SELECT instance_id FROM instances
+    WHERE instance_id >= :prefix AND instance_id < ifnull(:upper, x'')
+      AND +created_at >= :created_from AND +created_at <= :created_to
+      AND (:statuses IS NULL OR +status IN (SELECT value FROM json_each(:statuses)))
+      AND (:name IS NULL OR +name = :name)
+      AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
+      AND (+created_at, instance_id) > (:after_created, :after_id)
+    ORDER BY +created_at, instance_id
+    LIMIT :limit)
+ORDER BY +created_at, instance_id;
 
 -- name: query_instances_prefix_desc
 SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
        custom_status, failure, version, parent_instance_id, completed_at, revision
 FROM instances
-WHERE instance_id >= :prefix AND instance_id < ifnull(:upper, x'')
-  AND +created_at >= :created_from AND +created_at <= :created_to
-  AND (:statuses IS NULL OR +status IN (SELECT value FROM json_each(:statuses)))
-  AND (:name IS NULL OR +name = :name)
-  AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
-  AND (+created_at, instance_id) < (:after_created, :after_id)
-ORDER BY +created_at DESC, instance_id DESC
-LIMIT :limit;
+WHERE instance_id IN (
+    SELECT instance_id FROM instances
+    WHERE instance_id >= :prefix AND instance_id < ifnull(:upper, x'')
+      AND +created_at >= :created_from AND +created_at <= :created_to
+      AND (:statuses IS NULL OR +status IN (SELECT value FROM json_each(:statuses)))
+      AND (:name IS NULL OR +name = :name)
+      AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
+      AND (+created_at, instance_id) < (:after_created, :after_id)
+    ORDER BY +created_at DESC, instance_id DESC
+    LIMIT :limit)
+ORDER BY +created_at DESC, instance_id DESC;
 
 -- name: select_purgeable
 -- One batch of finished instances in the range (sentinel bounds, so the created_at range is an
