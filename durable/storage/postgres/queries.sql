@@ -298,7 +298,7 @@ SELECT MIN(visible_at) FROM inbox WHERE visible_at > %(now)s;
 -- A query with a prefix is bound on the client (sql.Op.plan_with_values), so PostgreSQL plans
 -- it with the prefix in hand: the NULL tests fold away, and its statistics choose between
 -- the primary key's range (a prefix that matches few instances) and the creation-order walk
--- (one that matches many). A generic plan of a prepared statement would always walk.
+-- (one that matches many). A prepared statement's generic plan walks whatever the prefix.
 SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
        custom_status, failure, version, parent_instance_id, completed_at, revision
 FROM instances
