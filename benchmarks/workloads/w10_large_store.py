@@ -13,8 +13,14 @@ Then, through durable's client on that store (no worker), each timed ``reps`` ti
 - the list page's query: one status + one name, 50 per page, newest first, p50 (and the same
   50 pages deep, following continuation tokens);
 - the dashboard's list page (HTML, through its ASGI app) with that filter, p50;
+- the list by instance-ID prefix (one status, 50 per page, newest first), p50, for a prefix
+  that matches nothing, one that matches ten instances and one that matches all of them;
 - counting instances by status (the dashboard's cards, cached there for 5 s), once;
 - purging all ``n`` by creation time range (batched transactions), once.
+
+The prefix lists are also timed on smaller stores (``prefix_sizes``, each loaded fresh), so
+the result shows their cost against the number of instances: a prefix is a range of the
+primary key (durable/storage/keys.py), so it should not grow with the store.
 
 The DBOS peer (``benchmarks/dbos_w10.py``) does what DBOS has of this on the same number of
 ``workflow_status`` rows: ``start_workflow``, ``list_workflows(status, name, limit,
@@ -25,6 +31,7 @@ sort_desc)``, and deleting by time range (``list_workflows`` for the IDs, then
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -38,11 +45,14 @@ from benchmarks.workloads import PeerRun, Status, fmt
 
 ID = "W10"
 TITLE = "1,000,000 completed instances: start, status, filtered list, purge (SQLite, PostgreSQL)"
-GOAL = "start_new and status+name list p50 <= 50 ms on both; purge of 1M by time <= 60 s"
+GOAL = ("start_new and status+name list p50 <= 50 ms on both; purge of 1M by time <= 60 s; "
+        "prefix list flat from 1,000 instances to n")
 PARAMS: dict[str, dict[str, Any]] = {
-    "full": {"n": 1_000_000, "reps": 200},
-    "quick": {"n": 100_000, "reps": 50},
+    "full": {"n": 1_000_000, "reps": 200, "prefix_sizes": [1_000, 10_000, 100_000]},
+    "quick": {"n": 100_000, "reps": 50, "prefix_sizes": [1_000, 10_000]},
 }
+# Prefixes of the loaded IDs (bulk-0000000 ...): none, ten (bulk-0000010..19), all of them.
+PREFIXES = {"none": "none-", "ten": "bulk-000001", "all": "bulk-"}
 HEADLINE = "worst_list_p50_ms"
 HIGHER_IS_BETTER = False
 NAMES = 10
@@ -151,6 +161,7 @@ async def _measure(url: str, n: int, reps: int) -> dict[str, Any]:
             tokens.append(token)
 
         out.update(_summary("list_deep", await _timed(min(reps, 50), next_page)))
+        out["prefix"] = await _prefix_lists(client, n, reps)
         dashboard = Dashboard(client)
         transport = httpx.ASGITransport(app=dashboard)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
@@ -176,6 +187,62 @@ async def _measure(url: str, n: int, reps: int) -> dict[str, Any]:
     return out
 
 
+async def _prefix_lists(client: Any, n: int, reps: int) -> dict[str, float]:
+    """p50 (ms) of the operators' list by ID prefix: one status, newest first, 50 a page."""
+    out: dict[str, float] = {}
+    for label, prefix in PREFIXES.items():
+        expected = {"none": 0, "ten": min(10, max(0, n - 10)), "all": min(PAGE, n)}[label]
+
+        async def page(i: int, prefix: str = prefix, expected: int = expected) -> None:
+            found, _ = await client.get_status_page(
+                runtime_status=[Status.Completed], instance_id_prefix=prefix, page_size=PAGE,
+                show_input=False, newest_first=True)
+            assert len(found) == expected, (prefix, len(found))
+
+        out[label] = ms(percentile(await _timed(reps, page), 0.5))
+    return out
+
+
+async def _prefix_only(url: str, n: int, reps: int) -> dict[str, float]:
+    from durable.client import DurableOrchestrationClient
+    from durable.storage import open_backend
+
+    backend = open_backend(url)
+    await backend.open()
+    try:
+        return await _prefix_lists(DurableOrchestrationClient(backend), n, reps)
+    finally:
+        await backend.close()
+
+
+async def _prefix_sweep(backend: str, url: str, sizes: list[int], reps: int) -> dict[str, Any]:
+    """The prefix lists on a fresh store of each size (SQLite: a file next to ``url``'s;
+    PostgreSQL: a hub of its own in ``url``'s database)."""
+    from durable.storage import open_backend
+
+    found: dict[str, Any] = {}
+    for size in sizes:
+        if backend == "sqlite":
+            path = url.removeprefix("sqlite:///") + f".{size}"
+            store_url = f"sqlite:///{path}"
+        else:
+            hub = f"w10p{size}"
+            store_url = f"{url}?hub={hub}"
+        store = open_backend(store_url)
+        await store.open()
+        await store.close()
+        if backend == "sqlite":
+            _sqlite_load(path, size)
+        else:
+            await asyncio.to_thread(_postgres_load, url, hub, size)
+        found[str(size)] = await _prefix_only(store_url, size, reps)
+        if backend == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path + suffix)
+    return found
+
+
 def _datetime(timestamp: float) -> Any:
     from datetime import UTC, datetime
 
@@ -186,8 +253,10 @@ async def run(url: str, params: dict[str, Any]) -> dict[str, Any]:
     from durable.storage import open_backend
 
     n, reps = params["n"], params["reps"]
+    sizes = [size for size in params.get("prefix_sizes", []) if size < n]
     result: dict[str, Any] = {"n": n, "reps": reps}
     # SQLite: the child's file URL.
+    result["sqlite_prefix_by_n"] = await _prefix_sweep("sqlite", url, sizes, reps)
     path = url.removeprefix("sqlite:///")
     store = open_backend(url)
     await store.open()  # migrations
@@ -197,11 +266,13 @@ async def run(url: str, params: dict[str, Any]) -> dict[str, Any]:
     result["sqlite_load_s"] = round(time.perf_counter() - t0, 1)
     result["sqlite_file_mb"] = round(os.path.getsize(path) / 2**20, 1)
     result["sqlite"] = await _measure(url, n, reps)
+    result["sqlite_prefix_by_n"][str(n)] = result["sqlite"]["prefix"]
     # PostgreSQL: a fresh database.
     dbname = "durable_bench_w10"
     base = fresh_pg_database(dbname)
     pg_url = f"{base}?hub=w10"
     try:
+        result["postgres_prefix_by_n"] = await _prefix_sweep("postgres", base, sizes, reps)
         store = open_backend(pg_url)
         await store.open()
         await store.close()
@@ -209,6 +280,7 @@ async def run(url: str, params: dict[str, Any]) -> dict[str, Any]:
         await asyncio.to_thread(_postgres_load, base, "w10", n)
         result["postgres_load_s"] = round(time.perf_counter() - t0, 1)
         result["postgres"] = await _measure(pg_url, n, reps)
+        result["postgres_prefix_by_n"][str(n)] = result["postgres"]["prefix"]
     finally:
         drop_pg_database(dbname)
     worst = [result[b]["list_p50_ms"] for b in ("sqlite", "postgres")]
@@ -256,7 +328,8 @@ def judge(out: Outcome, params: dict[str, Any]) -> None:
     if ratios:
         out.ratio = min(ratios)
         out.ratio_text = "list " + " / ".join(f"{r:.1f}x" for r in ratios)
-    ok = all(
+    flat = {b: prefix_flat(d.get(f"{b}_prefix_by_n") or {}) for b in ("sqlite", "postgres")}
+    ok = all(flat.values()) and all(
         (d.get(b) or {}).get("start_new_p50_ms", 1e9) <= 50
         and (d.get(b) or {}).get("list_p50_ms", 1e9) <= 50
         and (d.get(b) or {}).get("purge_s", 1e9) <= 60
@@ -274,3 +347,20 @@ def judge(out: Outcome, params: dict[str, Any]) -> None:
             f"p50 {fmt(side.get('dashboard_list_p50_ms'), 1)} ms, count by status "
             f"{fmt(side.get('count_by_status_ms'), 0)} ms, load "
             f"{fmt(d.get(backend + '_load_s'), 1)} s")
+        by_n = d.get(f"{backend}_prefix_by_n") or {}
+        if by_n:
+            cells = ", ".join(
+                f"{int(size):,}: " + "/".join(fmt(v.get(k), 2) for k in PREFIXES)
+                for size, v in sorted(by_n.items(), key=lambda kv: int(kv[0])))
+            out.notes.append(f"{backend}: prefix list p50 ms (matching none/ten/all) by "
+                             f"instances: {cells}; flat: {'yes' if flat[backend] else 'NO'}")
+
+
+def prefix_flat(by_n: dict[str, dict[str, float]]) -> bool:
+    """Whether the prefix lists that match few instances cost about the same on the largest
+    store as on the smallest: at most 3 times, or 1 ms more (timer noise at ~0.2 ms)."""
+    if len(by_n) < 2:
+        return False
+    sizes = sorted(by_n, key=int)
+    small, large = by_n[sizes[0]], by_n[sizes[-1]]
+    return all(large[k] <= max(3 * small[k], small[k] + 1.0) for k in ("none", "ten"))

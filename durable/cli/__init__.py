@@ -46,7 +46,7 @@ def _telemetry(verbosity: Verbosity, otel: bool, metrics: bool) -> Telemetry:
 
 
 def console_options(func):  # type: ignore[no-untyped-def]
-    func = click.option("--otel", is_flag=True,
+    func = click.option("--otel", is_flag=True, envvar="DURABLE_OTEL",
                         help="OpenTelemetry spans (extra 'otel'; OTLP endpoint from "
                              "OTEL_EXPORTER_OTLP_ENDPOINT). [env DURABLE_OTEL]")(func)
     func = click.option("-q", "--quiet", is_flag=True,
@@ -100,6 +100,7 @@ def storage_option(func):  # type: ignore[no-untyped-def]
 @click.argument("app_spec", metavar="APP")
 @storage_option
 @click.option("--activities", "max_activities", type=int, default=16, show_default=True,
+              envvar="DURABLE_WORKER_ACTIVITIES",
               help="Sync activities run at once (threads). [env DURABLE_WORKER_ACTIVITIES]")
 @click.option("--lease-seconds", type=float, default=30.0, show_default=True,
               help="Lease length; a dead worker's work moves on after this. "
@@ -175,6 +176,7 @@ def worker(
 @click.argument("app_spec", metavar="APP")
 @storage_option
 @click.option("--host", "listen_host", default="127.0.0.1", show_default=True,
+              envvar="DURABLE_RUN_HOST",
               help="Address to listen on. Beyond loopback (e.g. 0.0.0.0) the management API "
                    "and non-anonymous routes require a key. [env DURABLE_RUN_HOST]")
 @click.option("--port", type=click.IntRange(0, 65535), default=7071, show_default=True,
@@ -190,6 +192,7 @@ def worker(
               help="Which existing instances a start with the same ID may replace "
                    "(docs/singletons.md). [env DURABLE_RUN_OVERRIDABLE_STATES]")
 @click.option("--worker/--no-worker", "run_worker", default=True, show_default=True,
+              envvar="DURABLE_RUN_WORKER",
               help="Run the app's worker in this process; --no-worker makes a front end that "
                    "leaves the work to `durable worker` processes. [env DURABLE_RUN_WORKER]")
 @click.option("--dashboard/--no-dashboard", default=True, show_default=True,

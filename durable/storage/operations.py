@@ -58,6 +58,11 @@ class SQLOperations:
     # transaction reads stays there until it commits. A commit then reads which entities it
     # messages exist, once per batch, instead of an insert-if-missing per message.
     serial_writes = False
+    # Whether listing by instance-ID prefix first counts the prefix's matches (up to
+    # sql.PREFIX_RANGE_ROWS) to choose between reading its key range and walking creation
+    # order. SQLite needs the count: it keeps no statistics. PostgreSQL does not: it plans
+    # each prefix query with the prefix's values and its own statistics.
+    counts_prefix_matches = False
 
     # -- how a backend runs a transaction (override) ------------------------------------------
 
@@ -115,7 +120,8 @@ class SQLOperations:
         return await self._read(lambda now: sql.get_history(instance_id))
 
     async def query_instances(self, query: InstanceQuery) -> InstancePage:
-        return await self._read(lambda now: sql.query_instances(query))
+        return await self._read(
+            lambda now: sql.query_instances(query, self.counts_prefix_matches))
 
     async def purge_instance(self, instance_id: str) -> int:
         return await self._write(lambda now: sql.purge_instance(instance_id))

@@ -71,6 +71,7 @@ from durable.storage.checks import (
     new_instance_problem,
     unstorable_result,
 )
+from durable.storage.keys import prefix_upper_bound
 from durable.storage.rows import (
     decode_entity_token,
     decode_token,
@@ -140,11 +141,16 @@ class Op:
     """One query to run. ``mode``: 'one' (first row or None), 'all' (rows), 'count' (rows
     affected), 'many' (executemany over ``params``, a list), 'id' (the id of the row an
     INSERT added, or None if it added none), 'values' (rows bound into the query's one
-    ``VALUES (?, ...)`` row, repeated once per row; answers rows affected)."""
+    ``VALUES (?, ...)`` row, repeated once per row; answers rows affected).
+
+    ``plan_with_values``: the best plan depends on the values (a prefix's key range may match
+    three instances or all of them), so PostgreSQL binds them on the client and plans each run
+    with them, never reusing a generic plan of a prepared statement. SQLite ignores it."""
 
     query: str
     params: Any
     mode: str
+    plan_with_values: bool = False
 
 
 def one(query: str, **params: Any) -> Op:
@@ -348,9 +354,11 @@ def query_entities(query: EntityQuery) -> Txn:
     after = decode_entity_token(query.continuation_token) if query.continuation_token else None
     if query.name_prefix is not None and not is_lookup_id(query.name_prefix):
         return InstancePage([], None)  # no entity name can contain this
+    prefix = "@" + (query.name_prefix or "")
     found = yield rows(
         "query_entities",
-        prefix="@" + (query.name_prefix or ""),
+        prefix=prefix,
+        upper=prefix_upper_bound(prefix),  # never None: '@' is below U+10FFFF
         updated_from=query.last_operation_from,
         updated_to=query.last_operation_to,
         after_id=after,
@@ -477,7 +485,18 @@ def query_variant(query: InstanceQuery) -> str:
     return name + ("_desc" if query.newest_first else "")
 
 
-def query_instances(query: InstanceQuery) -> Txn:
+# A prefix that matches at most this many instances is listed from its key range in the
+# primary key (query_instances_prefix: cost proportional to the matches, ~3 ms for 5,000 on
+# SQLite); one that matches more, by walking a creation-order index with the range as a filter
+# (the walk stops at a page, found quickly when matches are that common). Only backends that
+# cannot choose themselves ask (SQLOperations.counts_prefix_matches).
+PREFIX_RANGE_ROWS = 5000
+# What only such backends define.
+PREFIX_COUNT_QUERIES = frozenset({
+    "count_prefix_range", "query_instances_prefix", "query_instances_prefix_desc"})
+
+
+def query_instances(query: InstanceQuery, count_prefix_matches: bool = False) -> Txn:
     if query.page_size < 1:
         raise InvalidInputError("The page size must be at least 1.")
     if query.newest_first:
@@ -487,21 +506,30 @@ def query_instances(query: InstanceQuery) -> Txn:
     if query.continuation_token:
         after_created, after_id = decode_token(query.continuation_token)
     prefix = query.instance_id_prefix or None
-    if prefix is not None and not is_lookup_id(prefix):
-        return InstancePage([], None)  # no instance ID can start like this
+    if prefix is not None and (prefix.startswith("@") or not is_lookup_id(prefix)):
+        # No orchestration ID can start like this (entities, "@name@key", are listed apart).
+        return InstancePage([], None)
+    upper = prefix_upper_bound(prefix) if prefix is not None else None
+    variant = query_variant(query)
+    if prefix is not None and count_prefix_matches:
+        counted = yield one("count_prefix_range", prefix=prefix, upper=upper,
+                            cap=PREFIX_RANGE_ROWS + 1)
+        if int(counted[0]) <= PREFIX_RANGE_ROWS:
+            variant = "query_instances_prefix" + ("_desc" if query.newest_first else "")
     statuses = [s.value for s in query.statuses] if query.statuses else None
-    found = yield rows(
-        query_variant(query),
-        created_from=query.created_from if query.created_from is not None else _LOWEST,
-        created_to=query.created_to if query.created_to is not None else _HIGHEST,
-        statuses=statuses,
-        status=statuses[0] if statuses else None,
-        name=query.name,
-        prefix=prefix,
-        after_created=after_created,
-        after_id=after_id,
-        limit=query.page_size + 1,
-    )
+    params = {
+        "created_from": query.created_from if query.created_from is not None else _LOWEST,
+        "created_to": query.created_to if query.created_to is not None else _HIGHEST,
+        "statuses": statuses,
+        "status": statuses[0] if statuses else None,
+        "name": query.name,
+        "prefix": prefix,
+        "upper": upper,
+        "after_created": after_created,
+        "after_id": after_id,
+        "limit": query.page_size + 1,
+    }
+    found = yield Op(variant, params, "all", plan_with_values=prefix is not None)
     records = [instance_from_row(row) for row in found[: query.page_size]]
     token = None
     if len(found) > query.page_size and records:

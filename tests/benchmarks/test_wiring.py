@@ -70,6 +70,24 @@ def test_w9_verdict_and_ratios_come_from_the_parts() -> None:
     assert out.met is False
 
 
+async def test_w10_prefix_sweep_loads_each_size_and_checks_every_page(tmp_path: Path) -> None:
+    from benchmarks.workloads import w10_large_store as w10
+
+    found = await w10._prefix_sweep("sqlite", f"sqlite:///{tmp_path / 'w10.db'}", [30, 200], 3)
+    assert set(found) == {"30", "200"}
+    assert all(set(v) == set(w10.PREFIXES) and min(v.values()) > 0 for v in found.values())
+    assert not list(tmp_path.glob("w10.db.*"))  # each size's file is removed
+
+
+def test_w10_judges_the_prefix_list_flat_only_within_its_bounds() -> None:
+    from benchmarks.workloads import w10_large_store as w10
+
+    small = {"none": 0.2, "ten": 0.3, "all": 0.5}
+    assert w10.prefix_flat({"1000": small, "1000000": {"none": 1.1, "ten": 1.2, "all": 40}})
+    assert not w10.prefix_flat({"1000": small, "1000000": {"none": 1.3, "ten": 0.3, "all": 1}})
+    assert not w10.prefix_flat({"1000": small})  # one size shows nothing
+
+
 def test_median_keeps_every_figure_of_every_repetition() -> None:
     records = [{"a": 3, "b": 30}, {"a": 1, "b": 10}, {"a": 2, "b": 50}]
     chosen = bench_run.pick_median(records, "a", True, ["b"])

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import durable as df
 from tests.http.conftest import MGMT, Served, Status, eventually, serving
 
 STATUS_KEYS = [
@@ -264,6 +265,36 @@ async def test_list_filters(api: Served) -> None:
     assert await ids(createdTimeTo="2000-01-01T00:00:00Z") == []
     hidden = await api.http.get(f"{MGMT}/instances", params={"showInput": "false"})
     assert all(item["input"] is None for item in hidden.json())
+
+
+async def test_the_id_prefix_is_literal_and_case_sensitive(api: Served) -> None:
+    """instanceIdPrefix is a key range (durable/storage/keys.py): '%' and '_' are no
+    wildcards, case and accents count, and entities never appear."""
+    for instance_id in ("50%-off", "50_x", "500", "Émile-1", "émile-2", "日本-1"):
+        await api.client.start_new("echo", instance_id, 1)
+    await api.client.signal_entity(df.EntityId("counter", "50%"), "add", 1)
+
+    async def ids(prefix: str) -> list[str]:
+        response = await api.http.get(f"{MGMT}/instances",
+                                      params={"instanceIdPrefix": prefix, "top": "2"})
+        assert response.status_code == 200, response.text
+        found = [item["instanceId"] for item in response.json()]
+        token = response.headers.get("x-ms-continuation-token")
+        while token:
+            response = await api.http.get(f"{MGMT}/instances", params={
+                "instanceIdPrefix": prefix, "top": "2"},
+                headers={"x-ms-continuation-token": token})
+            found += [item["instanceId"] for item in response.json()]
+            token = response.headers.get("x-ms-continuation-token")
+        return sorted(found)
+
+    assert await ids("50%") == ["50%-off"]
+    assert await ids("50_") == ["50_x"]
+    assert await ids("50") == ["50%-off", "500", "50_x"]
+    assert await ids("É") == ["Émile-1"] and await ids("é") == ["émile-2"]
+    assert await ids("日本") == ["日本-1"]
+    for nothing in ("%", "_", "@", "@counter", "\U0010ffff", "émile-2-"):
+        assert await ids(nothing) == [], nothing
 
 
 @pytest.mark.parametrize("params,headers", [

@@ -16,9 +16,11 @@ BACKENDS = ("durable.storage.sqlite", "durable.storage.postgres")
 
 def test_every_backend_defines_the_same_query_names() -> None:
     """Except the set-based commit's and client batches', which only SQLite (serial writes)
-    runs."""
+    runs, and the prefix list's count and key-range plan, which only SQLite (no statistics)
+    needs."""
     sqlite, postgres = (set(sql.load_queries(package)) for package in BACKENDS)
-    only_sqlite = batched.SERIAL_QUERIES | sqlite_grouped.SQLITE_QUERIES
+    only_sqlite = (batched.SERIAL_QUERIES | sqlite_grouped.SQLITE_QUERIES
+                   | sql.PREFIX_COUNT_QUERIES)
     assert sqlite >= only_sqlite
     assert not only_sqlite & postgres
     sqlite -= only_sqlite
@@ -34,9 +36,21 @@ def test_every_query_the_shared_logic_names_exists() -> None:
     for group in re.findall(r"for table in \(([^)]*)\)", source):
         named |= set(re.findall(r'"(\w+)"', group))
     assert {"lock_instance", "insert_history", "delete_tasks"} <= named
+    assert "count_prefix_range" in named
     for package in BACKENDS:
         missing = named - set(sql.load_queries(package))
+        if package.endswith("postgres"):  # PostgreSQL plans prefix lists itself
+            missing -= sql.PREFIX_COUNT_QUERIES
         assert not missing, (package, sorted(missing))
+
+
+def test_only_backends_that_count_prefix_matches_lack_the_prefix_plan() -> None:
+    from durable.storage.sqlite.backend import SQLiteBackend
+
+    postgres = pytest.importorskip("durable.storage.postgres.backend")
+    assert SQLiteBackend.counts_prefix_matches
+    assert not postgres.PostgresBackend.counts_prefix_matches
+    assert set(sql.load_queries("durable.storage.sqlite")) >= sql.PREFIX_COUNT_QUERIES
 
 
 def test_the_set_based_commit_names_only_queries_it_declares() -> None:

@@ -293,12 +293,19 @@ SELECT MIN(visible_at) FROM inbox WHERE visible_at > %(now)s;
 -- variants walk it backwards (newest first). durable/storage/sql.py picks the variant and
 -- passes open bounds as sentinels (never NULL), so the time range and the continuation
 -- point are index range conditions rather than filters.
+-- An instance-ID prefix is its key range (durable/storage/keys.py; %(upper)s NULL = no upper
+-- bound), compared as bytes like the column (COLLATE "C", whatever the database's collation).
+-- A query with a prefix is bound on the client (sql.Op.plan_with_values), so PostgreSQL plans
+-- it with the prefix in hand: the NULL tests fold away, and its statistics choose between
+-- the primary key's range (a prefix that matches few instances) and the creation-order walk
+-- (one that matches many). A prepared statement's generic plan walks whatever the prefix.
 SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
        custom_status, failure, version, parent_instance_id, completed_at, revision
 FROM instances
 WHERE created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
   AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND (%(prefix)s::text IS NULL OR (instance_id >= %(prefix)s::text COLLATE "C"
+       AND (%(upper)s::text IS NULL OR instance_id < %(upper)s::text COLLATE "C")))
   AND NOT starts_with(instance_id, '@')  -- entities are listed apart
   AND (created_at, instance_id) > (%(after_created)s::float8, %(after_id)s::text)
 ORDER BY created_at, instance_id
@@ -310,7 +317,8 @@ SELECT instance_id, name, execution_id, status, created_at, updated_at, input, o
 FROM instances
 WHERE created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
   AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND (%(prefix)s::text IS NULL OR (instance_id >= %(prefix)s::text COLLATE "C"
+       AND (%(upper)s::text IS NULL OR instance_id < %(upper)s::text COLLATE "C")))
   AND NOT starts_with(instance_id, '@')  -- entities are listed apart
   AND (created_at, instance_id) < (%(after_created)s::float8, %(after_id)s::text)
 ORDER BY created_at DESC, instance_id DESC
@@ -322,7 +330,8 @@ SELECT instance_id, name, execution_id, status, created_at, updated_at, input, o
 FROM instances
 WHERE status = %(status)s
   AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
-  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND (%(prefix)s::text IS NULL OR (instance_id >= %(prefix)s::text COLLATE "C"
+       AND (%(upper)s::text IS NULL OR instance_id < %(upper)s::text COLLATE "C")))
   AND NOT starts_with(instance_id, '@')  -- entities are listed apart
   AND (created_at, instance_id) > (%(after_created)s::float8, %(after_id)s::text)
 ORDER BY created_at, instance_id
@@ -334,7 +343,8 @@ SELECT instance_id, name, execution_id, status, created_at, updated_at, input, o
 FROM instances
 WHERE status = %(status)s
   AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
-  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND (%(prefix)s::text IS NULL OR (instance_id >= %(prefix)s::text COLLATE "C"
+       AND (%(upper)s::text IS NULL OR instance_id < %(upper)s::text COLLATE "C")))
   AND NOT starts_with(instance_id, '@')  -- entities are listed apart
   AND (created_at, instance_id) < (%(after_created)s::float8, %(after_id)s::text)
 ORDER BY created_at DESC, instance_id DESC
@@ -347,7 +357,8 @@ FROM instances
 WHERE name = %(name)s
   AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
   AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND (%(prefix)s::text IS NULL OR (instance_id >= %(prefix)s::text COLLATE "C"
+       AND (%(upper)s::text IS NULL OR instance_id < %(upper)s::text COLLATE "C")))
   AND NOT starts_with(instance_id, '@')  -- entities are listed apart
   AND (created_at, instance_id) > (%(after_created)s::float8, %(after_id)s::text)
 ORDER BY created_at, instance_id
@@ -360,7 +371,8 @@ FROM instances
 WHERE name = %(name)s
   AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
   AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND (%(prefix)s::text IS NULL OR (instance_id >= %(prefix)s::text COLLATE "C"
+       AND (%(upper)s::text IS NULL OR instance_id < %(upper)s::text COLLATE "C")))
   AND NOT starts_with(instance_id, '@')  -- entities are listed apart
   AND (created_at, instance_id) < (%(after_created)s::float8, %(after_id)s::text)
 ORDER BY created_at DESC, instance_id DESC
@@ -373,7 +385,8 @@ FROM instances
 WHERE status = %(status)s
   AND name = %(name)s
   AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
-  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND (%(prefix)s::text IS NULL OR (instance_id >= %(prefix)s::text COLLATE "C"
+       AND (%(upper)s::text IS NULL OR instance_id < %(upper)s::text COLLATE "C")))
   AND NOT starts_with(instance_id, '@')  -- entities are listed apart
   AND (created_at, instance_id) > (%(after_created)s::float8, %(after_id)s::text)
 ORDER BY created_at, instance_id
@@ -386,7 +399,8 @@ FROM instances
 WHERE status = %(status)s
   AND name = %(name)s
   AND created_at >= %(created_from)s::float8 AND created_at <= %(created_to)s::float8
-  AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s::text))
+  AND (%(prefix)s::text IS NULL OR (instance_id >= %(prefix)s::text COLLATE "C"
+       AND (%(upper)s::text IS NULL OR instance_id < %(upper)s::text COLLATE "C")))
   AND NOT starts_with(instance_id, '@')  -- entities are listed apart
   AND (created_at, instance_id) < (%(after_created)s::float8, %(after_id)s::text)
 ORDER BY created_at DESC, instance_id DESC
@@ -464,13 +478,12 @@ WHERE instance_id = %(instance_id)s;
 SELECT instance_id, input FROM instances WHERE instance_id = ANY(%(instance_ids)s::text[]);
 
 -- name: query_entities
--- instance_id compares bytes (COLLATE "C"): '@' sorts right before 'A', so the primary key
--- bounds the scan to entity rows.
+-- The key range of '@name' (durable/storage/keys.py; '@' alone ends before 'A'), compared as
+-- bytes (COLLATE "C"), so the primary key's scan reads only the entities listed.
 SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
        custom_status, failure, version, parent_instance_id, completed_at, revision
 FROM instances
-WHERE instance_id >= %(prefix)s::text AND instance_id < 'A'
-  AND starts_with(instance_id, %(prefix)s::text)
+WHERE instance_id >= %(prefix)s::text COLLATE "C" AND instance_id < %(upper)s::text COLLATE "C"
   AND (%(updated_from)s::float8 IS NULL OR updated_at >= %(updated_from)s::float8)
   AND (%(updated_to)s::float8 IS NULL OR updated_at <= %(updated_to)s::float8)
   AND (%(after_id)s::text IS NULL OR instance_id > %(after_id)s::text)

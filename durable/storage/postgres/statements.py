@@ -100,7 +100,13 @@ class Run:
                     await self.conn.execute(text, rows[0])
             return None if op.mode == "many" else NOT_READ
         cursor: Any
-        if self.pending and op.query not in _KEEP_PREPARED:
+        if op.plan_with_values:
+            # Bound on the client: the server sees the values as literals and plans this run
+            # with them (psycopg never prepares a client-bound statement).
+            await self.flush()
+            cursor = psycopg.AsyncClientCursor(self.conn)
+            await cursor.execute(text, op.params)
+        elif self.pending and op.query not in _KEEP_PREPARED:
             # Ride along with the deferred statements (the transaction's BEGIN at least): one
             # round trip instead of two. The result is the message's last result set.
             cursor = psycopg.AsyncClientCursor(self.conn)

@@ -258,6 +258,7 @@ class SQLiteBackend(SQLOperations):
     # lease owner whose process is gone is certainly dead (see Worker._reclaim_dead_owners).
     single_host = True
     reports_message_ids = True  # the statements run in-process: reading an id costs nothing
+    counts_prefix_matches = True  # no statistics to plan a prefix list with (see sql.py)
     serial_writes = True  # one writer: BEGIN IMMEDIATE
 
     def __init__(

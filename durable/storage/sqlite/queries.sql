@@ -256,12 +256,16 @@ SELECT MIN(visible_at) FROM inbox WHERE visible_at > :now;
 -- variants walk it backwards (newest first). durable/storage/sql.py picks the variant and
 -- passes open bounds as sentinels (never NULL), so the time range and the continuation
 -- point are index range conditions rather than filters.
+-- An instance-ID prefix is its key range (durable/storage/keys.py; :upper NULL = no upper
+-- bound, and any TEXT sorts below a BLOB such as x''). Here it is only a filter of the walk
+-- (+instance_id keeps it off the primary key): these variants serve prefixes that match many
+-- instances, and query_instances_prefix below those that match few.
 SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
        custom_status, failure, version, parent_instance_id, completed_at, revision
 FROM instances
 WHERE created_at >= :created_from AND created_at <= :created_to
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
-  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (:prefix IS NULL OR (+instance_id >= :prefix AND +instance_id < ifnull(:upper, x'')))
   AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
   AND (created_at, instance_id) > (:after_created, :after_id)
 ORDER BY created_at, instance_id
@@ -273,7 +277,7 @@ SELECT instance_id, name, execution_id, status, created_at, updated_at, input, o
 FROM instances
 WHERE created_at >= :created_from AND created_at <= :created_to
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
-  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (:prefix IS NULL OR (+instance_id >= :prefix AND +instance_id < ifnull(:upper, x'')))
   AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
   AND (created_at, instance_id) < (:after_created, :after_id)
 ORDER BY created_at DESC, instance_id DESC
@@ -285,7 +289,7 @@ SELECT instance_id, name, execution_id, status, created_at, updated_at, input, o
 FROM instances
 WHERE status = :status
   AND created_at >= :created_from AND created_at <= :created_to
-  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (:prefix IS NULL OR (+instance_id >= :prefix AND +instance_id < ifnull(:upper, x'')))
   AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
   AND (created_at, instance_id) > (:after_created, :after_id)
 ORDER BY created_at, instance_id
@@ -297,7 +301,7 @@ SELECT instance_id, name, execution_id, status, created_at, updated_at, input, o
 FROM instances
 WHERE status = :status
   AND created_at >= :created_from AND created_at <= :created_to
-  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (:prefix IS NULL OR (+instance_id >= :prefix AND +instance_id < ifnull(:upper, x'')))
   AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
   AND (created_at, instance_id) < (:after_created, :after_id)
 ORDER BY created_at DESC, instance_id DESC
@@ -310,7 +314,7 @@ FROM instances
 WHERE name = :name
   AND created_at >= :created_from AND created_at <= :created_to
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
-  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (:prefix IS NULL OR (+instance_id >= :prefix AND +instance_id < ifnull(:upper, x'')))
   AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
   AND (created_at, instance_id) > (:after_created, :after_id)
 ORDER BY created_at, instance_id
@@ -323,7 +327,7 @@ FROM instances
 WHERE name = :name
   AND created_at >= :created_from AND created_at <= :created_to
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
-  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (:prefix IS NULL OR (+instance_id >= :prefix AND +instance_id < ifnull(:upper, x'')))
   AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
   AND (created_at, instance_id) < (:after_created, :after_id)
 ORDER BY created_at DESC, instance_id DESC
@@ -336,7 +340,7 @@ FROM instances
 WHERE status = :status
   AND name = :name
   AND created_at >= :created_from AND created_at <= :created_to
-  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (:prefix IS NULL OR (+instance_id >= :prefix AND +instance_id < ifnull(:upper, x'')))
   AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
   AND (created_at, instance_id) > (:after_created, :after_id)
 ORDER BY created_at, instance_id
@@ -349,11 +353,59 @@ FROM instances
 WHERE status = :status
   AND name = :name
   AND created_at >= :created_from AND created_at <= :created_to
-  AND (:prefix IS NULL OR substr(instance_id, 1, length(:prefix)) = :prefix)
+  AND (:prefix IS NULL OR (+instance_id >= :prefix AND +instance_id < ifnull(:upper, x'')))
   AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
   AND (created_at, instance_id) < (:after_created, :after_id)
 ORDER BY created_at DESC, instance_id DESC
 LIMIT :limit;
+
+-- name: count_prefix_range
+-- How many instance IDs fall in a prefix's key range, counted up to :cap: a seek in the
+-- primary key that stops there. sql.query_instances asks before listing by prefix, because
+-- SQLite has no statistics to tell a prefix that matches few instances from one that matches
+-- most of them (durable runs no ANALYZE).
+SELECT count(*) FROM (
+    SELECT 1 FROM instances
+    WHERE instance_id >= :prefix AND instance_id < ifnull(:upper, x'')
+    LIMIT :cap
+);
+
+-- name: query_instances_prefix
+-- A prefix that matches few instances: read them from the primary key's range, sort them,
+-- keep one page. Every other column is written +column (a unary plus keeps a term from using
+-- an index) and so is the sort key, so neither the status/name indexes nor a creation-order
+-- walk can be chosen instead: the cost is the matches, whatever the size of the store. The
+-- inner query picks the page by its keys alone, so only the page's payloads are read.
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE instance_id IN (
+    SELECT instance_id FROM instances
+    WHERE instance_id >= :prefix AND instance_id < ifnull(:upper, x'')
+      AND +created_at >= :created_from AND +created_at <= :created_to
+      AND (:statuses IS NULL OR +status IN (SELECT value FROM json_each(:statuses)))
+      AND (:name IS NULL OR +name = :name)
+      AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
+      AND (+created_at, instance_id) > (:after_created, :after_id)
+    ORDER BY +created_at, instance_id
+    LIMIT :limit)
+ORDER BY +created_at, instance_id;
+
+-- name: query_instances_prefix_desc
+SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
+       custom_status, failure, version, parent_instance_id, completed_at, revision
+FROM instances
+WHERE instance_id IN (
+    SELECT instance_id FROM instances
+    WHERE instance_id >= :prefix AND instance_id < ifnull(:upper, x'')
+      AND +created_at >= :created_from AND +created_at <= :created_to
+      AND (:statuses IS NULL OR +status IN (SELECT value FROM json_each(:statuses)))
+      AND (:name IS NULL OR +name = :name)
+      AND substr(instance_id, 1, 1) <> '@'  -- entities are listed apart
+      AND (+created_at, instance_id) < (:after_created, :after_id)
+    ORDER BY +created_at DESC, instance_id DESC
+    LIMIT :limit)
+ORDER BY +created_at DESC, instance_id DESC;
 
 -- name: select_purgeable
 -- One batch of finished instances in the range (sentinel bounds, so the created_at range is an
@@ -425,12 +477,12 @@ SELECT instance_id, input FROM instances
 WHERE instance_id IN (SELECT value FROM json_each(:instance_ids));
 
 -- name: query_entities
--- '@' sorts right before 'A', so the primary key bounds the scan to entity rows.
+-- The key range of '@name' (durable/storage/keys.py; '@' alone ends before 'A'), so the scan
+-- reads only the entities listed.
 SELECT instance_id, name, execution_id, status, created_at, updated_at, input, output,
        custom_status, failure, version, parent_instance_id, completed_at, revision
 FROM instances
-WHERE instance_id >= :prefix AND instance_id < 'A'
-  AND substr(instance_id, 1, length(:prefix)) = :prefix
+WHERE instance_id >= :prefix AND instance_id < :upper
   AND (:updated_from IS NULL OR updated_at >= :updated_from)
   AND (:updated_to IS NULL OR updated_at <= :updated_to)
   AND (:after_id IS NULL OR instance_id > :after_id)
