@@ -177,6 +177,10 @@ class SdkOrchestrationRuntime:
         try:
             return self._decide(appended, now, mark)
         finally:
+            if self._session is not None and self._session.replay_sensitive:
+                # It read is_replaying: from now on full replays, which recompute what it
+                # kept as Azure does (durable/azure/session.py).
+                self._session = None
             if self._session is None:
                 self._mark_played()  # the next call replays in full
 

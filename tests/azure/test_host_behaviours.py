@@ -67,6 +67,14 @@ def test_an_activity_failure_reads_as_on_azure(server: DurableRun) -> None:
     assert json.loads(details)["Message"] == " ValueError: cannot process the order"
 
 
+def test_values_kept_from_is_replaying_are_as_on_azure(server: DurableRun) -> None:
+    """Azure replays from the first line every episode, so the flag read before the first
+    yield is read again as True by the replay that finishes (the extension's own Python test
+    app, IsReplayingBasic/MultiActivity, expects exactly this)."""
+    done = finished(start(server.base, "replay_flags"))
+    assert done["output"] == {"seen": [True, True, False], "results": ["one", "two"]}
+
+
 def test_call_http_follows_202s(server: DurableRun) -> None:
     done = finished(start(server.base, "poll_job", f"{server.base}/api/jobs"))
     assert done["output"] == [200, "job1 done after 3 polls"]
