@@ -75,9 +75,20 @@ def test_values_kept_from_is_replaying_are_as_on_azure(server: DurableRun) -> No
     assert done["output"] == {"seen": [True, True, False], "results": ["one", "two"]}
 
 
+def test_the_apps_own_info_lines_are_shown(server: DurableRun) -> None:
+    """The starter's ``logging.info`` (the root logger, at INFO as the Python worker sets it),
+    but not a line per HTTP request of durable's own client (call_http's polls)."""
+    payload = start(server.base, "replay_flags")
+    line = f"Started orchestration with ID = '{payload['id']}'."
+    poll(lambda: line in server.output(), "the starter's log line")
+    finished(start(server.base, "poll_job", f"{server.base}/api/jobs"))
+    assert "HTTP Request:" not in server.output()
+
+
 def test_call_http_follows_202s(server: DurableRun) -> None:
     done = finished(start(server.base, "poll_job", f"{server.base}/api/jobs"))
-    assert done["output"] == [200, "job1 done after 3 polls"]
+    code, text = done["output"]
+    assert code == 200 and text.endswith(" done after 3 polls"), done  # job1, job2, ...
     history = httpx.get(f"{done_url(server, done)}&showHistory=true", timeout=TIMEOUT).json()
     polls = [e for e in history["historyEvents"]
              if e["EventType"] == "TaskCompleted"
