@@ -193,6 +193,11 @@ def test_app_settings_override_host_json_on_sqlite(tmp_path: Path) -> None:
         assert "taskHub=SettingsHub" in payload["statusQueryGetUri"]
         assert finished(payload)["output"] == "Hello Bo!"
         assert httpx.get(f"{server.base}/api/hub", timeout=TIMEOUT).status_code == 404
+        # The management API's own start names the same hub as the app's client binding.
+        direct = httpx.post(f"{server.base}{MGMT}/orchestrators/greeter", json="Al",
+                            timeout=TIMEOUT)
+        assert direct.status_code == 202, direct.text
+        assert "taskHub=SettingsHub" in direct.json()["statusQueryGetUri"]
     # The environment wins over local.settings.json, and names ignore case.
     env = {"AZUREFUNCTIONSJOBHOST__Extensions__DurableTask__HUBNAME": "EnvironmentHub"}
     with DurableRun(root, cwd=root, env=env) as server:
