@@ -220,6 +220,21 @@ class FunctionsProject:
             os.environ.setdefault(name, value)
 
 
+WEBSITE_HOSTNAME = "WEBSITE_HOSTNAME"
+
+
+def offer_website_hostname(project: FunctionsProject, host: str, port: int) -> None:
+    """Set ``WEBSITE_HOSTNAME`` to where ``durable run`` listens (``localhost:7071``), as Core
+    Tools sets it for ``func start`` and Azure to the app's own host name: code that builds
+    URLs to its own functions from it (``call_http`` to itself, a callback URL) reaches this
+    process. A value in the environment or local.settings.json wins; with port 0 (a free
+    port, known only once listening) nothing is set. Called before the app is imported."""
+    if port == 0 or WEBSITE_HOSTNAME in os.environ or WEBSITE_HOSTNAME in project.settings:
+        return
+    name = "localhost" if host in ("0.0.0.0", "::", "") else f"[{host}]" if ":" in host else host
+    os.environ[WEBSITE_HOSTNAME] = f"{name}:{port}"
+
+
 def read_project(path: str | Path) -> FunctionsProject:
     root = Path(path).resolve()
     if not is_functions_project(root):
