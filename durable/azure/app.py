@@ -21,7 +21,7 @@ import logging
 import os
 from typing import Any
 
-from durable.app import AuthLevel, DFApp, FunctionInfo, FunctionKind
+from durable.app import OWN_DELETE, AuthLevel, DFApp, FunctionInfo, FunctionKind
 from durable.azure.bindings import (
     CLIENT_BINDINGS,
     HttpFunction,
@@ -215,8 +215,10 @@ def _info(spec: FunctionSpec, app: AzureFunctionsApp) -> FunctionInfo:
         )
     if kind == "entitytrigger":
         name = trigger.get("entityName") or spec.name
+        # The Durable extension hands "delete" to the SDK's entity like any operation.
         return FunctionInfo(fn=entity_callable(spec), kind=FunctionKind.ENTITY,
-                            explicit_name=name, trigger_arg=trigger.name)
+                            explicit_name=name, trigger_arg=trigger.name,
+                            extra={OWN_DELETE: True})
     if kind == "activitytrigger":
         name = trigger.get("activity") or spec.name
         fn, is_async = activity_callable(spec, app.starter)

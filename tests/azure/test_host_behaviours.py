@@ -49,6 +49,18 @@ def test_entity_inputs_from_the_http_api(server: DurableRun) -> None:
     assert "failed" not in server.output()
 
 
+def test_delete_is_an_operation_of_the_sdk_entity(server: DurableRun) -> None:
+    """The Durable extension hands "delete" to the SDK's entity like any operation (the
+    built-in delete is .NET's, for class-based entities): the counter, which treats an unknown
+    operation as a read, keeps its value; a signal over the HTTP API's DELETE too."""
+    url = f"{server.base}{MGMT}/entities/Counter/d1"
+    assert httpx.post(f"{url}?op=add", json=3, timeout=TIMEOUT).status_code == 202
+    assert httpx.post(f"{url}?op=delete", timeout=TIMEOUT).status_code == 202
+    assert httpx.delete(url, timeout=TIMEOUT).status_code == 202
+    assert httpx.post(f"{url}?op=add", json=4, timeout=TIMEOUT).status_code == 202
+    poll(lambda: httpx.get(url, timeout=TIMEOUT).text == "7", "the counter to reach 7")
+
+
 def test_the_sdk_entity_rules(server: DurableRun) -> None:
     """After set_state(None) the initializer's value; an operation that only sets a result
     creates the entity (the SDK's rule); an empty operation name is a name."""
