@@ -40,6 +40,11 @@ class FunctionKind(StrEnum):
     TIMER = "timer"
 
 
+# FunctionInfo.extra key: an entity function that handles the operation "delete" itself (an
+# Azure SDK entity), instead of durable's built-in delete.
+OWN_DELETE = "own_delete"
+
+
 @dataclass(eq=False)
 class FunctionInfo:
     """What the decorators recorded about one function."""

@@ -147,18 +147,29 @@ def _find_app(module: Any, target: str, attribute: str, spec: str) -> DFApp:
     return apps[0]
 
 
+def functions_project_path(spec: str) -> Path | None:
+    """The folder :func:`load_app` loads ``spec`` from as an Azure Functions project (a
+    folder with a host.json and no native app file), else None."""
+    path = Path(spec.partition(":")[0])
+    if not path.is_dir():
+        return None
+    from durable.azure.project import is_functions_project
+
+    found = next((path / name for name in _APP_FILES if (path / name).is_file()), None)
+    return path if is_functions_project(path) and not _native_app_file(path, found) else None
+
+
 def load_app(spec: str) -> tuple[DFApp, Path]:
     """Return the app and the directory it lives in (where its default SQLite file goes)."""
     target, _, attribute = spec.partition(":")
     path = Path(target)
     if path.is_dir():
-        from durable.azure.project import is_functions_project
-
-        found = next((path / name for name in _APP_FILES if (path / name).is_file()), None)
-        if is_functions_project(path) and not _native_app_file(path, found):
+        project = functions_project_path(spec)
+        if project is not None:
             from durable.azure import load_project
 
-            return load_project(path), path.resolve()
+            return load_project(project), project.resolve()
+        found = next((path / name for name in _APP_FILES if (path / name).is_file()), None)
         if found is None:
             raise InvalidInputError(
                 f"{target} is a folder with no host.json (an Azure Functions project) and no "

@@ -21,7 +21,7 @@ import logging
 import os
 from typing import Any
 
-from durable.app import AuthLevel, DFApp, FunctionInfo, FunctionKind
+from durable.app import OWN_DELETE, AuthLevel, DFApp, FunctionInfo, FunctionKind
 from durable.azure.bindings import (
     CLIENT_BINDINGS,
     HttpFunction,
@@ -212,12 +212,15 @@ def _info(spec: FunctionSpec, app: AzureFunctionsApp) -> FunctionInfo:
             trigger_arg=trigger.name,
             runtime_factory=runtime_factory(
                 app.project.default_version,
-                session_function(spec.fn) if app.project.extended_sessions else None),
+                None if app.project.extended_sessions is False else session_function(spec.fn),
+                keep_session=app.project.extended_sessions is True),
         )
     if kind == "entitytrigger":
         name = trigger.get("entityName") or spec.name
+        # The Durable extension hands "delete" to the SDK's entity like any operation.
         return FunctionInfo(fn=entity_callable(spec), kind=FunctionKind.ENTITY,
-                            explicit_name=name, trigger_arg=trigger.name)
+                            explicit_name=name, trigger_arg=trigger.name,
+                            extra={OWN_DELETE: True})
     if kind == "activitytrigger":
         name = trigger.get("activity") or spec.name
         fn, is_async = activity_callable(spec, app.starter)

@@ -194,9 +194,10 @@ class FunctionsProject:
     route_prefix: str = DEFAULT_ROUTE_PREFIX
     hub_name: str | None = None  # host.json's extensions.durableTask.hubName, if it names one
     default_version: str | None = None
-    # extensions.durableTask.extendedSessionsEnabled: False replays every episode in full (as
-    # Azure does by default); unset or True keeps cached executions alive (durable.azure.session)
-    extended_sessions: bool = True
+    # extensions.durableTask.extendedSessionsEnabled (durable.azure.session): unset keeps
+    # cached executions alive unless they read is_replaying; True always (Azure's extended
+    # sessions); False never, every episode a full replay (Azure's default)
+    extended_sessions: bool | None = None
     settings: dict[str, str] = field(default_factory=dict)
     host: HostSettings = field(default_factory=HostSettings)  # local.settings.json's Host
 
@@ -221,6 +222,21 @@ class FunctionsProject:
         """Put ``local.settings.json`` Values into the environment (set variables win)."""
         for name, value in self.settings.items():
             os.environ.setdefault(name, value)
+
+
+WEBSITE_HOSTNAME = "WEBSITE_HOSTNAME"
+
+
+def offer_website_hostname(project: FunctionsProject, host: str, port: int) -> None:
+    """Set ``WEBSITE_HOSTNAME`` to where ``durable run`` listens (``localhost:7071``), as Core
+    Tools sets it for ``func start`` and Azure to the app's own host name: code that builds
+    URLs to its own functions from it (``call_http`` to itself, a callback URL) reaches this
+    process. A value in the environment or local.settings.json wins; with port 0 (a free
+    port, known only once listening) nothing is set. Called before the app is imported."""
+    if port == 0 or WEBSITE_HOSTNAME in os.environ or WEBSITE_HOSTNAME in project.settings:
+        return
+    name = "localhost" if host in ("0.0.0.0", "::", "") else f"[{host}]" if ":" in host else host
+    os.environ[WEBSITE_HOSTNAME] = f"{name}:{port}"
 
 
 def read_project(path: str | Path) -> FunctionsProject:
@@ -252,8 +268,7 @@ def read_project(path: str | Path) -> FunctionsProject:
         raise ProjectError(
             f"host.json: extensions.durableTask.extendedSessionsEnabled must be true or false, "
             f"not {sessions!r}.")
-    if sessions is False:
-        project.extended_sessions = False
+    project.extended_sessions = sessions
     return project
 
 

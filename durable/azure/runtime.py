@@ -128,12 +128,16 @@ class SdkOrchestrationRuntime:
         resolve_orchestrator: NameResolver | None = None,
         default_version: str | None = None,
         session: tuple[Callable[..., Any], Any] | None = None,
+        keep_session: bool = False,
     ) -> None:
         """``session``: the orchestrator function (and input type) behind ``invoke``, when the
         SDK can keep the execution alive between episodes (:mod:`durable.azure.session`);
-        without it every episode is the protocol's full replay."""
+        without it every episode is the protocol's full replay. The session ends when the
+        orchestrator reads ``is_replaying``, unless ``keep_session`` (host.json's
+        ``extendedSessionsEnabled: true``)."""
         self._invoke = invoke
         self._session = SdkSession(*session) if session is not None else None
+        self._keep_session = keep_session
         self._fed = 0  # view events the session has been given
         self._next_task_id = 0  # the SDK's next task ID (sessions plan only new actions)
         self._full_plans = False  # retries: every plan needs the cumulative actions
@@ -177,6 +181,11 @@ class SdkOrchestrationRuntime:
         try:
             return self._decide(appended, now, mark)
         finally:
+            if (self._session is not None and not self._keep_session
+                    and self._session.replay_sensitive):
+                # It read is_replaying: from now on full replays, which recompute what it
+                # kept as Azure does (durable/azure/session.py).
+                self._session = None
             if self._session is None:
                 self._mark_played()  # the next call replays in full
 
@@ -561,6 +570,7 @@ def _http_request(request: dict[str, Any]) -> dict[str, Any]:
 def runtime_factory(
     default_version: str | None = None,
     session: tuple[Callable[..., Any], Any] | None = None,
+    keep_session: bool = False,
 ) -> Callable[..., SdkOrchestrationRuntime]:
     """The ``FunctionInfo.runtime_factory`` of an SDK orchestrator (``session``: see
     :class:`SdkOrchestrationRuntime`)."""
@@ -573,7 +583,7 @@ def runtime_factory(
     ) -> SdkOrchestrationRuntime:
         return SdkOrchestrationRuntime(
             invoke, resolve_activity=resolve_activity, resolve_orchestrator=resolve_orchestrator,
-            default_version=default_version, session=session,
+            default_version=default_version, session=session, keep_session=keep_session,
         )
 
     return build

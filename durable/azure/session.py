@@ -11,6 +11,15 @@ executor and generator, and feeds each later episode only the events that are ne
 what comes back is the same state JSON the protocol returns. The first call of an execution
 (a new instance, or one read back after a cache miss) is the protocol's full replay.
 
+One thing a session cannot give: an orchestrator that reads ``context.is_replaying`` sees, on
+Azure, ``True`` at every line that an episode replays, and a value it keeps (in a variable, a
+list, its output) is recomputed by every replay. A kept generator never runs those lines again,
+so it would keep the values of the episode that first ran them (``False``). The session's
+context therefore notes any read of ``is_replaying`` (:attr:`SdkSession.replay_sensitive`),
+and the runtime ends the session after such an episode: that execution is replayed in full from
+then on, as on Azure. (A read during a session's episode is at the live edge, where a full
+replay reads ``False`` too, so that episode's own decision is already Azure's.)
+
 Two things are not the protocol's, and both are checked: the session reaches into the SDK's
 executor (``process_event``, ``get_orchestrator_state_str``, the context's history list), so
 :func:`session_function` offers sessions only for an ``Orchestrator.create`` handle of an SDK
@@ -80,12 +89,18 @@ class SdkSession:
         )
         from azure.durable_functions.models.ReplaySchema import ReplaySchema
 
-        context = DurableOrchestrationContext(**payload)
+        context = _watched_context(DurableOrchestrationContext)(**payload)
         context._input_expected_type = self._input_type
         executor = _new_executor()
         self._context, self._executor = context, executor
         self._current_schema = context._replay_schema is not ReplaySchema.V1
         return self.state_text(executor.execute(context, context.histories, self._function))
+
+    @property
+    def replay_sensitive(self) -> bool:
+        """Whether the orchestrator has read ``context.is_replaying``: its next episodes must
+        be full replays (see the module docstring)."""
+        return bool(getattr(self._context, _READ_FLAG, False))
 
     def feed(self, events: Sequence[dict[str, Any]]) -> None:
         """The next episode's events (the protocol's JSON objects, not yet played), taken up
@@ -140,6 +155,29 @@ class SdkSession:
         if self._current_schema:
             self._taken = len(self._context._action_payload_v2)
         return text
+
+
+_READ_FLAG = "_durable_read_is_replaying"
+_watched: dict[type, type] = {}
+
+
+def _watched_context(base: type) -> type:
+    """The SDK's context class, except that reading ``is_replaying`` sets ``_READ_FLAG`` on
+    the context (an instance of a subclass, so ``isinstance`` checks still hold)."""
+    watched = _watched.get(base)
+    if watched is None:
+        plain = base.is_replaying  # type: ignore[attr-defined]
+
+        def is_replaying(self: Any) -> Any:
+            setattr(self, _READ_FLAG, True)
+            return plain.fget(self)
+
+        is_replaying.__doc__ = plain.__doc__
+        watched = type(base.__name__, (base,), {
+            "is_replaying": property(is_replaying), "__module__": base.__module__,
+            "__qualname__": base.__qualname__})
+        _watched[base] = watched
+    return watched
 
 
 def _plain(value: Any) -> bool:

@@ -21,7 +21,7 @@ from durable.cli.entities import entities
 from durable.cli.instances import instances
 from durable.errors import DurableError
 from durable.host import Host, start_with_retry
-from durable.loader import load_app, storage_for
+from durable.loader import functions_project_path, load_app, storage_for
 from durable.storage import default_url, open_backend
 from durable.telemetry.console import Verbosity, configure_logging
 from durable.telemetry.setup import Telemetry, close_tracer_provider
@@ -70,6 +70,20 @@ def _defaulted(parameter: str) -> bool:
     in the environment (``DURABLE_*``), so a project's own settings may fill it in."""
     source = click.get_current_context().get_parameter_source(parameter)
     return source in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
+def _functions_project(app_spec: str) -> Any:
+    """The Azure Functions project ``app_spec`` names, read but not imported; None for a
+    native app, or for a project that cannot be read (loading it reports why)."""
+    path = functions_project_path(app_spec)
+    if path is None:
+        return None
+    from durable.azure.project import read_project
+
+    try:
+        return read_project(path)
+    except DurableError:
+        return None
 
 
 def _load(app_spec: str) -> tuple[Any, Path]:
@@ -238,13 +252,12 @@ def run(
     from durable.status import OverridableStates
 
     telemetry = _telemetry(_verbosity(verbose, quiet), otel, metrics)
-    app, folder = _load(app_spec)
-    url = storage_for(app, folder, storage)
-    if route_prefix is None:  # a Functions project's host.json may set it
-        route_prefix = getattr(app, "route_prefix", DEFAULT_ROUTE_PREFIX)
-    # local.settings.json's Host section: defaults for what the command line leaves unset.
-    local = getattr(getattr(app, "project", None), "host", None)
-    if local is not None:
+    # A Functions project's settings are read before its code is imported: local.settings.json's
+    # Host section gives defaults for what the command line leaves unset, and WEBSITE_HOSTNAME
+    # says where it will listen (both as Core Tools' func start).
+    project = _functions_project(app_spec)
+    if project is not None:
+        local = project.host
         if _defaulted("port") and local.local_http_port is not None:
             port = local.local_http_port
         if _defaulted("listen_host") and local.local_http_address is not None:
@@ -253,6 +266,13 @@ def run(
             cors = local.cors
         if _defaulted("cors_credentials"):
             cors_credentials = local.cors_credentials
+        from durable.azure.project import offer_website_hostname
+
+        offer_website_hostname(project, listen_host, port)
+    app, folder = _load(app_spec)
+    url = storage_for(app, folder, storage)
+    if route_prefix is None:  # a Functions project's host.json may set it
+        route_prefix = getattr(app, "route_prefix", DEFAULT_ROUTE_PREFIX)
     try:
         cors_policy = CorsPolicy.parse(cors or "", cors_credentials)
     except DurableError as exc:

@@ -5,7 +5,8 @@
 - ``GET /entities/{name}/{key}``: 200 with the state, 404 if the entity has none.
 - ``GET /entities`` and ``GET /entities/{name}``: a page of entities (``lastOperationTimeFrom``,
   ``lastOperationTimeTo``, ``top``, ``fetchState``; ``x-ms-continuation-token`` both ways).
-- ``DELETE /entities/{name}/{key}``: signals the built-in ``delete`` operation. 202.
+- ``DELETE /entities/{name}/{key}``: signals the operation ``delete`` (built in for
+  durable's entities; an Azure SDK entity's own code handles it, as on Azure). 202.
 """
 
 from __future__ import annotations

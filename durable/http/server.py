@@ -217,7 +217,8 @@ async def serve(
         port = sock.getsockname()[1]
         origin = public_origin(options.host, port)
         host.client.webhooks = WebhookSettings(
-            origin=origin, system_key=keys.system if keys.required else None
+            origin=origin, task_hub=host.client.task_hub_name,  # an Azure app's hub name
+            system_key=keys.system if keys.required else None,
         )
         mounts = operator_mounts(app, host, keys, options, storage)
         asgi = create_app(

@@ -82,8 +82,13 @@ class EntityRuntime:
     started: ExecutionStarted | None = None  # the worker's runtime interface; entities have none
 
     def __init__(self, fn: EntityFunction | None, entity_id: EntityId,
-                 scheduler_state: str | None) -> None:
+                 scheduler_state: str | None, *, builtin_delete: bool = True) -> None:
+        """``builtin_delete``: whether the operation ``delete`` removes the state without
+        calling ``fn`` (durable's entities, as .NET's class-based ones). An entity written for
+        the Azure Python SDK gets ``delete`` like any other operation, as the Durable
+        extension hands it to the SDK."""
         self._fn = fn
+        self._builtin_delete = builtin_delete
         self.entity_id = entity_id
         self.scheduler = parse_scheduler_state(scheduler_state)
         self._value: Any = _UNSET  # the decoded state, while it is known to match "state"
@@ -178,7 +183,7 @@ class EntityRuntime:
         operation = request.operation or ""
         failure: FailureDetails | None = None
         result_text: str | None = None
-        if operation == DELETE_OPERATION:
+        if operation == DELETE_OPERATION and (self._builtin_delete or self._fn is None):
             scheduler["exists"], scheduler["state"] = False, None
             self._value = _UNSET
             result_text = "null"

@@ -44,8 +44,12 @@ class Verbosity(IntEnum):
     VERBOSE = 2  # everything, and durable's debug log
 
 
+_OWN_DEPENDENCIES = ("httpx", "httpcore")
+
+
 def configure_logging(verbosity: Verbosity = Verbosity.NORMAL) -> None:
-    """Console logging for the CLI: concise lines on stderr, third-party chatter at WARNING.
+    """Console logging for the CLI: concise lines on stderr; the app's own lines at INFO (the
+    libraries durable itself uses for HTTP at WARNING unless verbose).
 
     The per-orchestration lines (logger ``durable.functions``) follow the verbosity; durable's
     own lines (serving, shutting down, storage trouble) stay at INFO unless verbose.
@@ -58,7 +62,13 @@ def configure_logging(verbosity: Verbosity = Verbosity.NORMAL) -> None:
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
-    root.setLevel(logging.WARNING)
+    # Your functions' own lines (logging.info(...), module loggers) at INFO, as the Azure
+    # Functions Python worker sets its root logger and Core Tools shows them; -q keeps
+    # failures only.
+    root.setLevel(logging.WARNING if verbosity is Verbosity.QUIET else logging.INFO)
+    for chatty in _OWN_DEPENDENCIES:  # durable's own HTTP client: a line per call_http poll
+        logging.getLogger(chatty).setLevel(logging.INFO if verbosity is Verbosity.VERBOSE
+                                           else logging.WARNING)
     logging.getLogger("durable").setLevel(level)
     logging.getLogger(LOGGER).setLevel(
         logging.WARNING if verbosity is Verbosity.QUIET else level)

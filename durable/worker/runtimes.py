@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from durable.app import Registry
+from durable.app import OWN_DELETE, Registry
 from durable.errors import FunctionNotFoundError
 from durable.orchestration.entity_ids import EntityId
 from durable.orchestration.entity_runtime import EntityRuntime
@@ -36,7 +36,8 @@ def entity_runtime(registry: Registry, item: OrchestrationWorkItem) -> EntityRun
     function still runs: its callers get FunctionNotFoundError answers."""
     info = registry.entity(item.name)
     return EntityRuntime(info.fn if info is not None else None,
-                         EntityId.from_instance_id(item.instance_id), item.entity_state)
+                         EntityId.from_instance_id(item.instance_id), item.entity_state,
+                         builtin_delete=info is None or not info.extra.get(OWN_DELETE))
 
 
 def failing_runtime(error: BaseException) -> OrchestrationRuntime:

@@ -49,6 +49,18 @@ def test_entity_inputs_from_the_http_api(server: DurableRun) -> None:
     assert "failed" not in server.output()
 
 
+def test_delete_is_an_operation_of_the_sdk_entity(server: DurableRun) -> None:
+    """The Durable extension hands "delete" to the SDK's entity like any operation (the
+    built-in delete is .NET's, for class-based entities): the counter, which treats an unknown
+    operation as a read, keeps its value; a signal over the HTTP API's DELETE too."""
+    url = f"{server.base}{MGMT}/entities/Counter/d1"
+    assert httpx.post(f"{url}?op=add", json=3, timeout=TIMEOUT).status_code == 202
+    assert httpx.post(f"{url}?op=delete", timeout=TIMEOUT).status_code == 202
+    assert httpx.delete(url, timeout=TIMEOUT).status_code == 202
+    assert httpx.post(f"{url}?op=add", json=4, timeout=TIMEOUT).status_code == 202
+    poll(lambda: httpx.get(url, timeout=TIMEOUT).text == "7", "the counter to reach 7")
+
+
 def test_the_sdk_entity_rules(server: DurableRun) -> None:
     """After set_state(None) the initializer's value; an operation that only sets a result
     creates the entity (the SDK's rule); an empty operation name is a name."""
@@ -67,9 +79,28 @@ def test_an_activity_failure_reads_as_on_azure(server: DurableRun) -> None:
     assert json.loads(details)["Message"] == " ValueError: cannot process the order"
 
 
+def test_values_kept_from_is_replaying_are_as_on_azure(server: DurableRun) -> None:
+    """Azure replays from the first line every episode, so the flag read before the first
+    yield is read again as True by the replay that finishes (the extension's own Python test
+    app, IsReplayingBasic/MultiActivity, expects exactly this)."""
+    done = finished(start(server.base, "replay_flags"))
+    assert done["output"] == {"seen": [True, True, False], "results": ["one", "two"]}
+
+
+def test_the_apps_own_info_lines_are_shown(server: DurableRun) -> None:
+    """The starter's ``logging.info`` (the root logger, at INFO as the Python worker sets it),
+    but not a line per HTTP request of durable's own client (call_http's polls)."""
+    payload = start(server.base, "replay_flags")
+    line = f"Started orchestration with ID = '{payload['id']}'."
+    poll(lambda: line in server.output(), "the starter's log line")
+    finished(start(server.base, "poll_job", f"{server.base}/api/jobs"))
+    assert "HTTP Request:" not in server.output()
+
+
 def test_call_http_follows_202s(server: DurableRun) -> None:
     done = finished(start(server.base, "poll_job", f"{server.base}/api/jobs"))
-    assert done["output"] == [200, "job1 done after 3 polls"]
+    code, text = done["output"]
+    assert code == 200 and text.endswith(" done after 3 polls"), done  # job1, job2, ...
     history = httpx.get(f"{done_url(server, done)}&showHistory=true", timeout=TIMEOUT).json()
     polls = [e for e in history["historyEvents"]
              if e["EventType"] == "TaskCompleted"

@@ -178,6 +178,22 @@ def test_local_http_port_and_address_are_the_defaults(tmp_path: Path) -> None:
         assert server.base != f"http://127.0.0.1:{port}"
 
 
+def test_website_hostname_is_where_it_listens(tmp_path: Path) -> None:
+    """As Core Tools sets it for func start, before the code is imported: an orchestration
+    that call_http's its own app at WEBSITE_HOSTNAME reaches this process."""
+    port = _free_port()
+    root = project(tmp_path, host={"LocalHttpPort": port, "LocalHttpAddress": "127.0.0.2"})
+    with DurableRun(root, cwd=root, port=None) as server:
+        done = finished(start(server.base, "call_myself"))
+        assert done["output"] == [f"127.0.0.2:{port}", 200, {"taskHubName": "FromHostJson"}]
+    # A value in local.settings.json (or the environment) wins.
+    root = project(tmp_path / "set", values={"WEBSITE_HOSTNAME": f"127.0.0.1:{port}"},
+                   host={"LocalHttpPort": port})
+    with DurableRun(root, cwd=root, port=None) as server:
+        done = finished(start(server.base, "call_myself"))
+        assert done["output"][:2] == [f"127.0.0.1:{port}", 200]
+
+
 # -- AzureFunctionsJobHost__ overrides of host.json -------------------------------------------
 
 
@@ -193,6 +209,11 @@ def test_app_settings_override_host_json_on_sqlite(tmp_path: Path) -> None:
         assert "taskHub=SettingsHub" in payload["statusQueryGetUri"]
         assert finished(payload)["output"] == "Hello Bo!"
         assert httpx.get(f"{server.base}/api/hub", timeout=TIMEOUT).status_code == 404
+        # The management API's own start names the same hub as the app's client binding.
+        direct = httpx.post(f"{server.base}{MGMT}/orchestrators/greeter", json="Al",
+                            timeout=TIMEOUT)
+        assert direct.status_code == 202, direct.text
+        assert "taskHub=SettingsHub" in direct.json()["statusQueryGetUri"]
     # The environment wins over local.settings.json, and names ignore case.
     env = {"AZUREFUNCTIONSJOBHOST__Extensions__DurableTask__HUBNAME": "EnvironmentHub"}
     with DurableRun(root, cwd=root, env=env) as server:

@@ -403,15 +403,19 @@ REPLAY_FLAGS_APP = """
 
 
 @pytest.mark.parametrize(("setting", "expected"), [
-    (None, [False, False]),  # durable's default: the execution stays alive between episodes
+    # durable's default: a live session, replayed in full from the episode after the
+    # orchestrator first reads is_replaying, so what it keeps is what Azure gives
+    (None, [True, True]),
     (False, [True, True]),  # every episode a full replay, as on Azure by default
     ("false", [True, True]),  # an app setting override is text
+    (True, [False, False]),  # Azure's extended sessions: the session is kept whatever it reads
 ])
-async def test_extended_sessions_can_be_turned_off(
+async def test_extended_sessions_setting(
     tmp_path: Path, setting: object, expected: list[bool]
 ) -> None:
-    """``extensions.durableTask.extendedSessionsEnabled: false`` makes every episode a full
-    replay: code that reads ``is_replaying`` as data then sees what it sees on Azure."""
+    """``extensions.durableTask.extendedSessionsEnabled``: unset, durable keeps an execution
+    alive until it reads ``is_replaying``; ``false`` replays every episode in full; ``true``
+    keeps it alive regardless, so a value computed from ``is_replaying`` keeps what it read."""
     durable_task = {} if setting is None else {"extendedSessionsEnabled": setting}
     project = write(tmp_path / "app", {
         "host.json": {"version": "2.0", "extensions": {"durableTask": durable_task}},
@@ -421,7 +425,7 @@ async def test_extended_sessions_can_be_turned_off(
     from durable.azure import load_project
 
     app = load_project(project)
-    assert app.project.extended_sessions is (setting is None)
+    assert app.project.extended_sessions is {None: None, True: True}.get(setting, False)
     async with durable.Host(app, storage=f"sqlite:///{tmp_path / 'f.db'}") as host:
         instance_id = await host.client.start_new("flags")
         status = await host.client.wait_for_completion(instance_id, timeout=20)

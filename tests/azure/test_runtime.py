@@ -507,3 +507,38 @@ def test_two_polling_calls_in_parallel_keep_their_chains() -> None:
     driver.complete(POLL_BASE + 3, {"statusCode": 200, "content": "A", "headers": {}})
     done = driver.complete(POLL_BASE + 2, {"statusCode": 500, "content": "B", "headers": {}})
     assert json.loads(done.output or "") == [[200, "A"], [500, "B"]]
+
+
+def test_values_kept_from_is_replaying_are_recomputed_as_a_full_replay_would() -> None:
+    """On Azure every episode replays from the first line, so a flag read before a yield is
+    read again (True) by each later replay, and that is what the output keeps. A kept session
+    would keep the first episode's False; reading is_replaying ends the session (the driver
+    compares every decision, the output included, with a full replay)."""
+
+    def flags(context: df.DurableOrchestrationContext):
+        seen = [context.is_replaying]
+        yield context.call_activity("echo", "one")
+        seen.append(context.is_replaying)
+        yield context.call_activity("echo", "two")
+        seen.append(context.is_replaying)
+        return seen
+
+    driver = Driver(df.Orchestrator.create(flags), activities={"echo": lambda value: value})
+    assert driver.start().status is Status.Running
+    last = driver.run_activities()
+    assert last is not None and last.status is Status.Completed
+    assert json.loads(last.output or "") == [True, True, False]
+
+
+def test_an_orchestrator_that_never_reads_is_replaying_keeps_its_session() -> None:
+    def chain(context: df.DurableOrchestrationContext):
+        first = yield context.call_activity("echo", "one")
+        second = yield context.call_activity("echo", "two")
+        return [first, second]
+
+    driver = Driver(df.Orchestrator.create(chain), activities={"echo": lambda value: value})
+    driver.start()
+    session = driver.runtime._session
+    assert session is not None
+    driver.run_activities()
+    assert driver.runtime._session is session and not session.replay_sensitive

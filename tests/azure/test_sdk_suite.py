@@ -282,19 +282,23 @@ def replaying_flags(context: df.DurableOrchestrationContext):
     return flags
 
 
-@pytest.mark.parametrize(("session", "expected"), [
-    (False, [True, True, True]),  # a full replay every episode: as the SDK suite, as on Azure
-    (True, [False, False, False]),  # the live session (docs/azure-apps.md, "Speed")
+@pytest.mark.parametrize(("session", "keep", "expected"), [
+    (False, False, [True, True, True]),  # a full replay every episode: the SDK suite, Azure
+    # the live session, replayed in full from the episode after the first read of the flag
+    (True, False, [True, True, True]),
+    # extendedSessionsEnabled: true (Azure's extended sessions): kept whatever it reads
+    (True, True, [False, False, False]),
 ])
-def test_is_replaying_kept_in_the_output(session: bool, expected: list[bool]) -> None:
+def test_is_replaying_kept_in_the_output(session: bool, keep: bool,
+                                         expected: list[bool]) -> None:
     """test_sequential_is_replaying: flags read before each yield, returned at the end. In
     the final episode of a full replay the SDK replays the first three points from played
-    events: all True. A live session ran each point once, live, and kept what it read then:
-    the documented difference of extended sessions (``extendedSessionsEnabled: false`` in
-    host.json turns them off; tests/azure/test_loader.py). The flag at each point, and the
-    work, are the same either way."""
+    events: all True. A session that reads ``is_replaying`` is ended after that episode, so
+    the result is Azure's; one kept regardless ran each point once, live, and kept what it
+    read then (docs/azure-apps.md, "Speed"). The flag at each point, and the work, are the
+    same every way."""
     driver = SuiteDriver(df.Orchestrator.create(replaying_flags), live_session=session,
-                         compare_cold=not session)
+                         compare_cold=not keep, keep_session=keep)
     driver.start()
     driver.finish(0, "a")
     driver.finish(1, "b")

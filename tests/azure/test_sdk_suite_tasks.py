@@ -224,11 +224,14 @@ def test_the_losing_timer_is_cancelled(live: bool) -> None:
 # -- test_is_replaying_flag.py ------------------------------------------------------------------
 
 
-def test_is_replaying_flag(live: bool) -> None:
+@pytest.mark.parametrize("keep", [False, True])
+def test_is_replaying_flag(live: bool, keep: bool) -> None:
     """test_is_replaying_initial_value, test_is_replaying_one_replayed_event,
     test_is_replaying_one_replayed_one_not: the flag after each timer, as the code saw it.
     A full replay sees True where the event that resumed it was played (an earlier episode's)
-    and False for this episode's; a live session runs only the new part: False."""
+    and False for this episode's; a live session runs only the new part: False. A session
+    ends after the episode that first reads the flag (full replays from then on), unless it
+    is kept regardless (``extendedSessionsEnabled: true``)."""
     drivers: list[SuiteDriver] = []
 
     def three_timers(context: df.DurableOrchestrationContext):
@@ -239,7 +242,8 @@ def test_is_replaying_flag(live: bool) -> None:
             yield context.create_timer(deadline)
             drivers[0].note(context.is_replaying)
 
-    drivers.append(SuiteDriver(df.Orchestrator.create(three_timers), live_session=live))
+    drivers.append(SuiteDriver(df.Orchestrator.create(three_timers), live_session=live,
+                               keep_session=keep))
     driver = drivers[0]
     driver.start()
     assert driver.replay_notes[-1] == [False]
@@ -247,8 +251,10 @@ def test_is_replaying_flag(live: bool) -> None:
     assert driver.replay_notes[-1] == [True, False]
     driver.fire(1)
     assert driver.replay_notes[-1] == [True, True, False]
-    if live:
+    if live and keep:
         assert driver.session_notes == [False, False, False]
+    elif live:
+        assert driver.session_notes == [False]  # the first episode's, then full replays
     else:
         assert driver.session_notes == []
 

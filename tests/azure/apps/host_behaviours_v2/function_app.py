@@ -1,6 +1,7 @@
 """An app written for Azure that leans on what the Durable host does for the 1.x SDK: entity
 inputs from the HTTP API, empty operation names, the wording of activity failures, events an
-activity raises at its own instance, call_http's 202 polling, and the SDK's entity state rules.
+activity raises at its own instance, call_http's 202 polling, the SDK's entity state rules, and
+what an orchestrator keeps from ``context.is_replaying``.
 tests/azure/test_host_behaviours.py runs it under ``durable run`` (SQLite and PostgreSQL)."""
 
 import json
@@ -64,6 +65,21 @@ def catch_failure(context: df.DurableOrchestrationContext):
     except Exception as exc:
         return str(exc)
     return "no failure"
+
+
+@app.orchestration_trigger(context_name="context")
+def replay_flags(context: df.DurableOrchestrationContext):
+    seen = [context.is_replaying]
+    first = yield context.call_activity("echo", "one")
+    seen.append(context.is_replaying)
+    second = yield context.call_activity("echo", "two")
+    seen.append(context.is_replaying)
+    return {"seen": seen, "results": [first, second]}
+
+
+@app.activity_trigger(input_name="value")
+def echo(value: str) -> str:
+    return value
 
 
 @app.activity_trigger(input_name="what")

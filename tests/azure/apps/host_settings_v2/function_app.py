@@ -1,18 +1,21 @@
 """A project for the tests of what durable reads from a Functions project's settings and of the
 admin API: a starter, a route that reports the client binding's hub, an orchestration, an
-activity and a timer that only runs when asked to (its schedule fires once a year).
+activity, a timer that only runs when asked to (its schedule fires once a year), and an
+orchestration that calls the app itself at WEBSITE_HOSTNAME (read at import, as apps do).
 
 Everything it does leaves a trace a test can read: ``ticks.log`` for each timer run (with the
 instance it started), ``greetings.log`` for each activity call.
 """
 
 import json
+import os
 from pathlib import Path
 
 import azure.durable_functions as df
 import azure.functions as func
 
 HERE = Path(__file__).resolve().parent
+SELF = os.environ.get("WEBSITE_HOSTNAME", "localhost:7071")
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -33,6 +36,12 @@ async def hub(req: func.HttpRequest, client):
     bindings = client._orchestration_bindings
     return func.HttpResponse(json.dumps({"taskHubName": bindings.task_hub_name}),
                              mimetype="application/json")
+
+
+@app.orchestration_trigger(context_name="context")
+def call_myself(context: df.DurableOrchestrationContext):
+    response = yield context.call_http("GET", f"http://{SELF}/api/hub")
+    return [SELF, response["statusCode"], json.loads(response["content"])]
 
 
 @app.orchestration_trigger(context_name="context")
