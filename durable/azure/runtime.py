@@ -32,18 +32,16 @@ from typing import Any
 
 from durable import serialization
 from durable.azure.http_polling import HttpPolls
+from durable.azure.plan import Work, has_retries, plan_work
 from durable.azure.protocol import (
     ActionType,
     ProtocolError,
     SdkState,
-    Work,
     context_payload,
     encode_event,
     event_fields,
-    has_retries,
     parse_state,
     payload_fields,
-    plan_work,
     state_from_exception,
 )
 from durable.azure.session import SdkSession, stamp
