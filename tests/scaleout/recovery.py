@@ -47,7 +47,8 @@ def _steps_committed(server: PrivateServer) -> int:
     return int(_scalar(server, f"SELECT COUNT(*) FROM {HUB}.history") or 0)  # type: ignore[call-overload]
 
 
-def _wait_for_progress(server: PrivateServer, steps: int, timeout: float = 60) -> None:
+def wait_for_progress(server: PrivateServer, steps: int, timeout: float = 60) -> None:
+    """Block until the workers committed ``steps`` more episodes."""
     base = _steps_committed(server)
     deadline = time.monotonic() + timeout
     while _steps_committed(server) < base + steps:
@@ -119,7 +120,7 @@ def run(rounds: int, workers: int, down: float, folder: Path) -> list[Round]:
         results = []
         for number in range(rounds):
             asyncio.run(start_load(url, f"r{number}-", 100, steps=40, pause=0.05))
-            _wait_for_progress(server, 100)
+            wait_for_progress(server, 100)
             results.append(crash_and_restart(server, down))
             for worker in started:
                 assert worker.process.poll() is None, worker.log()[-3000:]
