@@ -80,6 +80,16 @@ class Host:
         )
         self.client.default_version = getattr(app, "default_version", None)
         self._running = False
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        """Started (the worker too, if there is one) and not stopping: what readiness wants."""
+        return self._running
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     async def start(self) -> None:
         if self._running:
@@ -108,6 +118,7 @@ class Host:
         if not self._running:
             return
         self._running = False
+        self._stopping = True
         try:
             if self.worker is not None:
                 await self.worker.stop()

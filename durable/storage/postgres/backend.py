@@ -111,6 +111,8 @@ _IDLE = psycopg.pq.TransactionStatus.IDLE
 class PostgresBackend(SQLOperations):
     """Storage in a PostgreSQL database, shared by any number of worker processes."""
 
+    migrations = _MIGRATIONS
+
     def __init__(self, url: str) -> None:
         self.settings = PostgresSettings(url)
         self.clock: Clock = SYSTEM_CLOCK  # durable.Host passes its own
