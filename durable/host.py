@@ -185,7 +185,7 @@ async def start_with_retry(host: Host, *, first_delay: float = 0.25, max_delay: 
         except StorageError as exc:
             now = time.monotonic()
             if logged is None or logged[0] != str(exc) or now - logged[1] >= log_every:
-                log.warning("storage is unavailable: %s; retrying in %.1fs", exc, delay)
+                log.warning("storage is unavailable: %s; retrying in %.2gs", exc, delay)
                 logged = (str(exc), now)
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay)

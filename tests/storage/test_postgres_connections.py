@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from durable.errors import StorageFullError, StorageReadOnlyError
+from durable.errors import InvalidInputError, StorageFullError, StorageReadOnlyError
 from durable.history import EventRaised
 from durable.storage import open_backend
 from durable.storage.base import Message, NewInstance
@@ -178,6 +178,12 @@ def test_tcp_keepalives_and_lifetime_are_on_by_default_and_the_url_wins() -> Non
         "60", "0", "0")
     assert mine.conninfo.count("keepalives_idle") == 1
     assert mine.max_lifetime == 30.0 and "max_lifetime" not in mine.conninfo
+
+
+@pytest.mark.parametrize("bad", ["max_lifetime=0", "max_lifetime=-5", "max_lifetime=soon"])
+def test_a_bad_max_lifetime_is_refused(bad: str) -> None:
+    with pytest.raises(InvalidInputError, match="max_lifetime"):
+        PostgresSettings(f"postgresql://localhost/x?{bad}")
 
 
 async def test_keepalives_reach_the_socket_of_every_pooled_connection() -> None:

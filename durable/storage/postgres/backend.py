@@ -107,6 +107,7 @@ _MIGRATIONS = sql.load_migrations("durable.storage.postgres")
 _MAX_ATTEMPTS = 4
 _CONNECTION_ATTEMPTS = 3  # attempts on fresh connections after a connection error
 _IDLE = psycopg.pq.TransactionStatus.IDLE
+_LOG_EVERY = 10.0  # seconds between log lines about the same trouble
 
 class PostgresBackend(SQLOperations):
     """Storage in a PostgreSQL database, shared by any number of worker processes."""
@@ -123,6 +124,7 @@ class PostgresBackend(SQLOperations):
         # connection made before that drain is being replaced already.
         self._born: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         self._drained_at = float("-inf")
+        self._drain_logged = ("", float("-inf"))
         # Completion waiters (wait_for_completions): their own LISTEN connection, started on
         # first use, so a worker that never waits does not hold one.
         self._done_listener: asyncio.Task[None] | None = None
@@ -350,11 +352,13 @@ class PostgresBackend(SQLOperations):
         """
         if self._born.get(conn, float("inf")) < self._drained_at:
             return  # already being replaced
-        self._drained_at = time.monotonic()
-        log.warning("PostgreSQL at %s: %s; reconnecting", self.settings.where,
-                    "read-only (a standby, or a demoted primary)"
-                    if isinstance(exc, pg_errors.ReadOnlySqlTransaction)
-                    else f"lost connections ({_one_line(exc)})")
+        self._drained_at = now = time.monotonic()
+        what = ("read-only (a standby, or a demoted primary)"
+                if isinstance(exc, pg_errors.ReadOnlySqlTransaction)
+                else f"lost connections ({_one_line(exc)})")
+        if what != self._drain_logged[0] or now - self._drain_logged[1] >= _LOG_EVERY:
+            self._drain_logged = (what, now)  # while it lasts, a line every few seconds
+            log.warning("PostgreSQL at %s: %s; reconnecting", self.settings.where, what)
         with contextlib.suppress(Exception):
             await pool.drain()
 
