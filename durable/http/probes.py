@@ -114,10 +114,10 @@ class Readiness:
         try:
             async with asyncio.timeout(STORAGE_TIMEOUT):
                 await self.host.backend.probe()
-        except (StorageError, TimeoutError) as exc:
+        except Exception as exc:  # whatever it is, the probe answers 503 and says so
             word = _storage_word(exc)
             reason = (f"no answer within {STORAGE_TIMEOUT:g}s"
-                      if isinstance(exc, TimeoutError) else str(exc))
+                      if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}")
             self._log(reason)
         self._answer = (time.monotonic(), word, reason)
         return word, reason
