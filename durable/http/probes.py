@@ -41,6 +41,7 @@ from durable.http.protocol import (
     QuietServer,
     guarded_protocol,
 )
+from durable.storage.sql import NOT_MIGRATED
 
 if TYPE_CHECKING:
     from durable.host import Host
@@ -67,7 +68,7 @@ def _storage_word(exc: BaseException) -> str:
         return "read-only"
     if isinstance(exc, StorageCorruptError):
         return "damaged"
-    if isinstance(exc, StorageError) and "not migrated" in str(exc):
+    if isinstance(exc, StorageError) and NOT_MIGRATED in str(exc):
         return "not migrated"
     return "unavailable"
 

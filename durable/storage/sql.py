@@ -1019,6 +1019,9 @@ def schema_status() -> Txn:
     return int(row[0]), bool(row[1])
 
 
+NOT_MIGRATED = "it was not migrated"  # in check_schema's error, which readiness reports
+
+
 def check_schema(current: int, migrations: Sequence[tuple[int, str]]) -> None:
     """Raise unless a store at schema version ``current`` is the one this code writes."""
     pending_migrations(current, migrations)  # raises SchemaVersionError if it is newer
@@ -1026,6 +1029,5 @@ def check_schema(current: int, migrations: Sequence[tuple[int, str]]) -> None:
     if current < latest:
         raise StorageError(
             f"The store has schema version {current}, but this version of durable needs "
-            f"{latest}: it was not migrated (`durable db migrate`; workers migrate when they "
-            "start)."
+            f"{latest}: {NOT_MIGRATED} (`durable db migrate`; workers migrate when they start)."
         )
