@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from types import TracebackType
 from typing import Any
 
@@ -79,6 +80,16 @@ class Host:
         )
         self.client.default_version = getattr(app, "default_version", None)
         self._running = False
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        """Started (the worker too, if there is one) and not stopping: what readiness wants."""
+        return self._running
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     async def start(self) -> None:
         if self._running:
@@ -107,6 +118,7 @@ class Host:
         if not self._running:
             return
         self._running = False
+        self._stopping = True
         try:
             if self.worker is not None:
                 await self.worker.stop()
@@ -149,22 +161,31 @@ def with_app_versioning(options: WorkerOptions, app: Any) -> WorkerOptions:
     return dataclasses.replace(options, **changes) if changes else options
 
 
-async def start_with_retry(host: Host, *, first_delay: float = 0.5, max_delay: float = 30.0
-                           ) -> None:
-    """Start ``host``, waiting out unreachable storage with exponential back-off.
+async def start_with_retry(host: Host, *, first_delay: float = 0.25, max_delay: float = 1.0,
+                           log_every: float = 30.0) -> None:
+    """Start ``host``, waiting out unreachable storage.
 
     A worker deployed together with its database, or restarted while the database is down,
-    should wait for it rather than exit; each failed attempt logs one line saying why. A schema
-    written by a newer version of durable is not an outage and is raised at once.
+    should wait for it rather than exit, and start within about a second of it being back:
+    attempts ``first_delay`` apart, doubling to ``max_delay`` (one connection attempt a second
+    costs a server nothing). Each new reason to wait is logged at once, the same one again
+    every ``log_every`` seconds. A schema written by a newer version of durable is not an
+    outage and is raised at once.
     """
     delay = first_delay
+    logged: tuple[str, float] | None = None
     while True:
         try:
             await host.start()
+            if logged is not None:
+                log.info("storage is available again")
             return
         except SchemaVersionError:
             raise
         except StorageError as exc:
-            log.warning("storage is unavailable: %s; retrying in %.1fs", exc, delay)
+            now = time.monotonic()
+            if logged is None or logged[0] != str(exc) or now - logged[1] >= log_every:
+                log.warning("storage is unavailable: %s; retrying in %.2gs", exc, delay)
+                logged = (str(exc), now)
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay)

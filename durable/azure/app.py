@@ -114,7 +114,8 @@ class AzureFunctionsApp(DFApp):
         import uvicorn
 
         from durable.http.app import create_app
-        from durable.http.server import _Server, bind
+        from durable.http.protocol import QuietServer
+        from durable.http.server import bind
 
         self._host = host
         host.client.task_hub_name = self.project.task_hub
@@ -124,7 +125,7 @@ class AzureFunctionsApp(DFApp):
         config = uvicorn.Config(create_app(DFApp(), host.client), lifespan="off",
                                 access_log=False, log_level="warning",
                                 timeout_graceful_shutdown=5)
-        server = _Server(config)
+        server = QuietServer(config)
         task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.005)

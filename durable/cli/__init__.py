@@ -122,9 +122,13 @@ def storage_option(func):  # type: ignore[no-untyped-def]
 @click.option("--poll-interval", type=float, default=1.0, show_default=True,
               help="Seconds between storage polls for work from other processes. "
                    "[env DURABLE_WORKER_POLL_INTERVAL]")
-@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
-              help="Serve Prometheus metrics on this port (extra 'metrics'). "
-                   "[env DURABLE_WORKER_METRICS_PORT]")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve Prometheus metrics (extra 'metrics') and the /healthz and /readyz "
+                   "probes on this port; 0 picks a free one. [env DURABLE_WORKER_METRICS_PORT]")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="Address of --metrics-port (0.0.0.0 for probes from other machines); "
+                   "beyond loopback /metrics wants the system key, the probes stay "
+                   "anonymous. [env DURABLE_WORKER_METRICS_HOST]")
 @console_options
 def worker(
     app_spec: str,
@@ -133,6 +137,7 @@ def worker(
     lease_seconds: float,
     poll_interval: float,
     metrics_port: int | None,
+    metrics_host: str,
     verbose: bool,
     quiet: bool,
     otel: bool,
@@ -150,40 +155,63 @@ def worker(
 
     async def serve() -> None:
         host = Host(app, url, worker_options=options, observer=telemetry.observer)
-        shutdown = asyncio.ensure_future(wait_for_shutdown_signal())
-        # Storage may be unreachable at start-up: retry (logging why) until it answers, unless
-        # told to stop first.
-        starting = asyncio.ensure_future(start_with_retry(host))
-        await asyncio.wait({shutdown, starting}, return_when=asyncio.FIRST_COMPLETED)
-        if not starting.done():
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
-            await host.stop()
-            return
-        starting.result()
-        exporter = None
+        port = None
+        if metrics_port is not None:
+            port = await _operator_port(host, metrics_host, metrics_port)
         try:
+            shutdown = asyncio.ensure_future(wait_for_shutdown_signal())
+            # Storage may be unreachable at start-up: retry (logging why) until it answers,
+            # unless told to stop first.
+            starting = asyncio.ensure_future(start_with_retry(host))
+            await asyncio.wait({shutdown, starting}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                return
+            starting.result()
             assert host.worker is not None
+            if port is not None and telemetry.metrics is not None:
+                await _serve_metrics(port, host, telemetry.metrics, metrics_host)
             log.info("worker %s serving %s on %s", host.worker.id, app_spec,
                      getattr(host.backend, "url", url))
-            if telemetry.metrics is not None and metrics_port is not None:
-                exporter = asyncio.ensure_future(
-                    telemetry.metrics.serve_forever(host.backend, metrics_port))
-                log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", metrics_port)
             await shutdown
             log.info("shutting down: finishing in-flight work and releasing leases")
         finally:
-            if exporter is not None:
-                exporter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await exporter
             await host.stop()
+            if port is not None:
+                await port.stop()  # after the host: probes answer while it finishes its work
             telemetry.close()
             if otel:
                 close_tracer_provider()
 
     asyncio.run(serve())
+
+
+async def _operator_port(host: Host, listen_host: str, port: int) -> Any:
+    """The worker's own port, probes first (/metrics joins once storage is open)."""
+    from durable.http.keys import is_loopback
+    from durable.http.probes import OperatorPort, Probes
+    from durable.http.server import bind, public_origin
+
+    try:
+        sock = bind(listen_host, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {listen_host}:{port}: {exc}") from exc
+    served = OperatorPort(Probes(host, detail=is_loopback(listen_host)), sock)
+    await served.start()
+    origin = public_origin(listen_host, sock.getsockname()[1])
+    log.info("metrics and probes on %s (/metrics, /healthz, /readyz)", origin)
+    return served
+
+
+async def _serve_metrics(port: Any, host: Host, metrics: Any, listen_host: str) -> None:
+    from durable.http.keys import is_loopback, load_keys
+    from durable.http.probes import paths_app
+    from durable.telemetry.metrics import MetricsEndpoint
+
+    keys = await load_keys(host.backend, required=not is_loopback(listen_host))
+    port.probes.app = paths_app({"/metrics": MetricsEndpoint(metrics, host.backend, keys)})
 
 
 @main.command()

@@ -20,11 +20,14 @@ not flood the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("durable.http")
@@ -146,3 +149,13 @@ def guarded_protocol(head_timeout: float, body_timeout: float, max_connections: 
         "body_timeout": body_timeout,
         "max_connections": max_connections,
     })
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the command decides when to stop (so that
+    ``durable run``'s worker shuts down after its HTTP server), and no signal is re-raised at
+    the end."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

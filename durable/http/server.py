@@ -1,7 +1,9 @@
 """``durable run``: one process serving HTTP (uvicorn) and running the worker.
 
-Start-up: open storage and start the worker (:class:`durable.Host`), load or generate the keys,
-bind the socket (port 0 picks a free one), print the banner, serve.
+Start-up: bind the socket (port 0 picks a free one) and serve ``/healthz`` and ``/readyz``
+at once (every other path answers 503 until the host has started: :mod:`durable.http.probes`),
+open storage and start the worker (:class:`durable.Host`), waiting for storage if it is down,
+load or generate the keys, then serve everything and print the banner.
 
 Shutdown on SIGINT/SIGTERM, in an order that loses nothing: stop accepting connections and
 let in-flight requests finish (uvicorn's graceful shutdown) and functions run by hand through
@@ -24,7 +26,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,10 +38,12 @@ from durable.host import Host, start_with_retry
 from durable.http.app import DEFAULT_MAX_REQUEST_BODY, DEFAULT_ROUTE_PREFIX, create_app
 from durable.http.cors import CorsPolicy
 from durable.http.keys import KeyRing, RedactKeysFilter, is_loopback, load_keys
+from durable.http.probes import HEALTH_PATH, READY_PATH, Probes
 from durable.http.protocol import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEAD_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
+    QuietServer,
     guarded_protocol,
 )
 from durable.http.routes import RouteTable
@@ -93,15 +97,6 @@ class ServeOptions:
     telemetry: Telemetry | None = None
     # Browser access from other origins (durable.http.cors): --cors, or local.settings.json.
     cors: CorsPolicy | None = None
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: ``durable run`` decides when to stop, so that
-    the worker shuts down after the HTTP server, and no signal is re-raised at the end."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -210,12 +205,33 @@ async def serve(
         run_worker=options.run_worker,
         observer=telemetry.observer if telemetry is not None else None,
     )
-    await start_with_retry(host)
+    # Listen first: /healthz and /readyz answer while storage is still being waited for, and
+    # every other path is 503 until the host has started (durable.http.probes).
+    sock = bind(options.host, options.port)
+    port = sock.getsockname()[1]
+    origin = public_origin(options.host, port)
+    probes = Probes(host, detail=is_loopback(options.host))
+    config = uvicorn.Config(
+        probes,
+        lifespan="off",
+        access_log=options.access_log,
+        log_level="info" if options.access_log else "warning",
+        timeout_graceful_shutdown=int(GRACEFUL_HTTP_SECONDS),
+        http=guarded_protocol(options.head_timeout, options.body_timeout,
+                              options.max_connections),
+        limit_concurrency=options.max_connections,
+    )
+    server = QuietServer(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    stopping = asyncio.create_task(shutdown())
+    starting = asyncio.create_task(start_with_retry(host))
+    asgi = None
     try:
+        await asyncio.wait({starting, serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            return  # told to stop (or the server failed) before storage answered
+        starting.result()  # a schema from a newer durable: raised
         keys = await load_keys(host.backend, required=not is_loopback(options.host))
-        sock = bind(options.host, options.port)
-        port = sock.getsockname()[1]
-        origin = public_origin(options.host, port)
         host.client.webhooks = WebhookSettings(
             origin=origin, task_hub=host.client.task_hub_name,  # an Azure app's hub name
             system_key=keys.system if keys.required else None,
@@ -230,21 +246,9 @@ async def serve(
             mounts=mounts,
             cors=options.cors,
         )
-        config = uvicorn.Config(
-            asgi,
-            lifespan="off",
-            access_log=options.access_log,
-            log_level="info" if options.access_log else "warning",
-            timeout_graceful_shutdown=int(GRACEFUL_HTTP_SECONDS),
-            http=guarded_protocol(options.head_timeout, options.body_timeout,
-                                  options.max_connections),
-            limit_concurrency=options.max_connections,
-        )
-        server = _Server(config)
         # After uvicorn configured its loggers: keep keys out of every log line.
         install_redaction([keys.function, keys.system, keys.master])
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        stopping = asyncio.create_task(shutdown())
+        probes.app = asgi
         deadline = time.monotonic() + 30
         while not server.started and not serving.done() and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
@@ -255,22 +259,28 @@ async def serve(
                      f"{label}: {origin}{path}" for label, path in
                      (("Dashboard", "/dashboard"), ("Metrics", "/metrics"))
                      if any(mounted == path for mounted, _ in mounts)]
-            if extra:
-                head, _, tail = text.rpartition("\nKeys: ")
-                text = "\n".join([head, *extra]) + "\nKeys: " + tail
+            extra.append(f"Probes: {origin}{HEALTH_PATH}  {origin}{READY_PATH}")
+            head, _, tail = text.rpartition("\nKeys: ")
+            text = "\n".join([head, *extra]) + "\nKeys: " + tail
             echo(text)
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if stopping.done():
             log.info("shutting down: finishing HTTP requests, then in-flight work")
+    finally:
         server.should_exit = True
         try:
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
             await serving
-            # Functions run by hand (the admin API) finish before the worker and storage stop.
-            await asgi.admin.drain(GRACEFUL_HTTP_SECONDS)
+            if asgi is not None:
+                # Functions run by hand (the admin API) finish before the worker and storage
+                # stop.
+                await asgi.admin.drain(GRACEFUL_HTTP_SECONDS)
         finally:
             stopping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stopping
             sock.close()
-    finally:
-        await host.stop()
+            await host.stop()

@@ -451,3 +451,9 @@ class Backend(Protocol):
 
     async def put_setting_if_absent(self, key: str, value: str) -> str:
         """Store ``value`` unless the key exists; return the stored value either way."""
+
+    # -- health -------------------------------------------------------------------------------
+
+    async def probe(self) -> None:
+        """One cheap read for readiness probes: raise a :class:`~durable.errors.StorageError`
+        unless the store answers, has the schema this code writes, and takes writes."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
+from durable.errors import StorageReadOnlyError
 from durable.history import HistoryEvent
 from durable.status import OrchestrationRuntimeStatus, OverridableStates
 from durable.storage import batched, sql
@@ -63,6 +64,8 @@ class SQLOperations:
     # order. SQLite needs the count: it keeps no statistics. PostgreSQL does not: it plans
     # each prefix query with the prefix's values and its own statistics.
     counts_prefix_matches = False
+    # The backend's migrations, newest last: the schema a probe expects to find.
+    migrations: Sequence[tuple[int, str]] = ()
 
     # -- how a backend runs a transaction (override) ------------------------------------------
 
@@ -152,6 +155,15 @@ class SQLOperations:
 
     async def put_setting_if_absent(self, key: str, value: str) -> str:
         return await self._write(lambda now: sql.put_setting_if_absent(key, value))
+
+    async def probe(self) -> None:
+        """One cheap read saying whether this store can serve (readiness probes)."""
+        version, read_only = await self._read(lambda now: sql.schema_status())
+        sql.check_schema(version, self.migrations)
+        if read_only:
+            where = getattr(self, "url", "")
+            raise StorageReadOnlyError(f"The storage at {where} is read-only: it answers "
+                                       "reads but refuses writes (a standby?).")
 
     # -- worker side --------------------------------------------------------------------------
 

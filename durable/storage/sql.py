@@ -29,6 +29,7 @@ from durable.errors import (
     InvalidInputError,
     SchemaVersionError,
     StorageCorruptError,
+    StorageError,
 )
 from durable.history import (
     ExecutionRewound,
@@ -1038,3 +1039,23 @@ def put_setting_if_absent(key: str, value: str) -> Txn:
     yield count("put_setting", key=key, value=value)
     row = yield one("get_setting", key=key)
     return row[0]
+
+
+def schema_status() -> Txn:
+    """``(schema version, whether the store refuses writes)``: what a readiness probe reads."""
+    row = yield one("schema_status")
+    return int(row[0]), bool(row[1])
+
+
+NOT_MIGRATED = "it was not migrated"  # in check_schema's error, which readiness reports
+
+
+def check_schema(current: int, migrations: Sequence[tuple[int, str]]) -> None:
+    """Raise unless a store at schema version ``current`` is the one this code writes."""
+    pending_migrations(current, migrations)  # raises SchemaVersionError if it is newer
+    latest = migrations[-1][0] if migrations else 0
+    if current < latest:
+        raise StorageError(
+            f"The store has schema version {current}, but this version of durable needs "
+            f"{latest}: {NOT_MIGRATED} (`durable db migrate`; workers migrate when they start)."
+        )

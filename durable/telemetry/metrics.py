@@ -1,15 +1,16 @@
 """Prometheus metrics (optional extra ``metrics``: prometheus-client).
 
 ``durable run --metrics`` serves them at ``/metrics``; ``durable worker --metrics-port N``
-serves them on a port of its own. Two kinds:
+serves them on a port of its own, beside its probes (:mod:`durable.http.probes`). Two kinds:
 
 - **Counted here**, from the episodes this process commits: orchestrations started and
   finished (by name and status), activity results (by name and outcome), episodes, commit
   batches, lease losses, and histograms of episode, commit, activity and orchestration
   durations.
-- **Read from storage** when scraped (so every process reports the whole task hub): instances
-  by status, the backlog of due orchestration messages and of waiting activities with the age
-  of the oldest, and the number of live workers (distinct workers holding an unexpired lease).
+- **Read from storage** when scraped, at most once a second (so every process reports the
+  whole task hub, and nothing is read while nobody scrapes): instances by status, the backlog
+  of due orchestration messages and of waiting activities with the age of the oldest, and the
+  number of live workers (distinct workers holding an unexpired lease).
 
 The list with help texts is in docs/operations.md.
 """
@@ -182,23 +183,6 @@ class MetricsObserver(Observer):
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
-
-    async def serve_forever(self, backend: Backend, port: int, host: str = "127.0.0.1",
-                            interval: float = 5.0) -> None:
-        """For ``durable worker``: serve /metrics on ``port`` and refresh the storage gauges
-        every ``interval`` seconds until cancelled."""
-        from prometheus_client import start_http_server
-
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
-        try:
-            while True:
-                await self.refresh(backend, max_age=0.0)
-                await asyncio.sleep(interval)
-        finally:
-            server.shutdown()
-            thread.join(timeout=5)
-
-
 
 
 class MetricsEndpoint:

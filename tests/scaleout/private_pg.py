@@ -12,9 +12,11 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -95,6 +97,35 @@ class PrivateServer:
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
 
+    def kill(self) -> None:
+        """SIGKILL the postmaster and every process it started, as a crash of the server
+        (or of its machine, for the clients: their connections end without a goodbye)."""
+        postmaster = self.postmaster_pid()
+        if postmaster is None or not _alive(postmaster):
+            return
+        os.kill(postmaster, signal.SIGSTOP)  # no new backend from here on
+        doomed = [postmaster, *_children(postmaster)]
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in doomed):
+            if time.monotonic() > deadline:
+                raise AssertionError("the killed PostgreSQL server's processes lingered")
+            time.sleep(0.01)
+
+    def postmaster_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int((self.data / "postmaster.pid").read_text().splitlines()[0])
+        return None
+
+    def execute(self, statement: str, dbname: str = "postgres") -> None:
+        """Run one statement as the superuser (``ALTER SYSTEM ...``, ``pg_reload_conf()``)."""
+        import psycopg
+
+        with psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=5) as conn:
+            conn.execute(statement.encode())
+
     def server_log(self) -> str:
         with contextlib.suppress(OSError):
             return self.log.read_text(errors="replace")[-4000:]
@@ -103,3 +134,26 @@ class PrivateServer:
     def destroy(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop", check=False)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _children(parent: int) -> list[int]:
+    """Live processes whose parent is ``parent`` (from /proc, so only ours by construction)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found

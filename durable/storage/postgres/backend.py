@@ -34,14 +34,25 @@ module only runs their queries (``queries.sql``) on a pooled connection:
   something to read has been told it is finished. It is discarded and the next one is taken, so
   the request runs on a live connection. A transaction that still fails before its COMMIT was
   sent wrote nothing and is retried on fresh connections; the pool reconnects in the background
-  with backoff. A failure *during* COMMIT has an unknown outcome and is never retried.
+  within about a second of the server being back (``connections.Backoff``). A failure *during*
+  COMMIT has an unknown outcome and is never retried; an *error answered* to the message that
+  carried the COMMIT means it did not commit (``connections.diagnose``).
+- **Failover.** A server that refuses a write as read-only (``25006``: a standby, or a primary
+  demoted by a failover) or says it is going away (``57P01``-``57P03``) makes the pool drop
+  all its connections (those in use as they come back) and the transaction run again on a
+  fresh one, which a multi-host URL with ``target_session_attrs=read-write`` or a moved address
+  takes to the new primary; a server still read-only after three attempts is
+  :class:`~durable.errors.StorageReadOnlyError`. Connections are also replaced after
+  ``max_lifetime``, and carry TCP keepalives and ``tcp_user_timeout`` (``settings.py``), so a
+  host that vanished without a reset is given up in seconds, not TCP's 15 minutes.
 - **Refused values** (a NUL in text, an encoding error) become
-  :class:`~durable.errors.InvalidInputError`; a full disk, a read-only server and a damaged
-  table become the matching :class:`~durable.errors.StorageError` subclasses.
+  :class:`~durable.errors.InvalidInputError`; a full disk (``53100``), a read-only server and a
+  damaged table become the matching :class:`~durable.errors.StorageError` subclasses.
 
 URL: ``postgresql://user:password@host:port/dbname?hub=name&pool_max=10``. Our options (``hub``,
-``pool_min``, ``pool_max``, ``pool_timeout``, ``idle_txn_timeout``; docs/scale-out.md) are
-removed before connecting; every other query option goes to libpq unchanged.
+``pool_min``, ``pool_max``, ``pool_timeout``, ``idle_txn_timeout``, ``max_lifetime``;
+docs/scale-out.md) are removed before connecting; every other query option goes to libpq
+unchanged, over defaults for ``connect_timeout``, ``application_name`` and TCP keepalives.
 """
 
 from __future__ import annotations
@@ -51,13 +62,14 @@ import contextlib
 import logging
 import select
 import time
+import weakref
 from collections.abc import Awaitable
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from durable.clock import SYSTEM_CLOCK, Clock
 from durable.errors import (
@@ -78,6 +90,13 @@ from durable.storage.base import (
 )
 from durable.storage.operations import SQLOperations
 from durable.storage.postgres import grouped
+from durable.storage.postgres.connections import (
+    Backoff,
+    ReconnectingPool,
+    Verdict,
+    diagnose,
+    is_connection_lost,
+)
 from durable.storage.postgres.settings import DEFAULT_CONNECT_TIMEOUT, PostgresSettings
 from durable.storage.postgres.statements import GroupedWrites, Run, TxnFactory
 
@@ -85,22 +104,27 @@ log = logging.getLogger("durable.storage.postgres")
 
 _MIGRATIONS = sql.load_migrations("durable.storage.postgres")
 
-_RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _MAX_ATTEMPTS = 4
 _CONNECTION_ATTEMPTS = 3  # attempts on fresh connections after a connection error
-_LISTEN_MAX_BACKOFF = 10.0
 _IDLE = psycopg.pq.TransactionStatus.IDLE
+_LOG_EVERY = 10.0  # seconds between log lines about the same trouble
 
 class PostgresBackend(SQLOperations):
     """Storage in a PostgreSQL database, shared by any number of worker processes."""
 
+    migrations = _MIGRATIONS
+
     def __init__(self, url: str) -> None:
         self.settings = PostgresSettings(url)
         self.clock: Clock = SYSTEM_CLOCK  # durable.Host passes its own
-        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._pool: ReconnectingPool | None = None
         self._listener: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
-        self._last_drain = 0.0
+        # When each pooled connection was made, and when the pool was last drained: a failed
+        # connection made before that drain is being replaced already.
+        self._born: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self._drained_at = float("-inf")
+        self._drain_logged = ("", float("-inf"))
         # Completion waiters (wait_for_completions): their own LISTEN connection, started on
         # first use, so a worker that never waits does not hold one.
         self._done_listener: asyncio.Task[None] | None = None
@@ -139,17 +163,21 @@ class PostgresBackend(SQLOperations):
             await conn.execute(
                 pg_sql.SQL("SET idle_in_transaction_session_timeout = {}").format(idle_ms)
             )
+            self._born[conn] = time.monotonic()
 
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+        pool = ReconnectingPool(
             self.settings.conninfo,
             min_size=self.settings.pool_min,
             max_size=self.settings.pool_max,
             kwargs={"autocommit": True},
             configure=configure,
             timeout=self.settings.pool_timeout,
-            # Keep trying to reconnect for as long as the process lives: an outage must not
-            # leave a worker with an empty pool it has given up on.
+            # Keep trying to reconnect for as long as the process lives (at most about once a
+            # second per lost connection: connections.Backoff): an outage must not leave a
+            # worker with an empty pool it has given up on.
             reconnect_timeout=365 * 24 * 3600.0,
+            # Replaced after a while whatever happens: no pool stays pinned to one server.
+            max_lifetime=self.settings.max_lifetime,
             name=f"durable-{self.settings.hub}",
             open=False,
         )
@@ -197,11 +225,14 @@ class PostgresBackend(SQLOperations):
                              version, hub, self.settings.where)
                     current = version
                 return current
-        except psycopg.OperationalError as exc:
-            raise StorageError(
-                f"Cannot reach PostgreSQL at {self.settings.where}: {_one_line(exc)}"
-            ) from exc
         except psycopg.Error as exc:
+            if is_connection_lost(exc, None):
+                raise StorageError(
+                    f"Cannot reach PostgreSQL at {self.settings.where}: {_one_line(exc)}"
+                ) from exc
+            typed = _typed_error(exc, self.settings.where)
+            if isinstance(typed, StorageError) and type(typed) is not StorageError:
+                raise typed from exc  # a full disk, a read-only server: say so
             raise StorageError(
                 f"Cannot migrate hub {hub} at {self.settings.where}: {_one_line(exc)}"
             ) from exc
@@ -228,7 +259,6 @@ class PostgresBackend(SQLOperations):
         stale = 0
         while True:
             attempt += 1
-            committing = False
             try:
                 async with pool.connection() as conn:
                     if _closed_by_server(conn) and stale <= self.settings.pool_max:
@@ -238,52 +268,71 @@ class PostgresBackend(SQLOperations):
                         attempt -= 1
                         await conn.close()
                         continue
-                    run = Run(conn, self.clock.now(), defer=write)
-                    if not write:
-                        return await sql.run_async(run.execute, factory(run.now))
-                    run.pending.append("BEGIN")
+                    committing = False
                     try:
-                        value = await sql.run_async(run.execute, factory(run.now))
-                        if run.pending == ["BEGIN"] and not run.wake:
-                            return value  # nothing was written (or even sent)
-                        tail = [self._notify_statement] if run.wake else []
-                        if run.finished:
-                            tail.append(self._notify_done_statement)
-                        committing = True
-                        await run.flush(*tail, "COMMIT")
-                    except BaseException:
-                        await _rollback(conn)
-                        raise
-                    return value
+                        run = Run(conn, self.clock.now(), defer=write)
+                        if not write:
+                            return await sql.run_async(run.execute, factory(run.now))
+                        run.pending.append("BEGIN")
+                        try:
+                            value = await sql.run_async(run.execute, factory(run.now))
+                            if run.pending == ["BEGIN"] and not run.wake:
+                                return value  # nothing was written (or even sent)
+                            tail = [self._notify_statement] if run.wake else []
+                            if run.finished:
+                                tail.append(self._notify_done_statement)
+                            committing = True
+                            await run.flush(*tail, "COMMIT")
+                        except BaseException:
+                            await _rollback(conn)
+                            raise
+                        return value
+                    except psycopg.Error as exc:
+                        # Judged here, while the connection is still ours to look at.
+                        verdict = diagnose(exc, conn, committing)
+                        if verdict in (Verdict.RECONNECT, Verdict.READ_ONLY, Verdict.UNKNOWN):
+                            await self._drain(pool, conn, exc)
+                        raise _Failed(verdict, exc) from exc
             except DurableError:
                 raise
             except UnicodeEncodeError as exc:
                 raise InvalidInputError(f"PostgreSQL cannot store a value: {exc}") from exc
-            except _RETRYABLE as exc:
-                if attempt >= _MAX_ATTEMPTS:
-                    raise StorageError(f"PostgreSQL: {_one_line(exc)}") from exc
-                await asyncio.sleep(0.01 * attempt)
             except PoolTimeout as exc:
                 raise StorageError(
                     f"No PostgreSQL connection to {self.settings.where} within "
                     f"{self.settings.pool_timeout:g}s (server unreachable, or all "
                     f"{self.settings.pool_max} pooled connections busy)"
                 ) from exc
-            except psycopg.OperationalError as exc:
-                if committing:
-                    raise StorageError(
-                        f"The connection to PostgreSQL at {self.settings.where} failed during "
-                        f"COMMIT; the outcome is unknown: {_one_line(exc)}"
-                    ) from exc
-                # Nothing was committed. After a server restart every pooled connection is
-                # dead: replace them all, then try again.
-                await self._drain(pool)
-                if attempt >= _CONNECTION_ATTEMPTS:
-                    raise StorageError(
-                        f"PostgreSQL at {self.settings.where} is unreachable: {_one_line(exc)}"
-                    ) from exc
-            except psycopg.Error as exc:
-                raise _typed_error(exc, self.settings.where) from exc
+            except _Failed as failed:
+                self._retry_or_raise(failed, attempt)
+                if failed.verdict is Verdict.RETRY:
+                    await asyncio.sleep(0.01 * attempt)
+            except psycopg.Error as exc:  # not from a transaction (the pool itself)
+                if not is_connection_lost(exc, None) or attempt >= _CONNECTION_ATTEMPTS:
+                    raise _typed_error(exc, self.settings.where) from exc
+
+    def _retry_or_raise(self, failed: _Failed, attempt: int) -> None:
+        """Return if the transaction may run again (it wrote nothing), else raise."""
+        exc = failed.cause
+        verdict = failed.verdict
+        if verdict is Verdict.RETRY and attempt < _MAX_ATTEMPTS:
+            return
+        if verdict in (Verdict.RECONNECT, Verdict.READ_ONLY) and attempt < _CONNECTION_ATTEMPTS:
+            # Nothing was committed. Fresh connections may reach a live server (after a
+            # restart) or the new primary (after a failover): run it again on one.
+            return
+        if verdict is Verdict.UNKNOWN:
+            raise StorageError(
+                f"The connection to PostgreSQL at {self.settings.where} failed during "
+                f"COMMIT; the outcome is unknown: {_one_line(exc)}"
+            ) from exc
+        if verdict is Verdict.RECONNECT:
+            raise StorageError(
+                f"PostgreSQL at {self.settings.where} is unreachable: {_one_line(exc)}"
+            ) from exc
+        if verdict is Verdict.RETRY:
+            raise StorageError(f"PostgreSQL: {_one_line(exc)}") from exc
+        raise _typed_error(exc, self.settings.where) from exc
 
     @property
     def _notify_statement(self) -> str:
@@ -293,12 +342,23 @@ class PostgresBackend(SQLOperations):
     def _notify_done_statement(self) -> str:
         return f"SELECT pg_notify('{self.settings.done_channel}', '')"
 
-    async def _drain(self, pool: AsyncConnectionPool[Any]) -> None:
-        now = time.monotonic()
-        if now - self._last_drain < 1.0:
-            return
-        self._last_drain = now
-        log.warning("lost connections to PostgreSQL at %s; reconnecting", self.settings.where)
+    async def _drain(self, pool: ReconnectingPool, conn: Any, exc: psycopg.Error) -> None:
+        """Replace every pooled connection, unless ``conn`` is older than the last drain.
+
+        A failure on one connection rarely stays alone: after a restart all of them are dead,
+        and after a failover all of them reach a server that no longer takes writes. The
+        connections in the pool are closed at once, the ones in use when they come back
+        (psycopg_pool's ``drain``), and new ones are made as needed.
+        """
+        if self._born.get(conn, float("inf")) < self._drained_at:
+            return  # already being replaced
+        self._drained_at = now = time.monotonic()
+        what = ("read-only (a standby, or a demoted primary)"
+                if isinstance(exc, pg_errors.ReadOnlySqlTransaction)
+                else f"lost connections ({_one_line(exc)})")
+        if what != self._drain_logged[0] or now - self._drain_logged[1] >= _LOG_EVERY:
+            self._drain_logged = (what, now)  # while it lasts, a line every few seconds
+            log.warning("PostgreSQL at %s: %s; reconnecting", self.settings.where, what)
         with contextlib.suppress(Exception):
             await pool.drain()
 
@@ -370,23 +430,20 @@ class PostgresBackend(SQLOperations):
     async def _listen(self, name: str, wake: asyncio.Event) -> None:
         """Hold a LISTEN connection on ``name``; reconnect with backoff whenever it drops."""
         channel = pg_sql.Identifier(name)
-        delay = 0.5
+        backoff = Backoff()
         failing = False
         while True:
             try:
+                # Keepalives come with the connection string (settings.TCP_DEFAULTS): a LISTEN
+                # connection is idle for long stretches, and a dead one must be noticed.
                 async with await psycopg.AsyncConnection.connect(
-                    self.settings.conninfo,
-                    autocommit=True,
-                    keepalives=1,
-                    keepalives_idle=10,
-                    keepalives_interval=5,
-                    keepalives_count=3,
+                    self.settings.conninfo, autocommit=True
                 ) as conn:
                     await conn.execute(pg_sql.SQL("LISTEN {}").format(channel))
                     if failing:
                         log.info("listening for work on %s again", self.settings.where)
                     failing = False
-                    delay = 0.5
+                    backoff.reset()
                     wake.set()  # anything sent while we were not listening
                     async for _ in conn.notifies():
                         wake.set()
@@ -400,8 +457,16 @@ class PostgresBackend(SQLOperations):
                         _one_line(exc),
                     )
                 failing = True
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _LISTEN_MAX_BACKOFF)
+            await asyncio.sleep(backoff.next())
+
+
+class _Failed(Exception):
+    """A transaction's psycopg error, with what :func:`connections.diagnose` made of it."""
+
+    def __init__(self, verdict: Verdict, cause: psycopg.Error) -> None:
+        super().__init__(str(cause))
+        self.verdict = verdict
+        self.cause = cause
 
 
 async def _wait_event(event: asyncio.Event, timeout: float) -> None:

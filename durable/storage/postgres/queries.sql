@@ -460,6 +460,12 @@ SELECT value FROM durable_settings WHERE key = %(key)s;
 INSERT INTO durable_settings (key, value) VALUES (%(key)s, %(value)s)
 ON CONFLICT (key) DO NOTHING;
 
+-- name: schema_status
+-- For readiness probes: the schema version, and whether this session can write (a standby, or
+-- default_transaction_read_only, answers reads but refuses every write).
+SELECT COALESCE(MAX(version), 0), current_setting('transaction_read_only') = 'on'
+FROM durable_migrations;
+
 -- Entities: rows whose instance ID is "@name@key"; their input column is the scheduler state.
 
 -- name: insert_entity

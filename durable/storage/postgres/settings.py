@@ -1,4 +1,16 @@
-"""What a ``postgresql://`` URL configures: libpq connection, task hub, pool sizes."""
+"""What a ``postgresql://`` URL configures: libpq connection, task hub, pool sizes.
+
+Options of ours are removed from the URL; every other option goes to libpq, which is also
+given defaults the URL may override (a value in the URL always wins):
+
+- ``connect_timeout=5``: an unreachable host fails an attempt in seconds, not minutes;
+- ``application_name=durable:host:pid``: who holds a session, in ``pg_stat_activity``;
+- TCP keepalives and ``tcp_user_timeout`` (:data:`TCP_DEFAULTS`): without them a connection to
+  a host that vanished without a reset (a failover that moved the address, a dead VM, a
+  firewall dropping state) looks alive to the kernel, and a statement waiting on it hangs for
+  the ~15 minutes of TCP's retransmissions. With them it fails in about 15 s, and the
+  transaction is retried on a fresh connection.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +20,7 @@ import socket
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from durable.errors import InvalidInputError
@@ -18,8 +31,24 @@ DEFAULT_POOL_MAX = 10
 DEFAULT_POOL_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5
 DEFAULT_IDLE_TXN_TIMEOUT = 5.0
+# A pooled connection is replaced after this long (psycopg_pool takes up to 5 % off each, so
+# they do not all go at once): a pool never stays on one server for longer, whatever happened
+# to it (a standby behind the same address keeps answering reads after a failover).
+DEFAULT_MAX_LIFETIME = 300.0
 _HUB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
-_OUR_OPTIONS = ("hub", "pool_min", "pool_max", "pool_timeout", "idle_txn_timeout")
+_OUR_OPTIONS = ("hub", "pool_min", "pool_max", "pool_timeout", "idle_txn_timeout",
+                "max_lifetime")
+
+# libpq options every connection gets unless the URL sets them. A connection is found dead
+# after 5 s idle + 3 probes 3 s apart (keepalives), or when data it sent has gone unacknowledged
+# for 15 s (tcp_user_timeout, ms; libpq 12 or later).
+TCP_DEFAULTS: tuple[tuple[str, str], ...] = (
+    ("keepalives", "1"),
+    ("keepalives_idle", "5"),
+    ("keepalives_interval", "3"),
+    ("keepalives_count", "3"),
+    ("tcp_user_timeout", "15000"),
+)
 
 
 def _int_option(options: Mapping[str, str], key: str, default: int, minimum: int) -> int:
@@ -58,6 +87,11 @@ def default_application_name() -> str:
     return f"durable:{socket.gethostname()}:{os.getpid()}"
 
 
+def _libpq_knows(option: str) -> bool:
+    """``tcp_user_timeout`` came with libpq 12; an older libpq refuses unknown options."""
+    return option != "tcp_user_timeout" or psycopg.pq.version() >= 120000
+
+
 class PostgresSettings:
     """What a ``postgresql://`` URL says: the libpq connection string, the hub, pool sizes."""
 
@@ -81,10 +115,12 @@ class PostgresSettings:
         self.pool_timeout = _float_option(ours, "pool_timeout", DEFAULT_POOL_TIMEOUT)
         self.idle_txn_timeout = _float_option(ours, "idle_txn_timeout",
                                               DEFAULT_IDLE_TXN_TIMEOUT)
-        if not any(key == "connect_timeout" for key, _ in libpq):
-            libpq.append(("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT)))
-        if not any(key == "application_name" for key, _ in libpq):
-            libpq.append(("application_name", default_application_name()))
+        self.max_lifetime = _float_option(ours, "max_lifetime", DEFAULT_MAX_LIFETIME)
+        given = {key for key, _ in libpq}
+        defaults = [("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT)),
+                    ("application_name", default_application_name()), *TCP_DEFAULTS]
+        libpq.extend((key, value) for key, value in defaults
+                     if key not in given and _libpq_knows(key))
         self.conninfo = urlunsplit(
             (parts.scheme, parts.netloc, parts.path, urlencode(libpq), parts.fragment)
         )

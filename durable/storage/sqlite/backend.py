@@ -254,6 +254,8 @@ def _resolve(items: list[tuple[_Job, Any, BaseException | None]]) -> None:
 class SQLiteBackend(SQLOperations):
     """Storage in one SQLite file (created if missing)."""
 
+    migrations = _MIGRATIONS
+
     # Every process using the file runs on this machine (WAL needs shared memory), so a
     # lease owner whose process is gone is certainly dead (see Worker._reclaim_dead_owners).
     single_host = True

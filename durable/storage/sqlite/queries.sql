@@ -460,6 +460,10 @@ ON CONFLICT (key) DO NOTHING;
 
 -- Entities: rows whose instance ID is "@name@key"; their input column is the scheduler state.
 
+-- name: schema_status
+-- For readiness probes: the schema version (a read-only file is refused when the backend opens).
+SELECT COALESCE(MAX(version), 0), 0 FROM durable_migrations;
+
 -- name: insert_entity
 INSERT INTO instances (instance_id, name, execution_id, status, created_at, updated_at,
                        revision)
