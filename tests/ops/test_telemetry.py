@@ -277,9 +277,11 @@ def test_durable_worker_serves_metrics_on_its_own_port(tmp_path: Path) -> None:
     try:
         def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
             try:
-                return samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+                answer = httpx.get(f"http://127.0.0.1:{port}/metrics")
             except httpx.HTTPError:
                 return None
+            # 503 while the worker still waits for storage (the port listens from the start).
+            return samples(answer.text) if answer.status_code == 200 else None
 
         assert wait_until(scrape, what="the worker's metrics port")
         from click.testing import CliRunner
