@@ -56,6 +56,23 @@ def term(args: list) -> int:
     return int(index)
 
 
+_napping = threading.Event()  # set while ``nap`` runs
+_wake_up = threading.Event()
+
+
+@app.orchestration_trigger(context_name="context")
+def napper(context: df.DurableOrchestrationContext):
+    """One activity that runs until the test wakes it."""
+    return (yield context.call_activity("nap", None))
+
+
+@app.activity_trigger(input_name="unused")
+def nap(unused: None) -> str:
+    _napping.set()
+    _wake_up.wait(timeout=60)
+    return "rested"
+
+
 def runs_of(instance_id: str) -> dict[int, int]:
     with _runs_lock:
         return {index: n for (owner, index), n in _runs.items() if owner == instance_id}
@@ -93,14 +110,18 @@ async def cut_happened(cut: Cut) -> None:
         await cut.done.wait()
 
 
-def task_lease_owner(url: str, instance_id: str, task_id: int) -> str | None:
-    """Who leases that task row now, read directly from the server."""
+def _query(url: str, text: str, params: list[object]) -> tuple | None:
     settings = PostgresSettings(url)
     with psycopg.connect(settings.conninfo, autocommit=True) as conn:
         conn.execute(pg_sql.SQL("SET search_path TO {}").format(
             pg_sql.Identifier(settings.hub)))
-        row = conn.execute("SELECT lease_owner FROM tasks WHERE instance_id = %s "
-                           "AND task_id = %s", [instance_id, task_id]).fetchone()
+        return conn.execute(text, params).fetchone()  # type: ignore[arg-type]
+
+
+def task_lease_owner(url: str, instance_id: str, task_id: int) -> str | None:
+    """Who leases that task row now, read directly from the server."""
+    row = _query(url, "SELECT lease_owner FROM tasks WHERE instance_id = %s AND task_id = %s",
+                 [instance_id, task_id])
     return row[0] if row else None
 
 
@@ -181,3 +202,38 @@ async def test_a_lost_reply_to_a_start_leased_to_the_local_worker_strands_nothin
         assert status.runtime_status is Status.Completed, status.output
         assert status.output == 0 + 1
     assert runs_of(LOST_START) == {0: 1, 1: 1}
+
+
+async def test_a_worker_keeps_renewing_every_lease_it_knows_of(pg_hub_url: str) -> None:
+    """The other side of renewing by name: what the worker does hold (the instance it caches,
+    the activity it runs) stays leased to it for many lease lengths, and nothing is taken
+    over or run twice."""
+    _napping.clear()
+    _wake_up.clear()
+    async with df.Host(app, pg_hub_url, run_worker=False) as front, \
+            df.Host(app, pg_hub_url, worker_options=worker_options()) as host:
+        assert host.worker is not None
+        instance_id = await front.client.start_new("napper", None, None)
+        deadline = time.monotonic() + DEADLINE
+        while not _napping.is_set():
+            assert time.monotonic() < deadline, "the activity never started"
+            await asyncio.sleep(0.02)
+        napping_since = time.time()
+        # Let three leases' worth of time pass while the activity runs (what is tested is
+        # what happens over that time; nothing is waited for).
+        await asyncio.sleep(3 * LEASE_SECONDS)
+        now = time.time()
+        task = _query(pg_hub_url, "SELECT lease_owner, lease_expires_at FROM tasks "
+                                  "WHERE instance_id = %s", [instance_id])
+        instance = _query(pg_hub_url, "SELECT lease_owner, lease_expires_at FROM instances "
+                                      "WHERE instance_id = %s", [instance_id])
+        assert task is not None and instance is not None
+        for owner, expires in (task, instance):
+            assert owner == host.worker.id
+            assert expires > now > napping_since + LEASE_SECONDS  # renewed, and not lapsed
+        _wake_up.set()
+        status = await finished(front.client, instance_id)
+        assert status.runtime_status is Status.Completed, status.output
+        assert status.output == "rested"
+        assert host.worker.stats["lease_lost"] == 0
+        assert host.worker.stats["activities"] == 1
