@@ -84,7 +84,7 @@ class Renewal(WorkerState):
 
     async def _renew_loop(self) -> None:
         period = self.options.lease_seconds / 3
-        while True:
+        while not self._stopping:  # a cancel a storage call swallowed ends it too (_poll_loop)
             await asyncio.sleep(period)
             instances, tasks = self._held_instances(), self._held_tasks()
             if not instances and not tasks:

@@ -403,7 +403,11 @@ class Worker(EpisodeAssembly, Committing, Renewal):
     async def _poll_loop(self) -> None:
         interval = self.options.poll_interval
         failures = 0
-        while True:
+        # Not ``while True``: stop() cancels this loop, and on Python 3.11 a storage call can
+        # swallow that cancel (psycopg_pool waits for a connection with asyncio.wait_for, which
+        # returns the connection instead of raising when both happen at once). The loop then
+        # ends here instead of polling on while stop() waits for it forever.
+        while not self._stopping:
             found = 0
             wait = interval
             try:
