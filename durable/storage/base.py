@@ -9,8 +9,9 @@ Vocabulary:
   TimerFired with a future ``visible_at``, ExecutionTerminated, ...). An instance is *ready* when
   it has a visible message.
 - A **lease** on an instance (``lease_owner``, ``lease_expires_at``) gives one worker the right to
-  run its episodes. Workers keep leases while they cache the instance and renew them in bulk; a
-  lease that expires (a crashed or stalled worker) can be taken by anyone.
+  run its episodes. Workers keep leases while they cache the instance and renew them by ID, only
+  the ones they know they hold; a lease that expires (a crashed or stalled worker, or a lease
+  whose grant never reached its worker because the reply was lost) can be taken by anyone.
 - **Tasks** are activity work items keyed by (instance, execution, task id), leased the same way.
 - **History** is stored in chunks, one per committed episode.
 
@@ -425,8 +426,16 @@ class Backend(Protocol):
         self, owner: str, tasks: Sequence[ActivityWorkItem], retry_after: float = 0.0
     ) -> None: ...
 
-    async def renew_leases(self, owner: str, lease_seconds: float) -> None:
-        """Extend every instance and task lease ``owner`` holds."""
+    async def renew_leases(
+        self, owner: str, lease_seconds: float, *, instance_ids: Sequence[str],
+        tasks: Sequence[TaskKey],
+    ) -> None:
+        """Extend ``owner``'s leases of these instances and tasks, and no others.
+
+        By ID, not by owner: a lease granted by a transaction whose COMMIT landed while its
+        reply was lost belongs to a worker that does not know of it. Renewed, it would hold
+        that work forever; left alone, it lapses after ``lease_seconds`` and anyone takes it.
+        Names whose lease is no longer ``owner``'s are skipped."""
 
     async def release_all(self, owner: str) -> None:
         """Give back every lease ``owner`` holds (graceful shutdown)."""

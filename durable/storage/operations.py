@@ -38,6 +38,7 @@ from durable.storage.base import (
     NewInstance,
     OrchestrationCommit,
     OrchestrationWorkItem,
+    TaskKey,
 )
 
 TxnFactory = Callable[[float], sql.Txn]
@@ -240,8 +241,16 @@ class SQLOperations:
         ordered = sorted(tasks, key=_task_key)
         await self._write(lambda now: sql.abandon_activities(owner, ordered, retry_after, now))
 
-    async def renew_leases(self, owner: str, lease_seconds: float) -> None:
-        await self._write(lambda now: sql.renew_leases(owner, lease_seconds, now))
+    async def renew_leases(
+        self, owner: str, lease_seconds: float, *, instance_ids: Sequence[str],
+        tasks: Sequence[TaskKey],
+    ) -> None:
+        ids = sorted(set(instance_ids))
+        keys = sorted({(t.instance_id, t.execution_id, t.task_id) for t in tasks})
+        if not ids and not keys:
+            return  # nothing held: no transaction at all
+        held = [TaskKey(*key) for key in keys]
+        await self._write(lambda now: sql.renew_leases(owner, lease_seconds, ids, held, now))
 
     async def release_all(self, owner: str) -> None:
         await self._write(lambda now: sql.release_all(owner))

@@ -62,6 +62,7 @@ from durable.storage.base import (
     NewInstance,
     OrchestrationCommit,
     OrchestrationWorkItem,
+    TaskKey,
 )
 from durable.storage.checks import (
     bad_json,
@@ -1009,10 +1010,19 @@ def abandon_activities(
         )
 
 
-def renew_leases(owner: str, lease_seconds: float, now: float) -> Txn:
+def renew_leases(owner: str, lease_seconds: float, instance_ids: Sequence[str],
+                 tasks: Sequence[TaskKey], now: float) -> Txn:
+    """Extend the named leases of ``owner`` (see ``Backend.renew_leases``: never by owner
+    alone). The tasks go as one JSON list of their keys, ``[[instance, execution, task], ...]``
+    (SQLite reads it in one pass; parallel lists would be joined by position, quadratically)."""
     expires = now + lease_seconds
-    yield count("renew_instance_leases", owner=owner, lease_expires_at=expires)
-    yield count("renew_task_leases", owner=owner, lease_expires_at=expires)
+    if instance_ids:
+        yield count("renew_instance_leases", owner=owner, lease_expires_at=expires,
+                    instance_ids=list(instance_ids))
+    if tasks:
+        keys = [[t.instance_id, t.execution_id, t.task_id] for t in tasks]
+        yield count("renew_task_leases", owner=owner, lease_expires_at=expires,
+                    tasks=compact_json(keys))
 
 
 def release_all(owner: str) -> Txn:

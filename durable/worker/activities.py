@@ -72,6 +72,9 @@ class ActivityExecutor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async_tasks: set[asyncio.Task[None]] = set()
         self._takes_arg: dict[str, bool] = {}
+        # Submitted and not yet reported, by identity: the tasks whose leases the worker renews
+        # for them (durable/worker/renewal.py).
+        self._in_hand: dict[int, ActivityWorkItem] = {}
         self.running = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -106,8 +109,13 @@ class ActivityExecutor:
             return info
         return self._registry.activity(name)
 
+    def in_hand(self) -> list[ActivityWorkItem]:
+        """Activities queued, running, or finished with their result not yet handed over."""
+        return list(self._in_hand.values())
+
     def submit(self, items: list[ActivityWorkItem]) -> None:
         for item in items:
+            self._in_hand[id(item)] = item
             self.running += 1
             self.idle.clear()
             try:
@@ -198,6 +206,8 @@ class ActivityExecutor:
             self._report(batch)
 
     def _report(self, batch: list[ActivityResult]) -> None:
+        for result in batch:
+            self._in_hand.pop(id(result.task), None)
         self.running -= len(batch)
         if self.running <= 0:
             self.running = 0

@@ -36,7 +36,8 @@ class Committing(WorkerState):
             task.claimed for episode in episodes for task in episode.commit.new_tasks
         )
         began = time.perf_counter()
-        outcomes = await self._commit_batch(episodes)
+        with self._in_flight.holding([r for episode in episodes for r in episode.delivered]):
+            outcomes = await self._commit_batch(episodes)
         if self.observer is not None:
             observe_commit(self.observer, episodes, outcomes, time.perf_counter() - began)
         self.stats["commits"] += 1
@@ -202,17 +203,18 @@ class Committing(WorkerState):
         self._wake.set()
 
     async def _deliver_to_inbox(self, results: list[ActivityResult]) -> None:
-        try:
-            await self.backend.complete_activities(self.id, results)
-        except Exception as exc:
-            # Keep them: this worker still leases the tasks (and renews those leases), so
-            # nobody else would ever run them again.
-            log.warning("delivering %d activity results failed (%s); retrying in %.1fs",
-                        len(results), exc, self.options.poll_interval)
-            await asyncio.sleep(self.options.poll_interval)
-            self._to_inbox.extend(results)
-            self._wake.set()
-            return
+        with self._in_flight.holding(results):  # their task leases are renewed meanwhile
+            try:
+                await self.backend.complete_activities(self.id, results)
+            except Exception as exc:
+                # Keep them and try again: this worker still leases the tasks (and renews
+                # those leases), so no one else would run them before the leases lapse.
+                log.warning("delivering %d activity results failed (%s); retrying in %.1fs",
+                            len(results), exc, self.options.poll_interval)
+                await asyncio.sleep(self.options.poll_interval)
+                self._to_inbox.extend(results)
+                self._wake.set()
+                return
         for result in results:
             self.hint(result.task.instance_id)
 

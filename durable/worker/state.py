@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from durable.worker.cache import InstanceCache, Runtime
     from durable.worker.options import WorkerOptions
     from durable.worker.poison import Strikes
+    from durable.worker.renewal import InFlight
     from durable.worker.timers import TimerQueue
     from durable.worker.versions import VersionGate
     from durable.worker.waiters import FinishWaiters
@@ -48,6 +49,7 @@ class WorkerState:
     _leasing: set[str]
     _with_local: set[str]
     _to_inbox: list[ActivityResult]
+    _in_flight: InFlight
     _busy_count: int
     _claims_planned: int
     _left_unclaimed: bool

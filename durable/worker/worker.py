@@ -2,9 +2,10 @@
 
 Design (see docs/architecture.md):
 
-- **Ownership.** A worker keeps the lease of every instance it has in its cache and renews all
-  its leases with one statement. Only the owner runs an instance's episodes, so the cached
-  runtime is always the latest state and an episode costs only its new events.
+- **Ownership.** A worker keeps the lease of every instance it has in its cache and renews, by
+  name, the leases it knows it holds (durable/worker/renewal.py: a lease whose grant was lost
+  with its reply lapses). Only the owner runs an instance's episodes, so the cached runtime is
+  always the latest state and an episode costs only its new events.
 - **Local hand-off.** Activities an episode schedules are leased to this worker in the same
   commit and handed straight to the executor. When an activity of an owned instance finishes,
   its result goes straight into the instance's next episode, and that episode's commit deletes
@@ -56,6 +57,7 @@ from durable.worker.options import (
     reclaim_dead_owners,
 )
 from durable.worker.poison import Strikes, failure_of
+from durable.worker.renewal import InFlight, Renewal
 from durable.worker.timers import TimerQueue
 from durable.worker.versions import REJECT_SECONDS, VersionGate
 from durable.worker.waiters import FinishWaiters
@@ -67,7 +69,7 @@ __all__ = [
 ]
 
 
-class Worker(EpisodeAssembly, Committing):
+class Worker(EpisodeAssembly, Committing, Renewal):
     """Runs an app's orchestrations and activities against a backend."""
 
     def __init__(
@@ -97,6 +99,7 @@ class Worker(EpisodeAssembly, Committing):
         self._leasing: set[str] = set()  # instances with a lease read in flight
         self._with_local: set[str] = set()
         self._to_inbox: list[ActivityResult] = []
+        self._in_flight = InFlight()  # results in a commit or delivery awaiting its answer
         self._busy_count = 0
         self._wake = asyncio.Event()
         self._timers = TimerQueue(self.hint, self.clock)
@@ -400,7 +403,11 @@ class Worker(EpisodeAssembly, Committing):
     async def _poll_loop(self) -> None:
         interval = self.options.poll_interval
         failures = 0
-        while True:
+        # Not ``while True``: stop() cancels this loop, and on Python 3.11 a storage call can
+        # swallow that cancel (psycopg_pool waits for a connection with asyncio.wait_for, which
+        # returns the connection instead of raising when both happen at once). The loop then
+        # ends here instead of polling on while stop() waits for it forever.
+        while not self._stopping:
             found = 0
             wait = interval
             try:
@@ -473,17 +480,6 @@ class Worker(EpisodeAssembly, Committing):
                 self._left_unclaimed = False
             found += len(tasks)
         return found
-
-    async def _renew_loop(self) -> None:
-        period = self.options.lease_seconds / 3
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await self.backend.renew_leases(self.id, self.options.lease_seconds)
-            except StorageError as exc:
-                log.warning("renewing leases failed: %s; retrying in %.1fs", exc, period)
-            except Exception:
-                log.exception("renewing leases failed; retrying in %.1fs", period)
 
     @property
     def cached_instances(self) -> int:

@@ -278,13 +278,40 @@ async def test_one_failed_fence_does_not_block_the_rest_of_a_batch(backend: Back
 async def test_renew_and_release_all(backend: Backend) -> None:
     await backend.create_instance(new_instance("held"))
     await lease_one(backend, "held", lease_seconds=0.2)
-    await backend.renew_leases(OWNER, 30)
+    await backend.renew_leases(OWNER, 30, instance_ids=["held"], tasks=[])
     await asyncio.sleep(0.3)
     assert await backend.lease_orchestrations(OTHER, limit=10) == []
     await backend.release_all(OWNER)
     assert [i.instance_id for i in await backend.lease_orchestrations(OTHER, limit=10)] == [
         "held"
     ]
+
+
+async def test_renewal_extends_only_the_leases_it_names(backend: Backend) -> None:
+    """A lease the worker does not name (its grant's reply was lost, so it does not know it
+    holds it) lapses; so does one named but held by someone else."""
+    for instance_id in ("known", "unknown", "theirs"):
+        await backend.create_instance(new_instance(instance_id))
+    await backend.lease_orchestrations(OWNER, limit=10, instance_ids=["known", "unknown"],
+                                       lease_seconds=0.3)
+    await lease_one(backend, "theirs", owner=OTHER, lease_seconds=0.3)
+    await start_running(backend, "fan", tasks=[NewTask(0, "act", None, claimed=False),
+                                               NewTask(1, "act", None, claimed=False)])
+    first, second = await backend.lease_activities(OWNER, limit=10, lease_seconds=0.3)
+    await backend.renew_leases(OWNER, 30, instance_ids=["known", "theirs", "missing"],
+                               tasks=[first.key])
+    taken: set[str] = set()
+    tasks: list[int] = []
+    deadline = time.monotonic() + 10
+    while (len(taken) < 2 or not tasks) and time.monotonic() < deadline:
+        taken.update(i.instance_id for i in await backend.lease_orchestrations("c", limit=10))
+        tasks.extend(t.task_id for t in await backend.lease_activities("c", limit=10))
+        await asyncio.sleep(0.05)
+    assert taken == {"unknown", "theirs"}
+    assert tasks == [second.task_id]
+    # The named ones are still OWNER's, well within their renewed lease.
+    assert await backend.lease_orchestrations("d", limit=10, instance_ids=["known"]) == []
+    assert await backend.lease_activities("d", limit=10) == []
 
 
 async def test_history_is_returned_only_when_the_worker_lacks_it(backend: Backend) -> None:

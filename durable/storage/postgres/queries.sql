@@ -257,14 +257,25 @@ WHERE instance_id = %(instance_id)s AND execution_id = %(execution_id)s
   AND task_id = %(task_id)s AND lease_owner = %(owner)s;
 
 -- name: renew_instance_leases
+-- Only the instances the worker names (it knows it holds them), never every lease of the
+-- owner: a lease whose grant never reached the worker must lapse (Backend.renew_leases).
 UPDATE instances AS i SET lease_expires_at = %(lease_expires_at)s
-FROM (SELECT instance_id FROM instances WHERE lease_owner = %(owner)s
+FROM (SELECT instance_id FROM instances
+      WHERE instance_id = ANY(%(instance_ids)s::text[]) AND lease_owner = %(owner)s
+      ORDER BY instance_id
       FOR UPDATE SKIP LOCKED) AS mine
 WHERE i.instance_id = mine.instance_id;
 
 -- name: renew_task_leases
+-- The named tasks (JSON [[instance_id, execution_id, task_id], ...]), as above.
 UPDATE tasks AS t SET lease_expires_at = %(lease_expires_at)s
-FROM (SELECT id FROM tasks WHERE lease_owner = %(owner)s FOR UPDATE SKIP LOCKED) AS mine
+FROM (SELECT k.id FROM tasks k
+      WHERE (k.instance_id, k.execution_id, k.task_id) IN (
+                SELECT c.value ->> 0, c.value ->> 1, (c.value ->> 2)::int
+                FROM jsonb_array_elements(%(tasks)s::jsonb) AS c(value))
+        AND k.lease_owner = %(owner)s
+      ORDER BY k.id
+      FOR UPDATE OF k SKIP LOCKED) AS mine
 WHERE t.id = mine.id;
 
 -- name: release_instance

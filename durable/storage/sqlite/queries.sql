@@ -226,10 +226,18 @@ WHERE instance_id = :instance_id AND execution_id = :execution_id AND task_id = 
   AND +lease_owner = :owner;
 
 -- name: renew_instance_leases
-UPDATE instances SET lease_expires_at = :lease_expires_at WHERE lease_owner = :owner;
+-- Only the instances the worker names, never every lease of the owner (Backend.renew_leases).
+UPDATE instances SET lease_expires_at = :lease_expires_at
+WHERE instance_id IN (SELECT value FROM json_each(:instance_ids)) AND +lease_owner = :owner;
 
 -- name: renew_task_leases
-UPDATE tasks SET lease_expires_at = :lease_expires_at WHERE lease_owner = :owner;
+-- The named tasks (JSON [[instance_id, execution_id, task_id], ...]), as above.
+UPDATE tasks SET lease_expires_at = :lease_expires_at
+WHERE (instance_id, execution_id, task_id) IN (
+          SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                 json_extract(value, '$[2]')
+          FROM json_each(:tasks))
+  AND +lease_owner = :owner;
 
 -- name: release_instance
 UPDATE instances SET lease_owner = NULL, lease_expires_at = NULL
