@@ -17,7 +17,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 
 def find_bin_dir() -> Path | None:
@@ -51,6 +54,21 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def private_server(*, started: bool = False) -> Iterator[PrivateServer]:
+    """A fixture's body: a private server (started, if asked) for the test, destroyed after;
+    the test is skipped, saying why, where none can run."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"cannot run a private PostgreSQL server: {reason}")
+    server = PrivateServer()
+    try:
+        if started:
+            server.start()
+        yield server
+    finally:
+        server.destroy()
 
 
 class PrivateServer:

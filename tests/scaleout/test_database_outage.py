@@ -20,19 +20,12 @@ from tests.scaleout.harness import (
     wait_until_finished,
     workload,
 )
-from tests.scaleout.private_pg import PrivateServer, unavailable_reason
+from tests.scaleout.private_pg import PrivateServer, private_server
 
 
 @pytest.fixture
 def server() -> Iterator[PrivateServer]:
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"cannot run a private PostgreSQL server: {reason}")
-    private = PrivateServer()
-    try:
-        yield private
-    finally:
-        private.destroy()
+    yield from private_server()
 
 
 async def test_workers_wait_for_the_database_and_survive_its_restart(

@@ -14,19 +14,12 @@ import pytest
 
 from tests.http.conftest import wait_until
 from tests.scaleout.harness import APP, DurableProcess
-from tests.scaleout.private_pg import PrivateServer, unavailable_reason
+from tests.scaleout.private_pg import PrivateServer, private_server
 
 
 @pytest.fixture
 def server() -> Iterator[PrivateServer]:
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"cannot run a private PostgreSQL server: {reason}")
-    private = PrivateServer()
-    try:
-        yield private
-    finally:
-        private.destroy()
+    yield from private_server()
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from tests.scaleout.harness import (
     wait_until_finished,
     workload,
 )
-from tests.scaleout.private_pg import PrivateServer, unavailable_reason
+from tests.scaleout.private_pg import PrivateServer, private_server
 from tests.scaleout.recovery import HUB, crash_and_restart, wait_for_progress
 
 # Long enough that psycopg_pool's own back-off (attempts 1, 3, 7, 15 s after the failure) and
@@ -32,14 +32,7 @@ DOWN = 8.0
 
 @pytest.fixture
 def server() -> Iterator[PrivateServer]:
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"cannot run a private PostgreSQL server: {reason}")
-    private = PrivateServer()
-    try:
-        yield private
-    finally:
-        private.destroy()
+    yield from private_server()
 
 
 async def test_workers_write_within_a_second_of_a_crashed_database_coming_back(

@@ -22,7 +22,7 @@ from durable.history import EventRaised
 from durable.storage import open_backend
 from durable.storage.base import Message, NewInstance
 from tests.conftest import PG_DEFAULT_URL, PG_URL_ENV
-from tests.scaleout.private_pg import PrivateServer, unavailable_reason
+from tests.scaleout.private_pg import PrivateServer, private_server
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -52,15 +52,7 @@ async def opened(url: str) -> PostgresBackend:
 
 @pytest.fixture(scope="module")
 def private() -> Iterator[PrivateServer]:
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"cannot run a private PostgreSQL server: {reason}")
-    server = PrivateServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.destroy()
+    yield from private_server(started=True)
 
 
 @pytest.fixture
