@@ -52,10 +52,10 @@ class Work:
     action: dict[str, Any]
     retry: str | None = None
     fire_at: float | None = None
+    kind: ActionType = field(init=False)
 
-    @property
-    def kind(self) -> ActionType:
-        return _action_type(self.action)
+    def __post_init__(self) -> None:
+        self.kind = _action_type(self.action)
 
 
 @dataclass(slots=True)

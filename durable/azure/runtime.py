@@ -95,6 +95,7 @@ _SCHEDULING = (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated, Eve
 _COMPLETIONS = (TaskCompleted, TaskFailed, SubOrchestrationInstanceCompleted,
                 SubOrchestrationInstanceFailed)
 _CLOSING = (*_COMPLETIONS, TimerFired)
+_FAILURES = (TaskFailed, SubOrchestrationInstanceFailed)
 _DELIVERED = (*_CLOSING, EventRaised)  # held back while suspended
 _ACTIVITIES = (ActionType.CallActivity, ActionType.CallActivityWithRetry)
 _SUB_ORCHESTRATIONS = (ActionType.CallSubOrchestrator, ActionType.CallSubOrchestratorWithRetry)
@@ -352,8 +353,10 @@ class SdkOrchestrationRuntime:
         fresh = self._view[self._fed:]
         self._fed = len(self._view)
         session.feed([fields for event in fresh
-                      if (fields := event_fields(event, False, self._task_name(event), stamp))
-                      is not None])
+                      if (fields := event_fields(
+                          event, False,
+                          self._task_name(event) if isinstance(event, _FAILURES) else None,
+                          stamp)) is not None])
         if not self._full_plans:
             progress = session.progress()
             if progress is not None and not has_retries(progress.actions):

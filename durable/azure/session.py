@@ -36,10 +36,12 @@ is named UTC).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import math
 import re
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -84,16 +86,12 @@ class SdkSession:
     def start(self, payload: dict[str, Any]) -> str:
         """The protocol's call (``payload``: the trigger's JSON value, whole history): the
         SDK's state JSON, or its exception with the state attached, as the handle gives."""
-        from azure.durable_functions.models.DurableOrchestrationContext import (
-            DurableOrchestrationContext,
-        )
-        from azure.durable_functions.models.ReplaySchema import ReplaySchema
-
-        context = _watched_context(DurableOrchestrationContext)(**payload)
+        sdk = _sdk()
+        context = _watched_context(sdk.DurableOrchestrationContext)(**payload)
         context._input_expected_type = self._input_type
         executor = _new_executor()
         self._context, self._executor = context, executor
-        self._current_schema = context._replay_schema is not ReplaySchema.V1
+        self._current_schema = context._replay_schema is not sdk.ReplaySchema.V1
         return self.state_text(executor.execute(context, context.histories, self._function))
 
     @property
@@ -105,12 +103,11 @@ class SdkSession:
     def feed(self, events: Sequence[dict[str, Any]]) -> None:
         """The next episode's events (the protocol's JSON objects, not yet played), taken up
         where the last call stopped, as a full replay would reach them."""
-        from azure.durable_functions.models.history.HistoryEvent import HistoryEvent
-
+        history_event = _sdk().HistoryEvent
         executor, history = self._executor, self._context.histories
         executor._is_processing_new_events = True
         for fields in events:
-            event = HistoryEvent(**fields)
+            event = history_event(**fields)
             history.append(event)
             if not executor.has_execution_completed:
                 executor.process_event(event)
@@ -133,8 +130,6 @@ class SdkSession:
                 except Exception:
                     return None
                 state["output"] = executor.output
-        from azure.functions._durable_functions import df_dumps
-
         added = context._action_payload_v2[self._taken:]
         self._taken += len(added)
         state["actions"] = [a.to_json() for a in added]
@@ -143,7 +138,7 @@ class SdkSession:
         # The JSON values the protocol's text would carry, as if encoded the way the SDK
         # encodes its state (one dict through df_dumps) and read back: directly where the
         # values are plain JSON already, else through that text.
-        values = state if _plain(state) else json.loads(df_dumps(state))
+        values = state if _plain(state) else json.loads(_sdk().df_dumps(state))
         return Progress(values["actions"], values.get("customStatus"), "customStatus" in values,
                         executor.has_execution_completed, values.get("output"),
                         "output" in values)
@@ -155,6 +150,25 @@ class SdkSession:
         if self._current_schema:
             self._taken = len(self._context._action_payload_v2)
         return text
+
+
+@functools.cache
+def _sdk() -> Any:
+    """The SDK's parts a session uses, imported once (a session runs on every episode)."""
+    from azure.durable_functions.models.DurableOrchestrationContext import (
+        DurableOrchestrationContext,
+    )
+    from azure.durable_functions.models.history.HistoryEvent import HistoryEvent
+    from azure.durable_functions.models.ReplaySchema import ReplaySchema
+    from azure.durable_functions.models.TaskOrchestrationExecutor import (
+        TaskOrchestrationExecutor,
+    )
+    from azure.functions._durable_functions import df_dumps
+
+    return types.SimpleNamespace(
+        DurableOrchestrationContext=DurableOrchestrationContext, HistoryEvent=HistoryEvent,
+        ReplaySchema=ReplaySchema, TaskOrchestrationExecutor=TaskOrchestrationExecutor,
+        df_dumps=df_dumps)
 
 
 _READ_FLAG = "_durable_read_is_replaying"
@@ -242,21 +256,18 @@ def _new_executor() -> Any:
     table that never change (a third of a short orchestration's start); they are built once
     and shared, and ``initialize()`` sets up the rest, as ``__init__`` does. If the installed
     SDK's executor holds anything else, the real ``__init__`` runs."""
-    from azure.durable_functions.models.TaskOrchestrationExecutor import (
-        TaskOrchestrationExecutor,
-    )
-
+    executor_class = _sdk().TaskOrchestrationExecutor
     global _executor_parts
     if _executor_parts is None:
-        sample = TaskOrchestrationExecutor()
+        sample = executor_class()
         shared = {name: vars(sample)[name] for name in _SHARED_STATE if name in vars(sample)}
-        trial = TaskOrchestrationExecutor.__new__(TaskOrchestrationExecutor)
+        trial = executor_class.__new__(executor_class)
         vars(trial).update(shared)
         trial.initialize()
         _executor_parts = shared if set(vars(trial)) == set(vars(sample)) else {}
     if not _executor_parts:
-        return TaskOrchestrationExecutor()
-    executor = TaskOrchestrationExecutor.__new__(TaskOrchestrationExecutor)
+        return executor_class()
+    executor = executor_class.__new__(executor_class)
     vars(executor).update(_executor_parts)
     executor.initialize()
     return executor
